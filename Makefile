@@ -1,0 +1,58 @@
+# Two commands: `make run` (demo on SQLite + a real Celery worker and beat on the filesystem
+# transport) and `make test` (the whole suite; PostgreSQL/Redis when DATABASE_URL /
+# CELERY_BROKER_URL say so).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+PYTHON_FOR_VENV := $(shell for p in python3.13 python3.12 python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then command -v $$p; break; fi; done)
+
+.PHONY: venv dev-venv run test lint typecheck check migrate demo clean bench
+
+$(VENV)/.installed: pyproject.toml
+	@if [ -z "$(PYTHON_FOR_VENV)" ]; then \
+		echo "error: Python >= 3.12 is required (tried python3.13, python3.12, python3)." >&2; \
+		echo "       Install one, or with pyenv: echo 3.12.1 > .python-version" >&2; exit 1; fi
+	$(PYTHON_FOR_VENV) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+
+demo: migrate
+	$(PY) manage.py load_demo
+
+run: demo
+	@echo ""
+	@echo "  Flow Orchestration is starting at http://127.0.0.1:$(PORT)/"
+	@echo "  Demo logins (password 'demo' for all): admin, alice (IT), bob (manager),"
+	@echo "  carol (facilities), dave (HR), erin (engineering), frank (support), grace (loans)."
+	@echo "  Emails land in var/outbox/ and on the Outbox page (/dev/outbox/)."
+	@echo ""
+	$(PY) scripts/run_all.py --port $(PORT)
+
+test: venv
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) -m pytest -n $${PYTEST_WORKERS:-2} --dist loadgroup $(PYTEST_ARGS)
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check . || true
+
+typecheck: venv
+	$(PY) -m mypy .
+
+check: lint typecheck
+	$(PY) manage.py makemigrations --check --dry-run
+
+bench: venv
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) var staticfiles

@@ -1,0 +1,472 @@
+"""The engine: `advance(run)` moves a run as far as it can go now.
+
+Every change happens inside `transaction.atomic()` holding the run's row lock
+(`select_for_update`), so two workers, a user finishing a work item and the periodic sweep can
+all call it at once: they queue on the lock and each sees the state the previous one left.
+`advance` is idempotent: when nothing can move, it writes nothing.
+
+Never hold two run locks at once (no code path here locks a second run).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import expressions
+from .definitions import END, Decision, Gate, Orchestration, Stage, Step
+from .flows import FlowError, evaluate_condition_flow, typed_inputs
+from .models import (
+    ExecState,
+    FlowVersion,
+    OrchestrationVersion,
+    Run,
+    RunEvent,
+    RunStatus,
+    StageRun,
+    StageStatus,
+    StepRun,
+)
+from .registry import RECORD_ACCESSORS, STEP_KINDS, FlowContext
+from .values import TypeCoercionError, from_json, to_json
+
+log = logging.getLogger(__name__)
+
+OPEN = (StageStatus.NOT_STARTED, StageStatus.IN_PROGRESS)
+# A decision that routes back to an earlier stage is allowed (rework loops), but a loop that
+# completes stages without waiting for anything would spin forever inside one transaction.
+MAX_STAGE_TRANSITIONS_PER_PASS = 50
+
+
+class EngineError(Exception):
+    pass
+
+
+def require_atomic() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise EngineError("engine changes must run inside transaction.atomic()")
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_version(version_id: int, checksum: str, document_json: str) -> Orchestration:
+    import json
+
+    return Orchestration.model_validate(json.loads(document_json))
+
+
+def orchestration_doc(version: OrchestrationVersion) -> Orchestration:
+    """The parsed definition of a version; versions are immutable, so parse once per process."""
+    import json
+
+    return _parse_version(version.pk, version.checksum, json.dumps(version.document, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_flow(version_id: int, checksum: str, document_json: str) -> Any:
+    import json
+
+    from .validation import KIND_MODELS
+
+    raw = json.loads(document_json)
+    return KIND_MODELS[raw["kind"]].model_validate(raw)
+
+
+def flow_doc(version: FlowVersion) -> Any:
+    import json
+
+    return _parse_flow(version.pk, version.checksum, json.dumps(version.document, sort_keys=True))
+
+
+def lock_run(run_id: int) -> Run:
+    require_atomic()
+    # The row lock is what serialises every change to one run (see module docstring).
+    return Run.objects.select_for_update(of=("self",)).select_related("version").get(pk=run_id)
+
+
+def record_context(run: Run) -> dict[str, Any]:
+    if run.record_type_id is None or run.record_id is None:
+        return {}
+    from django.contrib.contenttypes.models import ContentType
+
+    ct = ContentType.objects.get_for_id(run.record_type_id)
+    accessor = RECORD_ACCESSORS.get(f"{ct.app_label}.{ct.model}")
+    if accessor is None:
+        return {"id": run.record_id}
+    return accessor.load(run.record_id) or {"id": run.record_id}
+
+
+def typed_vars(doc: Orchestration, values: dict[str, Any]) -> dict[str, Any]:
+    types = {v.name: v.type for v in doc.variables}
+    if hasattr(doc.start, "inputs"):
+        types.update({v.name: v.type for v in doc.start.inputs})
+    return {k: from_json(types.get(k, "text"), v) for k, v in values.items()}
+
+
+class Pass:
+    """One locked pass over a run. Collects events and writes them in one statement."""
+
+    def __init__(self, run: Run, actor_id: int | None):
+        self.run = run
+        self.actor_id = actor_id
+        self.doc = orchestration_doc(run.version)
+        self.events: list[RunEvent] = []
+        self.now = timezone.now()
+        self._record: dict[str, Any] | None = None
+        self.run_dirty: set[str] = set()
+        self.stage_run: StageRun | None = None
+        self.steps: dict[str, StepRun] = {}
+        self.loaded = False
+
+    # -- helpers ---------------------------------------------------------------------------
+    def event(self, name: str, *, stage: str = "", step: str = "", **payload: Any) -> None:
+        self.events.append(
+            RunEvent(
+                run_id=self.run.pk,
+                name=f"orchestration.{name}",
+                actor_id=self.actor_id,
+                stage=stage,
+                step=step,
+                payload=payload,
+            )
+        )
+
+    @property
+    def record(self) -> dict[str, Any]:
+        if self._record is None:
+            self._record = record_context(self.run)
+        return self._record
+
+    def context(self) -> dict[str, Any]:
+        run = self.run
+        return {
+            "record": self.record,
+            "vars": typed_vars(self.doc, run.variables),
+            "steps": run.step_outputs,
+            "inputs": run.inputs,
+            "run": {
+                "id": run.pk,
+                "status": run.status,
+                "stage": run.current_stage,
+                "started_by": run.started_by_id,
+            },
+        }
+
+    def set_run(self, **fields: Any) -> None:
+        for k, v in fields.items():
+            setattr(self.run, k, v)
+            self.run_dirty.add(k)
+
+    def load_stage(self) -> None:
+        """Current stage run and its step runs, in one query."""
+        if self.loaded:
+            return
+        rows = list(
+            StepRun.objects.filter(
+                run_id=self.run.pk, stage_run__status=StageStatus.IN_PROGRESS
+            ).select_related("stage_run")
+        )
+        self.stage_run = rows[0].stage_run if rows else None
+        self.steps = {r.key: r for r in rows}
+        self.loaded = True
+
+    def flush(self) -> None:
+        if self.run_dirty:
+            self.run.save(update_fields=sorted(self.run_dirty))
+            self.run_dirty.clear()
+        if self.events:
+            RunEvent.objects.bulk_create(self.events)
+            self.events = []
+
+    # -- gates -----------------------------------------------------------------------------
+    def gate_holds(self, gate: Gate, *, default: bool) -> bool:
+        """Raises ExpressionError / FlowError when the gate cannot be evaluated."""
+        if gate.after:
+            return all(
+                (s := self.steps.get(k)) is not None and s.status == StageStatus.COMPLETED for k in gate.after
+            )
+        if gate.condition:
+            return expressions.truthy(gate.condition, self.context())
+        if gate.evaluation_flow:
+            return self.evaluation(gate.evaluation_flow)
+        return default
+
+    def evaluation(self, flow_name: str, inputs: dict[str, Any] | None = None) -> bool:
+        version = active_flow_version(flow_name)
+        doc = flow_doc(version)
+        ctx = self.context()
+        ctx_obj = FlowContext(
+            run_id=self.run.pk,
+            step_key=None,
+            record_model=None,
+            record_id=self.run.record_id,
+            record=self.record,
+            inputs=typed_inputs(doc.inputs, inputs or {}),
+            vars=ctx["vars"],
+            steps=ctx["steps"],
+            outputs={},
+            actor_id=self.actor_id,
+            idempotency_key=f"eval:{self.run.pk}:{flow_name}",
+        )
+        return evaluate_condition_flow(doc, ctx_obj)
+
+    # -- stages ----------------------------------------------------------------------------
+    def start_stage(self, stage: Stage) -> None:
+        index = self.doc.stage_index(stage.key)
+        sr = StageRun.objects.create(
+            run_id=self.run.pk,
+            key=stage.key,
+            index=index,
+            status=StageStatus.IN_PROGRESS,
+            started_at=self.now,
+        )
+        steps = StepRun.objects.bulk_create(
+            [StepRun(run_id=self.run.pk, stage_run=sr, key=s.key, kind=s.kind) for s in stage.steps]
+        )
+        self.stage_run = sr
+        self.steps = {s.key: s for s in steps}
+        self.loaded = True
+        self.set_run(current_stage=stage.key)
+        self.event("stage.started", stage=stage.key)
+
+    def end_stage(self, status: str, *, outcome: str = "") -> None:
+        sr = self.stage_run
+        assert sr is not None
+        self.stop_open_steps(StageStatus.DISCONTINUED, reason=f"stage {status}")
+        sr.status = status
+        sr.ended_at = self.now
+        sr.outcome = outcome
+        sr.save(update_fields=["status", "ended_at", "outcome"])
+        self.event(f"stage.{status}", stage=sr.key, outcome=outcome)
+        self.stage_run = None
+        self.steps = {}
+
+    def stop_open_steps(self, status: str, *, reason: str) -> None:
+        open_steps = [s for s in self.steps.values() if s.status in (*OPEN, StageStatus.ERROR)]
+        if not open_steps:
+            return
+        by_kind: dict[str, list[StepRun]] = {}
+        for s in open_steps:
+            if s.status == StageStatus.IN_PROGRESS or s.status == StageStatus.ERROR:
+                by_kind.setdefault(s.kind, []).append(s)
+            s.status = status
+            s.ended_at = self.now
+            s.exec_state = ExecState.DONE if s.exec_state != ExecState.IDLE else s.exec_state
+            self.event(f"step.{status}", stage=self.stage_key, step=s.key, reason=reason)
+        StepRun.objects.bulk_update(open_steps, ["status", "ended_at", "exec_state"])
+        for kind, rows in by_kind.items():
+            STEP_KINDS[kind].stop(run=self.run, step_runs=rows, reason=reason)
+
+    @property
+    def stage_key(self) -> str:
+        return self.stage_run.key if self.stage_run else ""
+
+    def route(self, stage: Stage) -> tuple[str, str]:
+        """The next stage key (or END) and a description of the decision taken."""
+        nxt = stage.next
+        if nxt is None:
+            i = self.doc.stage_index(stage.key)
+            return (self.doc.stages[i + 1].key if i + 1 < len(self.doc.stages) else END), ""
+        if isinstance(nxt, str):
+            return nxt, ""
+        assert isinstance(nxt, Decision)
+        ctx = self.context()
+        for i, o in enumerate(nxt.outcomes):
+            if expressions.truthy(o.when, ctx):
+                return o.goto, o.label or f"outcome {i + 1}: {o.when}"
+        return nxt.default, "default"
+
+    def end_run(self, status: str, *, error: str = "") -> None:
+        self.set_run(status=status, ended_at=self.now, current_stage="")
+        if error:
+            self.set_run(error=error[:5000])
+        self.event(f"run.{status}", error=error) if error else self.event(f"run.{status}")
+
+    # -- steps -----------------------------------------------------------------------------
+    def start_step(self, step: Step, sr: StepRun) -> None:
+        version = active_flow_version(step.flow)
+        fdoc = flow_doc(version)
+        from .flows import resolve_inputs
+
+        sr.flow_version = version
+        sr.inputs = resolve_inputs(fdoc.inputs, step.inputs, self.context())
+        sr.status = StageStatus.IN_PROGRESS
+        sr.started_at = self.now
+        sr.error = ""
+        STEP_KINDS[step.kind].start(run=self.run, step_run=sr, step=step, context=self.context())
+        sr.save(
+            update_fields=[
+                "flow_version",
+                "inputs",
+                "status",
+                "started_at",
+                "error",
+                "attempts",
+                "exec_state",
+                "next_attempt_at",
+            ]
+        )
+        self.event("step.started", stage=self.stage_key, step=step.key)
+
+    def complete_step(
+        self, step: Step, sr: StepRun, outputs: dict[str, Any], *, skipped: bool = False
+    ) -> None:
+        sr.status = StageStatus.COMPLETED
+        sr.outputs = outputs
+        sr.ended_at = self.now
+        sr.exec_state = ExecState.DONE if sr.exec_state != ExecState.IDLE else sr.exec_state
+        sr.save(update_fields=["status", "outputs", "ended_at", "exec_state", "error"])
+        step_outputs = dict(self.run.step_outputs)
+        step_outputs[step.key] = outputs
+        self.set_run(step_outputs=step_outputs)
+        if step.outputs:
+            types = {v.name: v.type for v in self.doc.variables}
+            variables = dict(self.run.variables)
+            for var, out in step.outputs.items():
+                try:
+                    variables[var] = to_json(types.get(var, "text"), outputs.get(out))
+                except TypeCoercionError as exc:
+                    raise FlowError(f"output '{out}' into variable '{var}': {exc}") from exc
+            self.set_run(variables=variables)
+        self.event(
+            "step.skipped" if skipped else "step.completed",
+            stage=self.stage_key,
+            step=step.key,
+            outputs=outputs,
+        )
+
+    def fail_step(self, step_key: str, sr: StepRun, error: str) -> None:
+        """A step is in error for good: take the stage's fault path, or put the run in error."""
+        sr.status = StageStatus.ERROR
+        sr.error = error[:5000]
+        sr.ended_at = self.now
+        if sr.exec_state != ExecState.IDLE:
+            sr.exec_state = ExecState.DONE
+        sr.save(update_fields=["status", "error", "ended_at", "exec_state"])
+        self.event("step.error", stage=self.stage_key, step=step_key, error=sr.error)
+        stage = self.doc.stage(self.stage_key)
+        if stage.fault_path:
+            self.end_stage(StageStatus.ERROR, outcome=f"fault path: {step_key} failed")
+            self.start_stage(self.doc.stage(stage.fault_path))
+        else:
+            self.set_run(status=RunStatus.ERROR, error=f"{step_key}: {sr.error}")
+            self.event("run.error", stage=self.stage_key, step=step_key, error=sr.error)
+
+    # -- the loop --------------------------------------------------------------------------
+    def go(self) -> None:
+        transitions = 0
+        while self.run.status == RunStatus.IN_PROGRESS:
+            self.load_stage()
+            if self.stage_run is None:
+                # In progress but no current stage: start the first (fresh run).
+                self.start_stage(self.doc.stages[0])
+            stage = self.doc.stage(self.stage_key)
+            moved = self.step_pass(stage)
+            if self.run.status != RunStatus.IN_PROGRESS or self.stage_run is None:
+                continue
+            try:
+                done = (
+                    self.gate_holds(stage.exit, default=False)
+                    if (stage.exit.condition or stage.exit.evaluation_flow)
+                    else all(s.status == StageStatus.COMPLETED for s in self.steps.values())
+                )
+                if done:
+                    target, outcome = self.route(stage)
+            except (expressions.ExpressionError, FlowError, LookupError) as exc:
+                self.stage_error(stage, f"stage '{stage.key}' exit/decision: {exc}")
+                continue
+            if not done:
+                if not moved:
+                    break
+                continue
+            self.end_stage(StageStatus.COMPLETED, outcome=outcome)
+            if outcome:
+                self.event("stage.decision", stage=stage.key, outcome=outcome, goto=target)
+            transitions += 1
+            if target == END:
+                self.end_run(RunStatus.COMPLETED)
+            elif transitions > MAX_STAGE_TRANSITIONS_PER_PASS:
+                self.set_run(
+                    status=RunStatus.ERROR, error="routing loop: too many stage transitions without waiting"
+                )
+                self.event("run.error", error=self.run.error)
+            else:
+                self.start_stage(self.doc.stage(target))
+        self.set_recheck()
+
+    def stage_error(self, stage: Stage, message: str) -> None:
+        # The stage stays in progress so that "re-check" or a definition fix can move it on;
+        # the run goes to error so that admins see it.
+        self.set_run(status=RunStatus.ERROR, error=message[:5000])
+        self.event("run.error", stage=stage.key, error=message)
+
+    def step_pass(self, stage: Stage) -> bool:
+        moved = False
+        for step in stage.steps:
+            sr = self.steps[step.key]
+            try:
+                if sr.status == StageStatus.NOT_STARTED and self.gate_holds(step.start, default=True):
+                    self.start_step(step, sr)
+                    moved = True
+                elif (
+                    sr.status == StageStatus.IN_PROGRESS
+                    and step.kind == "interactive"
+                    and (step.completion.condition or step.completion.evaluation_flow)
+                    and self.gate_holds(step.completion, default=False)
+                ):
+                    STEP_KINDS[step.kind].stop(
+                        run=self.run, step_runs=[sr], reason="completion condition met"
+                    )
+                    self.complete_step(step, sr, {})
+                    moved = True
+            except (expressions.ExpressionError, FlowError, LookupError, EngineError) as exc:
+                self.fail_step(step.key, sr, str(exc))
+                return True
+            if self.run.status != RunStatus.IN_PROGRESS:
+                return True
+        return moved
+
+    def set_recheck(self) -> None:
+        """Flag runs that wait on a condition, so the periodic sweep re-checks only those."""
+        wants = False
+        if self.run.status == RunStatus.IN_PROGRESS and self.stage_run is not None:
+            stage = self.doc.stage(self.stage_key)
+            wants = bool(stage.exit.condition or stage.exit.evaluation_flow) or any(
+                (
+                    self.steps[s.key].status == StageStatus.NOT_STARTED
+                    and (s.start.condition or s.start.evaluation_flow)
+                )
+                or (
+                    self.steps[s.key].status == StageStatus.IN_PROGRESS
+                    and (s.completion.condition or s.completion.evaluation_flow)
+                )
+                for s in stage.steps
+            )
+        if wants != self.run.recheck:
+            self.set_run(recheck=wants)
+
+
+def active_flow_version(api_name: str) -> FlowVersion:
+    """The flow version a step starts on (fixed for that step from then on)."""
+    try:
+        return FlowVersion.objects.select_related("flow").get(flow__api_name=api_name, is_active=True)
+    except FlowVersion.DoesNotExist:
+        raise EngineError(f"flow '{api_name}' has no active version") from None
+
+
+def advance(run_id: int, *, actor_id: int | None = None) -> Run:
+    """Lock the run and move it as far as it can go now. Idempotent."""
+    run = lock_run(run_id)
+    return advance_locked(run, actor_id=actor_id)
+
+
+def advance_locked(run: Run, *, actor_id: int | None = None, pass_: Pass | None = None) -> Run:
+    require_atomic()
+    p = pass_ or Pass(run, actor_id)
+    if run.status == RunStatus.IN_PROGRESS:
+        p.go()
+    p.flush()
+    return run

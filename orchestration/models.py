@@ -1,0 +1,275 @@
+"""Definitions (orchestrations, flows, their versions) and runtime state (runs, stage and step
+runs, events). Thin: fields, statuses, constraints and indexes. Writes go through services.py
+and the engine."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+
+
+class FlowKind(models.TextChoices):
+    SCREEN = "screen_flow", "Screen flow"
+    AUTOLAUNCHED = "autolaunched_flow", "Autolaunched flow"
+    EVALUATION = "evaluation_flow", "Evaluation flow"
+
+
+class Definition(models.Model):
+    """Common shape of a versioned definition (an orchestration or a flow)."""
+
+    api_name = models.CharField(max_length=80, unique=True)
+    label = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["api_name"]
+
+    def __str__(self) -> str:
+        return self.label or self.api_name
+
+
+class Orchestration(Definition):
+    class Meta(Definition.Meta):
+        permissions = [
+            ("import_definitions", "Can import and activate definitions"),
+            ("launch_orchestration", "Can launch orchestrations"),
+        ]
+
+
+class Flow(Definition):
+    kind = models.CharField(max_length=20, choices=FlowKind.choices)
+
+
+class VersionBase(models.Model):
+    number = models.PositiveIntegerField()
+    document = models.JSONField()
+    checksum = models.CharField(max_length=64)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=300, blank=True, help_text="File it was imported from.")
+
+    class Meta:
+        abstract = True
+        ordering = ["-number"]
+
+    @staticmethod
+    def checksum_of(document: dict[str, Any]) -> str:
+        import json
+
+        raw = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class OrchestrationVersion(VersionBase):
+    orchestration = models.ForeignKey(Orchestration, on_delete=models.CASCADE, related_name="versions")
+    # Denormalised from the document so launching by record type needs no JSON scan.
+    start_type = models.CharField(max_length=20)
+    record_type = models.CharField(max_length=80, blank=True, db_index=True)
+
+    class Meta(VersionBase.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["orchestration", "number"], name="orch_version_unique"),
+            models.UniqueConstraint(
+                fields=["orchestration"], condition=Q(is_active=True), name="orch_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.orchestration.api_name} v{self.number}"
+
+
+class FlowVersion(VersionBase):
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
+
+    class Meta(VersionBase.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "number"], name="flow_version_unique"),
+            models.UniqueConstraint(fields=["flow"], condition=Q(is_active=True), name="flow_one_active"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow.api_name} v{self.number}"
+
+
+class RunStatus(models.TextChoices):
+    NOT_STARTED = "not_started", "Not started"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    ERROR = "error", "Error"
+    CANCELED = "canceled", "Canceled"
+    SUSPENDED = "suspended", "Suspended"
+
+
+class StageStatus(models.TextChoices):
+    NOT_STARTED = "not_started", "Not started"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    ERROR = "error", "Error"
+    CANCELED = "canceled", "Canceled"
+    DISCONTINUED = "discontinued", "Discontinued"
+
+
+StepStatus = StageStatus
+OPEN_STEP = (StageStatus.NOT_STARTED, StageStatus.IN_PROGRESS, StageStatus.ERROR)
+
+
+class Run(models.Model):
+    orchestration = models.ForeignKey(Orchestration, on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey(OrchestrationVersion, on_delete=models.PROTECT, related_name="runs")
+    record_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    record_id = models.PositiveBigIntegerField(null=True, blank=True)
+    record = GenericForeignKey("record_type", "record_id")
+    record_label = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.NOT_STARTED)
+    variables = models.JSONField(default=dict)
+    inputs = models.JSONField(default=dict)
+    # steps.<key>.<output>, mirrored here so expressions need no query per step.
+    step_outputs = models.JSONField(default=dict)
+    current_stage = models.CharField(max_length=80, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error = models.TextField(blank=True)
+    # Set by the engine when the run waits on a condition that only a re-check can see change.
+    recheck = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["record_type", "record_id"], name="run_record"),
+            models.Index(fields=["status", "-id"], name="run_status_id"),
+            models.Index(fields=["orchestration", "-id"], name="run_orch_id"),
+            models.Index(fields=["id"], condition=Q(recheck=True), name="run_recheck"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} of {self.orchestration_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (RunStatus.IN_PROGRESS, RunStatus.SUSPENDED, RunStatus.ERROR)
+
+
+class StageRun(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="stage_runs")
+    key = models.CharField(max_length=80)
+    index = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=20, choices=StageStatus.choices, default=StageStatus.IN_PROGRESS)
+    outcome = models.CharField(max_length=200, blank=True, help_text="The decision taken.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # Stages run one at a time: never two in progress in one run.
+            models.UniqueConstraint(
+                fields=["run"], condition=Q(status="in_progress"), name="one_stage_in_progress"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"
+
+
+class ExecState(models.TextChoices):
+    """Where a background step's task stands (independent of the step status)."""
+
+    IDLE = "idle", "Idle"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+
+
+class StepRun(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="step_runs")
+    stage_run = models.ForeignKey(StageRun, on_delete=models.CASCADE, related_name="step_runs")
+    key = models.CharField(max_length=80)
+    kind = models.CharField(max_length=20)
+    status = models.CharField(max_length=20, choices=StageStatus.choices, default=StageStatus.NOT_STARTED)
+    flow_version = models.ForeignKey(
+        FlowVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    inputs = models.JSONField(default=dict)
+    outputs = models.JSONField(default=dict)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    exec_state = models.CharField(max_length=10, choices=ExecState.choices, default=ExecState.IDLE)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["stage_run", "key"], name="step_once_per_stage_run"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["exec_state", "claimed_at"],
+                condition=Q(exec_state__in=["queued", "running"]),
+                name="step_exec_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"
+
+
+class RunEvent(models.Model):
+    """Append-only log of every transition, with its actor."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    name = models.CharField(max_length=80)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    stage = models.CharField(max_length=80, blank=True)
+    step = models.CharField(max_length=80, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user})"
+
+    @staticmethod
+    def digest_of(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @staticmethod
+    def new_raw() -> str:
+        return "fo_" + secrets.token_urlsafe(32)

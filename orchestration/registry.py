@@ -1,0 +1,99 @@
+"""Seams that other apps fill in their AppConfig.ready(): step kinds, flow actions, Python
+flows and record accessors. The engine only knows these interfaces, so `orchestration`
+imports neither `records` nor `workitems`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .definitions import Step
+    from .models import Run, StepRun
+
+
+class StepKind(Protocol):
+    def start(self, *, run: Run, step_run: StepRun, step: Step, context: dict[str, Any]) -> None:
+        """Called inside the engine's transaction when the step starts."""
+
+    def stop(self, *, run: Run, step_runs: list[StepRun], reason: str) -> None:
+        """Called when open steps are discontinued or canceled (cancel their work)."""
+
+
+STEP_KINDS: dict[str, StepKind] = {}
+
+
+def register_step_kind(name: str, kind: StepKind) -> None:
+    STEP_KINDS[name] = kind
+
+
+# A flow action takes the action definition and the flow's context and returns outputs to merge.
+FlowAction = Callable[[Any, "FlowContext"], dict[str, Any]]
+FLOW_ACTIONS: dict[str, FlowAction] = {}
+
+
+def register_flow_action(name: str) -> Callable[[FlowAction], FlowAction]:
+    def deco(fn: FlowAction) -> FlowAction:
+        FLOW_ACTIONS[name] = fn
+        return fn
+
+    return deco
+
+
+PYTHON_FLOWS: dict[str, Callable[[FlowContext], dict[str, Any] | None]] = {}
+
+
+def register_flow(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a Python callable as a flow action: `@register_flow("score_lead")`.
+
+    It receives a FlowContext and returns a dict of outputs (or None)."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        PYTHON_FLOWS[name] = fn
+        return fn
+
+    return deco
+
+
+@dataclass
+class RecordAccessor:
+    """How the engine reads (and names) records of one model."""
+
+    load: Callable[[int], dict[str, Any] | None]  # record id -> expression context, or None
+    label: Callable[[int], str]
+    url: Callable[[int], str]
+
+
+RECORD_ACCESSORS: dict[str, RecordAccessor] = {}  # "app_label.model" -> accessor
+
+
+def register_record_accessor(model_label: str, accessor: RecordAccessor) -> None:
+    RECORD_ACCESSORS[model_label.lower()] = accessor
+
+
+@dataclass
+class FlowContext:
+    """What a running flow sees and accumulates."""
+
+    run_id: int | None
+    step_key: str | None
+    record_model: str | None
+    record_id: int | None
+    record: dict[str, Any]
+    inputs: dict[str, Any]
+    vars: dict[str, Any]
+    steps: dict[str, Any]
+    outputs: dict[str, Any]
+    actor_id: int | None = None
+    idempotency_key: str = ""
+
+    def expression_context(self) -> dict[str, Any]:
+        return {
+            "record": self.record,
+            "inputs": self.inputs,
+            "vars": self.vars,
+            "steps": self.steps,
+            "outputs": self.outputs,
+            "run": {"id": self.run_id},
+        }

@@ -1,0 +1,718 @@
+"""All writes of the orchestration app: definitions, launching, step completion, background
+execution, admin operations and the sweep. Keyword-only, typed; `actor=None` means the system.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from . import engine, expressions
+from .definitions import FLOW_KINDS, AutolaunchedStart, RecordStart
+from .definitions import Orchestration as OrchestrationDoc
+from .flows import FlowError, run_actions, typed_inputs
+from .models import (
+    ExecState,
+    Flow,
+    FlowVersion,
+    Orchestration,
+    OrchestrationVersion,
+    Run,
+    RunEvent,
+    RunStatus,
+    StageStatus,
+    StepRun,
+)
+from .registry import RECORD_ACCESSORS, FlowContext, register_step_kind
+from .validation import DefinitionError, load_paths, validate_documents
+from .values import TypeCoercionError, to_json
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    Actor = AbstractBaseUser | AnonymousUser | None
+
+log = logging.getLogger(__name__)
+
+PERM_ADMIN = "orchestration.change_run"
+PERM_LAUNCH = "orchestration.launch_orchestration"
+PERM_IMPORT = "orchestration.import_definitions"
+
+
+def _require(actor: Actor, perm: str) -> int | None:
+    """Check `perm` for a human actor; the system (None) may do anything. Returns the actor id."""
+    if actor is None:
+        return None
+    if not actor.is_authenticated or not actor.has_perm(perm):
+        raise PermissionDenied(f"you need the permission {perm!r}")
+    return int(actor.pk)
+
+
+# --- definitions ------------------------------------------------------------------------------
+
+
+class DefinitionsInvalid(Exception):
+    def __init__(self, errors: list[DefinitionError]):
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+@dataclass
+class ImportReport:
+    created: list[str] = field(default_factory=list)  # "orchestration loan_approval v3"
+    unchanged: list[str] = field(default_factory=list)
+
+
+def known_flows() -> dict[str, tuple[str, Any]]:
+    """Active flow versions, for validating references of orchestrations imported later."""
+    out: dict[str, tuple[str, Any]] = {}
+    for v in FlowVersion.objects.filter(is_active=True).select_related("flow"):
+        out[v.flow.api_name] = (v.flow.kind, engine.flow_doc(v))
+    return out
+
+
+def definitions_import(
+    *, items: list[tuple[str, dict[str, Any]]], actor: Actor = None, activate: bool = True
+) -> ImportReport:
+    """Validate a batch of documents and store each as a new version (all or nothing).
+
+    A document identical to the latest version of its definition creates nothing. With
+    `activate`, the new versions become the active ones; runs already started stay pinned to the
+    version they started on."""
+    actor_id = _require(actor, PERM_IMPORT)
+    result = validate_documents(items, known_flows=known_flows())
+    if not result.ok:
+        raise DefinitionsInvalid(result.errors)
+    report = ImportReport()
+    with transaction.atomic():
+        # Flows first: orchestrations may reference them.
+        ordered = sorted(result.documents, key=lambda p: p.doc.kind not in FLOW_KINDS)
+        for parsed in ordered:
+            doc = parsed.doc
+            document = doc.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+            checksum = OrchestrationVersion.checksum_of(document)
+            if doc.kind in FLOW_KINDS:
+                owner, _ = Flow.objects.get_or_create(api_name=doc.api_name, defaults={"kind": doc.kind})
+                if owner.kind != doc.kind:
+                    raise DefinitionsInvalid(
+                        [
+                            DefinitionError(
+                                parsed.source,
+                                "kind",
+                                f"flow '{doc.api_name}' already exists as a {owner.kind}; use a new api_name",
+                            )
+                        ]
+                    )
+                versions: Any = owner.versions
+                extra: dict[str, Any] = {}
+            else:
+                owner, _ = Orchestration.objects.get_or_create(api_name=doc.api_name)
+                versions = owner.versions
+                extra = {
+                    "start_type": doc.start.type,
+                    "record_type": doc.start.record_type or "",
+                }
+            owner.label = doc.label or doc.api_name
+            owner.description = doc.description
+            owner.save(update_fields=["label", "description"])
+            latest = versions.select_for_update().order_by("-number").first()
+            what = f"{doc.kind} {doc.api_name}"
+            if latest is not None and latest.checksum == checksum:
+                if activate and not latest.is_active:
+                    _activate(latest)
+                report.unchanged.append(f"{what} v{latest.number}")
+                continue
+            version = versions.create(
+                number=(latest.number + 1) if latest else 1,
+                document=document,
+                checksum=checksum,
+                created_by_id=actor_id,
+                source=parsed.source[:300],
+                **extra,
+            )
+            if activate:
+                _activate(version)
+            report.created.append(f"{what} v{version.number}")
+    return report
+
+
+def definitions_import_paths(
+    *, paths: Iterable[str], actor: Actor = None, activate: bool = True
+) -> ImportReport:
+    items, errors = load_paths(paths)
+    if errors:
+        raise DefinitionsInvalid(errors)
+    if not items:
+        raise DefinitionsInvalid([DefinitionError("", "", "no definition documents found")])
+    return definitions_import(items=items, actor=actor, activate=activate)
+
+
+def _activate(version: OrchestrationVersion | FlowVersion) -> None:
+    owner_field = "orchestration" if isinstance(version, OrchestrationVersion) else "flow"
+    type(version).objects.filter(
+        **{owner_field: getattr(version, f"{owner_field}_id")}, is_active=True
+    ).exclude(pk=version.pk).update(is_active=False)
+    type(version).objects.filter(pk=version.pk).update(is_active=True)
+    version.is_active = True
+
+
+def version_activate(*, version: OrchestrationVersion | FlowVersion, actor: Actor = None) -> None:
+    """Make `version` the active one of its definition."""
+    _require(actor, PERM_IMPORT)
+    with transaction.atomic():
+        _activate(version)
+
+
+# --- launching --------------------------------------------------------------------------------
+
+
+class LaunchError(ValidationError):
+    pass
+
+
+def _record_ref(record: models.Model | None) -> tuple[int | None, int | None, str]:
+    if record is None:
+        return None, None, ""
+    ct = ContentType.objects.get_for_model(record)
+    return ct.pk, int(record.pk), str(record)[:200]
+
+
+def run_launch(
+    *,
+    orchestration: str | Orchestration,
+    record: models.Model | None = None,
+    inputs: dict[str, Any] | None = None,
+    actor: Actor = None,
+    _version: OrchestrationVersion | None = None,
+) -> Run:
+    """Start a run of the active version and advance it. Raises LaunchError on bad input."""
+    actor_id = _require(actor, PERM_LAUNCH)
+    if _version is None:
+        name = orchestration if isinstance(orchestration, str) else orchestration.api_name
+        try:
+            _version = OrchestrationVersion.objects.select_related("orchestration").get(
+                orchestration__api_name=name, is_active=True
+            )
+        except OrchestrationVersion.DoesNotExist:
+            raise LaunchError(f"orchestration '{name}' does not exist or has no active version") from None
+    version = _version
+    doc = engine.orchestration_doc(version)
+    ct_id, record_id, label = _record_ref(record)
+    if doc.start.record_type and record is None:
+        raise LaunchError(f"'{doc.api_name}' runs on a {doc.start.record_type} record: give one")
+    if record is not None and doc.start.record_type:
+        rtype = getattr(getattr(record, "record_type", None), "api_name", None)
+        if rtype is not None and rtype != doc.start.record_type:
+            raise LaunchError(f"'{doc.api_name}' runs on {doc.start.record_type} records, not {rtype}")
+    clean_inputs = _clean_inputs(doc, inputs or {})
+    with transaction.atomic():
+        run = Run.objects.create(
+            orchestration_id=version.orchestration_id,
+            version=version,
+            record_type_id=ct_id,
+            record_id=record_id,
+            record_label=label,
+            status=RunStatus.IN_PROGRESS,
+            inputs=clean_inputs,
+            started_at=timezone.now(),
+            started_by_id=actor_id,
+        )
+        p = engine.Pass(run, actor_id)
+        try:
+            variables = _initial_variables(doc, p.context())
+        except (expressions.ExpressionError, TypeCoercionError) as exc:
+            raise LaunchError(f"variable default: {exc}") from exc
+        run.variables = {**variables, **clean_inputs}
+        p.run_dirty.add("variables")
+        p.event("run.started", inputs=clean_inputs)
+        engine.advance_locked(run, actor_id=actor_id, pass_=p)
+    return run
+
+
+def _clean_inputs(doc: OrchestrationDoc, raw: dict[str, Any]) -> dict[str, Any]:
+    declared = doc.start.inputs if isinstance(doc.start, AutolaunchedStart) else []
+    known = {v.name: v for v in declared}
+    errors: dict[str, list[str]] = {}
+    for name in raw:
+        if name not in known:
+            errors.setdefault(name, []).append(f"'{name}' is not an input of '{doc.api_name}'")
+    out: dict[str, Any] = {}
+    for v in declared:
+        value = raw.get(v.name)
+        if value is None and v.default is not None:
+            try:
+                value = expressions.evaluate(v.default, {})
+            except expressions.ExpressionError as exc:
+                errors.setdefault(v.name, []).append(str(exc))
+                continue
+        try:
+            out[v.name] = to_json(v.type, value)
+        except TypeCoercionError as exc:
+            errors.setdefault(v.name, []).append(str(exc))
+            continue
+        if v.required and out[v.name] is None:
+            errors.setdefault(v.name, []).append("this input is required")
+    if errors:
+        raise LaunchError(errors)
+    return out
+
+
+def _initial_variables(doc: OrchestrationDoc, context: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for v in doc.variables:
+        value = expressions.evaluate(v.default, context) if v.default else None
+        out[v.name] = to_json(v.type, value)
+    return out
+
+
+def _meets(condition: str | None, values: dict[str, Any] | None) -> bool:
+    if values is None:
+        return False
+    if not condition:
+        return True
+    return expressions.truthy(condition, {"record": values})
+
+
+def launch_for_record_change(
+    *,
+    record: models.Model,
+    record_type: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    actor: Actor = None,
+) -> list[Run]:
+    """Launch what a record save qualifies for, then re-check open runs on that record.
+
+    Called on commit of the save (so a rolled-back save launches nothing), once per save."""
+    created = old is None
+    runs: list[Run] = []
+    versions = OrchestrationVersion.objects.filter(
+        is_active=True, start_type="record", record_type=record_type
+    ).select_related("orchestration")
+    for version in versions:
+        doc = engine.orchestration_doc(version)
+        start = doc.start
+        assert isinstance(start, RecordStart)
+        if (start.on == "create" and not created) or (start.on == "update" and created):
+            continue
+        try:
+            qualifies = _meets(start.condition, new)
+            if qualifies and start.run == "changed_to_meet" and not created:
+                qualifies = not _meets(start.condition, old)
+        except expressions.ExpressionError as exc:
+            log.warning("start condition of %s failed on %s: %s", doc.api_name, record, exc)
+            continue
+        if qualifies:
+            runs.append(run_launch(orchestration=doc.api_name, record=record, _version=version))
+    ct = ContentType.objects.get_for_model(record)
+    open_ids = list(
+        Run.objects.filter(record_type=ct, record_id=record.pk, status=RunStatus.IN_PROGRESS)
+        .exclude(pk__in=[r.pk for r in runs])
+        .values_list("pk", flat=True)
+    )
+    for run_id in open_ids:
+        with transaction.atomic():
+            engine.advance(run_id)
+    return runs
+
+
+# --- step completion --------------------------------------------------------------------------
+
+
+class StepNotOpen(Exception):
+    """The step is no longer waiting for this completion (done, discontinued, canceled)."""
+
+
+def step_complete_locked(
+    *, run: Run, step_run: StepRun, outputs: dict[str, Any], actor_id: int | None
+) -> None:
+    """Complete an in-progress step and advance. The caller holds the run lock."""
+    engine.require_atomic()
+    if step_run.status != StageStatus.IN_PROGRESS:
+        raise StepNotOpen(f"step '{step_run.key}' is {step_run.get_status_display().lower()}")
+    p = engine.Pass(run, actor_id)
+    p.load_stage()
+    doc_step = p.doc.stage(step_run.stage_run.key).steps
+    step = next(s for s in doc_step if s.key == step_run.key)
+    sr = p.steps.get(step_run.key, step_run)
+    try:
+        p.complete_step(step, sr, outputs)
+    except FlowError as exc:
+        p.fail_step(step.key, sr, str(exc))
+    engine.advance_locked(run, actor_id=actor_id, pass_=p)
+
+
+# --- background steps -------------------------------------------------------------------------
+
+
+class BackgroundKind:
+    """Background steps run an autolaunched flow on a Celery worker."""
+
+    def start(self, *, run: Run, step_run: StepRun, step: Any, context: dict[str, Any]) -> None:
+        step_run.attempts += 1
+        step_run.exec_state = ExecState.QUEUED
+        step_run.next_attempt_at = timezone.now()
+        dispatch_step(step_run.pk, step_run.attempts)
+
+    def stop(self, *, run: Run, step_runs: list[StepRun], reason: str) -> None:
+        # A task already running finishes its flow; its result is then ignored because the
+        # step is no longer in progress (see background_step_execute).
+        return None
+
+
+register_step_kind("background", BackgroundKind())
+
+
+def dispatch_step(step_run_id: int, attempt: int, *, countdown: float = 0) -> None:
+    """Enqueue the step's task once the current transaction commits (never before: the worker
+    must see the committed step, the bug Viewflow #153 describes)."""
+    from .tasks import run_background_step
+
+    def send() -> None:
+        run_background_step.apply_async((step_run_id, attempt), countdown=countdown or None)
+
+    transaction.on_commit(send)
+
+
+def _backoff(attempt: int) -> float:
+    base = settings.ORCHESTRATION_RETRY_BASE_SECONDS
+    return float(min(base * (2 ** max(attempt - 1, 0)), settings.ORCHESTRATION_RETRY_MAX_SECONDS))
+
+
+def background_step_execute(*, step_run_id: int, attempt: int) -> str:
+    """Run one attempt of a background step. Returns what happened (for logs and tests).
+
+    The claim is a compare-and-swap on (attempts, exec_state): a redelivered or duplicated task
+    for the same attempt finds the row already claimed and runs nothing."""
+    claimed = StepRun.objects.filter(
+        pk=step_run_id, attempts=attempt, status=StageStatus.IN_PROGRESS, exec_state=ExecState.QUEUED
+    ).update(exec_state=ExecState.RUNNING, claimed_at=timezone.now())
+    if claimed != 1:
+        return "duplicate"
+    sr = StepRun.objects.select_related("run", "flow_version", "run__version").get(pk=step_run_id)
+    run = sr.run
+    doc = engine.orchestration_doc(run.version)
+    fdoc = engine.flow_doc(sr.flow_version) if sr.flow_version else None
+    ct_label = None
+    if run.record_type_id:
+        ct = ContentType.objects.get_for_id(run.record_type_id)
+        ct_label = f"{ct.app_label}.{ct.model}"
+    ctx = FlowContext(
+        run_id=run.pk,
+        step_key=sr.key,
+        record_model=ct_label,
+        record_id=run.record_id,
+        record=engine.record_context(run),
+        inputs=typed_inputs(fdoc.inputs, sr.inputs) if fdoc else {},
+        vars=engine.typed_vars(doc, run.variables),
+        steps=run.step_outputs,
+        outputs={},
+        actor_id=None,
+        idempotency_key=f"step:{sr.pk}:{attempt}",
+    )
+    error = ""
+    outputs: dict[str, Any] = {}
+    try:
+        if fdoc is None:
+            raise FlowError("step has no flow version")
+        # The flow runs outside the run lock: it may call out to slow systems.
+        outputs = run_actions(fdoc, ctx)
+    except (FlowError, expressions.ExpressionError) as exc:
+        error = str(exc)
+    except Exception as exc:  # a registered Python flow may raise anything
+        log.exception("background step %s attempt %s failed", step_run_id, attempt)
+        error = f"{type(exc).__name__}: {exc}"
+    with transaction.atomic():
+        run = engine.lock_run(run.pk)
+        sr = StepRun.objects.select_related("stage_run").get(pk=step_run_id)
+        if (
+            sr.status != StageStatus.IN_PROGRESS
+            or sr.attempts != attempt
+            or sr.exec_state != ExecState.RUNNING
+        ):
+            return "stale"  # skipped, retried or discontinued meanwhile: keep the newer state
+        if not error:
+            sr.exec_state = ExecState.DONE
+            sr.error = ""
+            step_complete_locked(run=run, step_run=sr, outputs=outputs, actor_id=None)
+            return "completed"
+        return _attempt_failed(run=run, sr=sr, error=error)
+
+
+def _attempt_failed(*, run: Run, sr: StepRun, error: str) -> str:
+    p = engine.Pass(run, None)
+    p.load_stage()
+    step = next(s for s in p.doc.stage(sr.stage_run.key).steps if s.key == sr.key)
+    sr = p.steps.get(sr.key, sr)
+    if sr.attempts < step.max_attempts:
+        delay = _backoff(sr.attempts)
+        sr.attempts += 1
+        sr.exec_state = ExecState.QUEUED
+        sr.error = error[:5000]
+        sr.next_attempt_at = timezone.now() + dt.timedelta(seconds=delay)
+        sr.save(update_fields=["attempts", "exec_state", "error", "next_attempt_at"])
+        p.event(
+            "step.retry_scheduled",
+            stage=sr.stage_run.key,
+            step=sr.key,
+            error=error,
+            attempt=sr.attempts,
+            delay_seconds=delay,
+        )
+        dispatch_step(sr.pk, sr.attempts, countdown=delay)
+        engine.advance_locked(run, pass_=p)
+        return "retry"
+    p.fail_step(sr.key, sr, error)
+    engine.advance_locked(run, pass_=p)
+    return "error"
+
+
+# --- admin operations -------------------------------------------------------------------------
+
+
+class ActionNotAllowed(Exception):
+    """The action is not valid for the current state; the message says why."""
+
+
+def run_actions_available(run: Run) -> list[str]:
+    """What an admin may do with a run now (the UI asks this, it does not decide itself)."""
+    if run.status == RunStatus.IN_PROGRESS:
+        return ["cancel", "suspend", "recheck"]
+    if run.status == RunStatus.SUSPENDED:
+        return ["cancel", "resume"]
+    if run.status == RunStatus.ERROR:
+        return ["cancel", "recheck"]
+    return []
+
+
+def _check_action(run: Run, action: str) -> None:
+    if action not in run_actions_available(run):
+        raise ActionNotAllowed(f"cannot {action} a run that is {run.get_status_display().lower()}")
+
+
+def _step_for_admin(step_run_id: int) -> tuple[Run, StepRun]:
+    run_id = StepRun.objects.values_list("run_id", flat=True).get(pk=step_run_id)
+    run = engine.lock_run(run_id)
+    sr = StepRun.objects.select_related("stage_run").get(pk=step_run_id)
+    return run, sr
+
+
+def _run_back_in_progress(p: engine.Pass) -> None:
+    others = [s for s in p.steps.values() if s.status == StageStatus.ERROR]
+    if p.run.status == RunStatus.ERROR and not others:
+        p.set_run(status=RunStatus.IN_PROGRESS, error="")
+
+
+def step_retry(*, step_run_id: int, actor: Actor = None, reason: str = "") -> StepRun:
+    """Retry a failed step: start its work again (a new attempt for background steps)."""
+    actor_id = _require(actor, PERM_ADMIN)
+    with transaction.atomic():
+        run, sr = _step_for_admin(step_run_id)
+        if sr.status != StageStatus.ERROR or sr.stage_run.status != StageStatus.IN_PROGRESS:
+            raise ActionNotAllowed(
+                f"only a failed step of the current stage can be retried (it is {sr.status})"
+            )
+        if run.status not in (RunStatus.ERROR, RunStatus.IN_PROGRESS):
+            raise ActionNotAllowed(f"the run is {run.status}")
+        p = engine.Pass(run, actor_id)
+        p.load_stage()
+        sr = p.steps[sr.key]
+        p.event("step.retried", stage=sr.stage_run.key, step=sr.key, reason=reason)
+        sr.status = StageStatus.NOT_STARTED
+        sr.error = ""
+        sr.ended_at = None
+        sr.exec_state = ExecState.IDLE
+        sr.save(update_fields=["status", "error", "ended_at", "exec_state"])
+        _run_back_in_progress(p)
+        engine.advance_locked(run, actor_id=actor_id, pass_=p)
+        return sr
+
+
+def step_skip(
+    *, step_run_id: int, outputs: dict[str, Any] | None = None, actor: Actor = None, reason: str = ""
+) -> StepRun:
+    """Mark a failed step completed with the given outputs, and move on."""
+    actor_id = _require(actor, PERM_ADMIN)
+    with transaction.atomic():
+        run, sr = _step_for_admin(step_run_id)
+        if sr.status != StageStatus.ERROR or sr.stage_run.status != StageStatus.IN_PROGRESS:
+            raise ActionNotAllowed(
+                f"only a failed step of the current stage can be skipped (it is {sr.status})"
+            )
+        p = engine.Pass(run, actor_id)
+        p.load_stage()
+        sr = p.steps[sr.key]
+        step = next(s for s in p.doc.stage(sr.stage_run.key).steps if s.key == sr.key)
+        clean = _clean_outputs(sr, outputs or {})
+        p.event("step.skip_requested", stage=sr.stage_run.key, step=sr.key, reason=reason)
+        sr.error = ""
+        p.complete_step(step, sr, clean, skipped=True)
+        _run_back_in_progress(p)
+        engine.advance_locked(run, actor_id=actor_id, pass_=p)
+        return sr
+
+
+def _clean_outputs(sr: StepRun, outputs: dict[str, Any]) -> dict[str, Any]:
+    if sr.flow_version is None:
+        return dict(outputs)
+    fdoc = engine.flow_doc(sr.flow_version)
+    if hasattr(fdoc, "outputs"):
+        types = {o.name: o.type for o in fdoc.outputs}
+    elif hasattr(fdoc, "fields"):
+        types = {f.name: f.type for f in fdoc.fields()}
+    else:
+        types = {"is_condition_met": "boolean"}
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
+    for k, v in outputs.items():
+        if k not in types:
+            errors.setdefault(k, []).append(f"'{k}' is not an output of this step's flow")
+            continue
+        try:
+            clean[k] = to_json(types[k], v)
+        except TypeCoercionError as exc:
+            errors.setdefault(k, []).append(str(exc))
+    if errors:
+        raise ValidationError(errors)
+    return clean
+
+
+def run_cancel(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
+    """Cancel a run: open steps are discontinued and their work items canceled."""
+    actor_id = _require(actor, PERM_ADMIN)
+    with transaction.atomic():
+        run = engine.lock_run(run_id)
+        _check_action(run, "cancel")
+        p = engine.Pass(run, actor_id)
+        p.load_stage()
+        if p.stage_run is not None:
+            p.end_stage(StageStatus.CANCELED)
+        p.end_run(RunStatus.CANCELED)
+        p.event("run.cancel_reason", reason=reason) if reason else None
+        p.set_run(recheck=False)
+        p.flush()
+        return run
+
+
+def run_suspend(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
+    """Pause a run: nothing starts or routes until it is resumed (open work items stay open)."""
+    actor_id = _require(actor, PERM_ADMIN)
+    with transaction.atomic():
+        run = engine.lock_run(run_id)
+        _check_action(run, "suspend")
+        p = engine.Pass(run, actor_id)
+        p.set_run(status=RunStatus.SUSPENDED)
+        p.event("run.suspended", reason=reason)
+        p.flush()
+        return run
+
+
+def run_resume(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
+    actor_id = _require(actor, PERM_ADMIN)
+    with transaction.atomic():
+        run = engine.lock_run(run_id)
+        _check_action(run, "resume")
+        p = engine.Pass(run, actor_id)
+        p.set_run(status=RunStatus.IN_PROGRESS)
+        p.event("run.resumed", reason=reason)
+        engine.advance_locked(run, actor_id=actor_id, pass_=p)
+        return run
+
+
+def run_recheck(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
+    """Re-evaluate conditions now. A run in error (a failed condition) is given another go."""
+    actor_id = _require(actor, PERM_ADMIN)
+    with transaction.atomic():
+        run = engine.lock_run(run_id)
+        _check_action(run, "recheck")
+        p = engine.Pass(run, actor_id)
+        p.event("run.rechecked", reason=reason)
+        if run.status == RunStatus.ERROR:
+            p.load_stage()
+            if not any(s.status == StageStatus.ERROR for s in p.steps.values()):
+                p.set_run(status=RunStatus.IN_PROGRESS, error="")
+        engine.advance_locked(run, actor_id=actor_id, pass_=p)
+        return run
+
+
+# --- the sweep --------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    redispatched: int = 0
+    timed_out: int = 0
+    rechecked: int = 0
+
+
+def sweep(*, now: dt.datetime | None = None, batch: int = 500) -> SweepReport:
+    """Periodic repair: re-send background steps whose task was lost, fail attempts whose
+    worker died, and re-check runs that wait on a condition."""
+    now = now or timezone.now()
+    report = SweepReport()
+    grace = dt.timedelta(seconds=60)
+    # Queued but never claimed well after it was due: the message was lost. Re-sending the
+    # same attempt is safe, the claim lets only one delivery run.
+    lost = StepRun.objects.filter(
+        exec_state=ExecState.QUEUED, status=StageStatus.IN_PROGRESS, next_attempt_at__lt=now - grace
+    ).values_list("pk", "attempts")[:batch]
+    for pk, attempt in lost:
+        from .tasks import run_background_step
+
+        run_background_step.apply_async((pk, attempt))
+        report.redispatched += 1
+    timeout = dt.timedelta(seconds=settings.ORCHESTRATION_STEP_TIMEOUT_SECONDS)
+    stuck = list(
+        StepRun.objects.filter(
+            exec_state=ExecState.RUNNING, status=StageStatus.IN_PROGRESS, claimed_at__lt=now - timeout
+        ).values_list("pk", "run_id", "attempts")[:batch]
+    )
+    for pk, run_id, attempt in stuck:
+        with transaction.atomic():
+            run = engine.lock_run(run_id)
+            sr = StepRun.objects.select_related("stage_run").get(pk=pk)
+            if (
+                sr.exec_state == ExecState.RUNNING
+                and sr.attempts == attempt
+                and sr.status == StageStatus.IN_PROGRESS
+            ):
+                _attempt_failed(run=run, sr=sr, error="worker lost: no result within the step timeout")
+                report.timed_out += 1
+    for run_id in Run.objects.filter(recheck=True, status=RunStatus.IN_PROGRESS).values_list("pk", flat=True)[
+        :batch
+    ]:
+        with transaction.atomic():
+            engine.advance(run_id)
+        report.rechecked += 1
+    return report
+
+
+def run_event_add(
+    *,
+    run: Run,
+    name: str,
+    actor_id: int | None,
+    payload: dict[str, Any] | None = None,
+    stage: str = "",
+    step: str = "",
+) -> RunEvent:
+    """Append an event from another app (e.g. a work item reassigned)."""
+    return RunEvent.objects.create(
+        run=run, name=name, actor_id=actor_id, payload=payload or {}, stage=stage, step=step
+    )
+
+
+def record_accessor_for(run: Run) -> Any:
+    if not run.record_type_id:
+        return None
+    ct = ContentType.objects.get_for_id(run.record_type_id)
+    return RECORD_ACCESSORS.get(f"{ct.app_label}.{ct.model}")

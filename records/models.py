@@ -1,0 +1,84 @@
+"""Business records: a RecordType declares typed fields; a Record holds validated values."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class FieldType(models.TextChoices):
+    TEXT = "text", "Text"
+    LONG_TEXT = "long_text", "Long text"
+    NUMBER = "number", "Number"
+    DECIMAL = "decimal", "Decimal"
+    DATE = "date", "Date"
+    DATETIME = "datetime", "Date and time"
+    BOOLEAN = "boolean", "Boolean"
+    CHOICE = "choice", "Choice"
+    EMAIL = "email", "Email"
+    USER = "user", "User reference"
+
+
+class RecordType(models.Model):
+    """`fields` is a list of {name, label, type, required, choices, help}."""
+
+    api_name = models.SlugField(max_length=80, unique=True)
+    label = models.CharField(max_length=200)
+    label_plural = models.CharField(max_length=200, blank=True)
+    fields = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["label"]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def plural(self) -> str:
+        return self.label_plural or f"{self.label}s"
+
+    def field(self, name: str) -> dict | None:
+        return next((f for f in self.fields if f["name"] == name), None)
+
+
+class Record(models.Model):
+    record_type = models.ForeignKey(RecordType, on_delete=models.PROTECT, related_name="records")
+    name = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["record_type", "-id"], name="record_type_id")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("records:detail", args=[self.record_type.api_name, self.pk])
+
+
+class FieldChange(models.Model):
+    """Field history: one row per changed field per save."""
+
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="changes")
+    field = models.CharField(max_length=80)
+    old = models.JSONField(null=True)
+    new = models.JSONField(null=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.old!r} -> {self.new!r}"

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(settings):  # type: ignore[no-untyped-def]
+    """Unit and service tests run Celery tasks in-process on commit. Integration tests that
+    start a real worker override this with `real_celery`."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    settings.ORCHESTRATION_RETRY_BASE_SECONDS = 0
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def personas(db):  # type: ignore[no-untyped-def]
+    from tests.factories import make_personas
+
+    return make_personas()

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class WorkitemsConfig(AppConfig):
+    name = "workitems"
+    verbose_name = "Work items"
+
+    def ready(self) -> None:
+        from orchestration.validation import ASSIGNEE_CHECKS
+
+        from . import services
+
+        if services.check_assignee not in ASSIGNEE_CHECKS:
+            ASSIGNEE_CHECKS.append(services.check_assignee)

@@ -1,0 +1,96 @@
+"""Work items: the human side of interactive steps, and the queues that hold them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+
+from orchestration.models import Run, StepRun
+
+
+class Queue(models.Model):
+    api_name = models.SlugField(max_length=80, unique=True)
+    label = models.CharField(max_length=200)
+    users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="work_queues")
+    groups = models.ManyToManyField(Group, blank=True, related_name="work_queues")
+
+    class Meta:
+        ordering = ["label"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class WorkItemStatus(models.TextChoices):
+    ASSIGNED = "assigned", "Assigned"
+    COMPLETED = "completed", "Completed"
+    CANCELED = "canceled", "Canceled"
+
+
+class WorkItem(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="work_items")
+    step_run = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="work_items")
+    # The record the run is anchored on, copied so the Work Guide finds items with one query.
+    record_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    record_id = models.PositiveBigIntegerField(null=True, blank=True)
+    label = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=WorkItemStatus.choices, default=WorkItemStatus.ASSIGNED)
+    assignee_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    assignee_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    assignee_queue = models.ForeignKey(
+        Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    outputs = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(assignee_user__isnull=False, assignee_group__isnull=True, assignee_queue__isnull=True)
+                    | Q(assignee_user__isnull=True, assignee_group__isnull=False, assignee_queue__isnull=True)
+                    | Q(assignee_user__isnull=True, assignee_group__isnull=True, assignee_queue__isnull=False)
+                ),
+                name="workitem_one_assignee",
+            ),
+            # An open step has at most one open work item.
+            models.UniqueConstraint(
+                fields=["step_run"], condition=Q(status="assigned"), name="workitem_one_open_per_step"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["record_type", "record_id", "status"], name="wi_record_status"),
+            models.Index(fields=["assignee_user", "status"], name="wi_user_status"),
+            models.Index(fields=["assignee_group", "status"], name="wi_group_status"),
+            models.Index(fields=["assignee_queue", "status"], name="wi_queue_status"),
+        ]
+        permissions = [("reassign_workitem", "Can reassign work items")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def assignee_label(self) -> str:
+        if self.assignee_user_id:
+            return self.assignee_user.get_username()  # type: ignore[union-attr]
+        if self.assignee_group_id:
+            return f"group {self.assignee_group.name}"  # type: ignore[union-attr]
+        return f"queue {self.assignee_queue.label}"  # type: ignore[union-attr]

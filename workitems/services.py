@@ -1,0 +1,269 @@
+"""Writes for work items: creation by the interactive step kind, completion, claim/release,
+reassignment, and assignment emails."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from orchestration import engine, expressions
+from orchestration.definitions import Assignee, ScreenFlow
+from orchestration.flows import screen_flow_validate
+from orchestration.models import Run, StageStatus, StepRun
+from orchestration.registry import register_step_kind
+from orchestration.services import StepNotOpen, run_event_add, step_complete_locked
+
+from .models import Queue, WorkItem, WorkItemStatus
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    Actor = AbstractBaseUser | AnonymousUser
+
+log = logging.getLogger(__name__)
+User = get_user_model()
+
+
+class WorkItemClosed(Exception):
+    """The item is no longer open; the message says what happened to it."""
+
+    def __init__(self, message: str, item: WorkItem):
+        super().__init__(message)
+        self.item = item
+
+
+# --- assignment -------------------------------------------------------------------------------
+
+
+def resolve_assignee(assignee: Assignee, context: dict[str, Any]) -> dict[str, Any]:
+    """Turn a definition's assignee into work-item fields; raise engine.EngineError if unknown."""
+    kind, value = "user", None
+    if assignee.user:
+        value = assignee.user
+    elif assignee.group:
+        kind, value = "group", assignee.group
+    elif assignee.queue:
+        kind, value = "queue", assignee.queue
+    else:
+        assert assignee.expression is not None
+        result = expressions.evaluate(assignee.expression, context)
+        if isinstance(result, str) and result.startswith(("group:", "queue:")):
+            kind, value = result.split(":", 1)
+        else:
+            value = result
+    if value in (None, ""):
+        raise engine.EngineError(f"assignee {assignee.expression!r} evaluated to nothing")
+    if kind == "user":
+        lookup = {"pk": value} if isinstance(value, int) or str(value).isdigit() else {"username": value}
+        user = User.objects.filter(is_active=True, **lookup).first()
+        if user is None:
+            raise engine.EngineError(f"no active user {value!r} to assign")
+        return {"assignee_user": user}
+    if kind == "group":
+        group = Group.objects.filter(name=value).first()
+        if group is None:
+            raise engine.EngineError(f"no group {value!r} to assign")
+        return {"assignee_group": group}
+    queue = Queue.objects.filter(api_name=value).first()
+    if queue is None:
+        raise engine.EngineError(f"no queue {value!r} to assign")
+    return {"assignee_queue": queue}
+
+
+def check_assignee(kind: str, value: str) -> str | None:
+    """Definition-time check that a named user, group or queue exists."""
+    if kind == "user" and not User.objects.filter(username=value).exists():
+        return f"no user '{value}'"
+    if kind == "group" and not Group.objects.filter(name=value).exists():
+        return f"no group '{value}'"
+    if kind == "queue" and not Queue.objects.filter(api_name=value).exists():
+        return f"no queue '{value}'"
+    return None
+
+
+class InteractiveKind:
+    """Interactive steps: a work item for a person, completed through the Work Guide."""
+
+    def start(self, *, run: Run, step_run: StepRun, step: Any, context: dict[str, Any]) -> None:
+        fields = resolve_assignee(step.assignee, context)
+        due = timezone.now() + timezone.timedelta(hours=step.due_in_hours) if step.due_in_hours else None
+        item = WorkItem.objects.create(
+            run=run,
+            step_run=step_run,
+            record_type_id=run.record_type_id,
+            record_id=run.record_id,
+            label=(step.label or step.key)[:200],
+            due_at=due,
+            **fields,
+        )
+        if step.email.enabled:
+            from .tasks import send_assignment_email
+
+            transaction.on_commit(lambda: send_assignment_email.delay(item.pk))
+
+    def stop(self, *, run: Run, step_runs: list[StepRun], reason: str) -> None:
+        WorkItem.objects.filter(step_run__in=step_runs, status=WorkItemStatus.ASSIGNED).update(
+            status=WorkItemStatus.CANCELED, completed_at=timezone.now()
+        )
+
+
+register_step_kind("interactive", InteractiveKind())
+
+
+# --- who may act ------------------------------------------------------------------------------
+
+
+def may_act(item: WorkItem, user: Any) -> bool:
+    """Assigned to the user, to one of their groups, or to a queue they belong to."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if item.assignee_user_id is not None:
+        return bool(item.assignee_user_id == user.pk)
+    group_ids = set(user.groups.values_list("pk", flat=True))
+    if item.assignee_group_id is not None:
+        return item.assignee_group_id in group_ids
+    return (
+        Queue.objects.filter(pk=item.assignee_queue_id).filter(models_q_member(user.pk, group_ids)).exists()
+    )
+
+
+def models_q_member(user_id: int, group_ids: set[int]) -> Any:
+    from django.db.models import Q
+
+    return Q(users__pk=user_id) | Q(groups__pk__in=group_ids)
+
+
+def _closed_message(item: WorkItem) -> str:
+    if item.status == WorkItemStatus.COMPLETED:
+        who = item.completed_by.get_username() if item.completed_by else "the system"
+        when = timezone.localtime(item.completed_at).strftime("%Y-%m-%d %H:%M") if item.completed_at else ""
+        return f"This item was already completed by {who} {when}".strip() + "."
+    return "This item was canceled: the step it belonged to ended or the run was stopped."
+
+
+# --- completion -------------------------------------------------------------------------------
+
+
+def screen_flow_for(item: WorkItem) -> ScreenFlow:
+    sr = item.step_run
+    assert sr.flow_version is not None
+    return engine.flow_doc(sr.flow_version)  # type: ignore[no-any-return]
+
+
+def workitem_complete(*, item: WorkItem, user: Actor, data: dict[str, Any]) -> WorkItem:
+    """Validate `data` against every screen of the item's flow, store the outputs, complete
+    the step and advance the run. Exactly one of several concurrent completions counts.
+
+    Raises PermissionDenied, ValidationError (per-field messages) or WorkItemClosed."""
+    if not may_act(item, user):
+        raise PermissionDenied("you may not act on this work item")
+    flow = screen_flow_for(item)
+    clean, errors = screen_flow_validate(flow, data)
+    if errors:
+        raise ValidationError({k: [v] for k, v in errors.items()})
+    with transaction.atomic():
+        # Lock order: the run first (as every engine change does), then the item.
+        run = engine.lock_run(item.run_id)
+        item = WorkItem.objects.select_related("completed_by", "step_run__stage_run").get(pk=item.pk)
+        if item.status != WorkItemStatus.ASSIGNED:
+            raise WorkItemClosed(_closed_message(item), item)
+        if item.claimed_by_id is not None and item.claimed_by_id != user.pk:
+            raise PermissionDenied("another person has claimed this item")
+        if run.status not in ("in_progress", "error"):
+            raise WorkItemClosed(
+                f"The run is {run.get_status_display().lower()}; this item cannot be completed now.", item
+            )
+        now = timezone.now()
+        updated = WorkItem.objects.filter(pk=item.pk, status=WorkItemStatus.ASSIGNED).update(
+            status=WorkItemStatus.COMPLETED, completed_by=user.pk, completed_at=now, outputs=clean
+        )
+        assert updated == 1  # we hold the run lock, so nobody else completed it meanwhile
+        item.status, item.completed_at, item.outputs = WorkItemStatus.COMPLETED, now, clean
+        item.completed_by_id = user.pk
+        try:
+            step_complete_locked(run=run, step_run=item.step_run, outputs=clean, actor_id=int(user.pk))
+        except StepNotOpen as exc:
+            raise WorkItemClosed(str(exc), item) from exc
+    return item
+
+
+def step_is_open(item: WorkItem) -> bool:
+    return item.status == WorkItemStatus.ASSIGNED and item.step_run.status == StageStatus.IN_PROGRESS
+
+
+def workitem_log(item: WorkItem, name: str, actor_id: int | None, **payload: Any) -> None:
+    run_event_add(
+        run=item.run,
+        name=f"workitems.item.{name}",
+        actor_id=actor_id,
+        payload={"work_item": item.pk, **payload},
+        step=item.step_run.key,
+    )
+
+
+def workitem_reassign(
+    *,
+    item: WorkItem,
+    actor: Actor,
+    user: Any = None,
+    group: Group | None = None,
+    queue: Queue | None = None,
+    reason: str = "",
+) -> WorkItem:
+    """Move an open item to another user, group or queue; the new assignee is emailed."""
+    if not (actor.is_authenticated and actor.has_perm("workitems.reassign_workitem")):
+        raise PermissionDenied("you may not reassign work items")
+    if sum(x is not None for x in (user, group, queue)) != 1:
+        raise ValidationError("choose exactly one new assignee: a user, a group or a queue")
+    with transaction.atomic():
+        engine.lock_run(item.run_id)
+        item = WorkItem.objects.select_related("step_run", "run").get(pk=item.pk)
+        if item.status != WorkItemStatus.ASSIGNED:
+            raise WorkItemClosed(_closed_message(item), item)
+        before = item.assignee_label
+        item.assignee_user, item.assignee_group, item.assignee_queue = user, group, queue
+        item.claimed_by = None
+        item.save(update_fields=["assignee_user", "assignee_group", "assignee_queue", "claimed_by"])
+        workitem_log(item, "reassigned", int(actor.pk), old=before, new=item.assignee_label, reason=reason)
+        from .tasks import send_assignment_email
+
+        item_id = item.pk
+        transaction.on_commit(lambda: send_assignment_email.delay(item_id))
+    return item
+
+
+def workitem_claim(*, item: WorkItem, user: Actor) -> WorkItem:
+    """Take a group or queue item: others then see who holds it."""
+    if not may_act(item, user):
+        raise PermissionDenied("you may not act on this work item")
+    with transaction.atomic():
+        engine.lock_run(item.run_id)
+        item = WorkItem.objects.select_related("completed_by").get(pk=item.pk)
+        if item.status != WorkItemStatus.ASSIGNED:
+            raise WorkItemClosed(_closed_message(item), item)
+        if item.assignee_user_id is not None:
+            raise ValidationError("this item is assigned to one person; there is nothing to claim")
+        if item.claimed_by_id not in (None, user.pk):
+            raise ValidationError("someone else already holds this item")
+        item.claimed_by_id = user.pk
+        item.save(update_fields=["claimed_by"])
+        workitem_log(item, "claimed", int(user.pk))
+    return item
+
+
+def workitem_release(*, item: WorkItem, user: Actor) -> WorkItem:
+    with transaction.atomic():
+        engine.lock_run(item.run_id)
+        item = WorkItem.objects.get(pk=item.pk)
+        if item.claimed_by_id != user.pk:
+            raise PermissionDenied("you do not hold this item")
+        item.claimed_by = None
+        item.save(update_fields=["claimed_by"])
+        workitem_log(item, "released", int(user.pk))
+    return item

@@ -63,7 +63,14 @@ def check(source: str, *, names: frozenset[str] = NAMES, template: bool = False)
         body = ast.body
         if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
             return "invalid expression: give exactly one expression"
-    unknown = meta.find_undeclared_variables(ast) - names - set(GLOBALS)
+    try:
+        # This runs Jinja's code generator, which is also what rejects an unknown filter or
+        # test (`x|nope`): report it here, at import, rather than when a run reaches it.
+        unknown = meta.find_undeclared_variables(ast) - names - set(GLOBALS)
+    except TemplateSyntaxError as exc:
+        return f"invalid expression: {exc.message}"
+    except RecursionError:
+        return "invalid expression: nested too deeply"
     if unknown:
         allowed = ", ".join(sorted(names))
         return f"unknown name {', '.join(sorted(unknown))!s} (use {allowed})"

@@ -21,6 +21,7 @@ from .definitions import FLOW_KINDS, AutolaunchedStart, RecordStart
 from .definitions import Orchestration as OrchestrationDoc
 from .flows import FlowError, run_actions, typed_inputs
 from .models import (
+    ApiToken,
     ExecState,
     Flow,
     FlowVersion,
@@ -31,6 +32,7 @@ from .models import (
     RunStatus,
     StageStatus,
     StepRun,
+    VersionBase,
 )
 from .registry import RECORD_ACCESSORS, FlowContext, register_step_kind
 from .validation import DefinitionError, load_paths, validate_documents
@@ -170,6 +172,45 @@ def version_activate(*, version: OrchestrationVersion | FlowVersion, actor: Acto
     _require(actor, PERM_IMPORT)
     with transaction.atomic():
         _activate(version)
+
+
+def definitions_export(*, names: Iterable[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The active version of every flow and orchestration (or of those named), as
+    (api_name, document) pairs, flows first, ready to be written out as YAML.
+
+    Defaults are left out where that provably changes nothing: the compact document must parse
+    back to the stored one (same checksum), so re-importing an export creates no new version.
+    Raises LookupError naming the definitions that do not exist or have no active version."""
+    from .validation import KIND_MODELS
+
+    wanted = set(names) if names is not None else None
+    flows = FlowVersion.objects.filter(is_active=True).select_related("flow").order_by("flow__api_name")
+    orchs = (
+        OrchestrationVersion.objects.filter(is_active=True)
+        .select_related("orchestration")
+        .order_by("orchestration__api_name")
+    )
+    if wanted is not None:
+        flows = flows.filter(flow__api_name__in=wanted)
+        orchs = orchs.filter(orchestration__api_name__in=wanted)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for version in [*flows, *orchs]:
+        document = version.document
+        model = KIND_MODELS[document["kind"]]
+        compact = model.model_validate(document).model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        reparsed = model.model_validate(compact).model_dump(mode="json", by_alias=True)
+        if VersionBase.checksum_of(reparsed) != version.checksum:
+            compact = document  # something a default hides matters: keep the document whole
+        # kind and api_name first, whatever the model's field order: they say what this is.
+        head = {"kind": compact["kind"], "api_name": compact["api_name"]}
+        out.append((head["api_name"], {**head, **compact}))
+    if wanted is not None:
+        missing = wanted - {name for name, _ in out}
+        if missing:
+            raise LookupError(
+                "no active version of: " + ", ".join(sorted(missing)) + " (unknown names or never activated)"
+            )
+    return out
 
 
 # --- launching --------------------------------------------------------------------------------
@@ -716,3 +757,30 @@ def record_accessor_for(run: Run) -> Any:
         return None
     ct = ContentType.objects.get_for_id(run.record_type_id)
     return RECORD_ACCESSORS.get(f"{ct.app_label}.{ct.model}")
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+def api_token_create(*, user: Any, name: str) -> tuple[ApiToken, str]:
+    """Create a bearer token for `user`. Returns the token and its raw value, which is shown
+    once and never stored (only its SHA-256 is)."""
+    raw = ApiToken.new_raw()
+    token = ApiToken.objects.create(user=user, name=name[:100], digest=ApiToken.digest_of(raw))
+    return token, raw
+
+
+# An API client calls many times a minute: recording every use would write on every read.
+TOKEN_TOUCH_INTERVAL = dt.timedelta(minutes=1)
+
+
+def api_token_authenticate(*, raw: str) -> Any | None:
+    """The active user a raw bearer token belongs to, or None. Records when the token was last
+    used, at most once a minute."""
+    token = ApiToken.objects.select_related("user").filter(digest=ApiToken.digest_of(raw)).first()
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at >= TOKEN_TOUCH_INTERVAL:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user

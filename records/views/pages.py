@@ -1,21 +1,153 @@
+"""Record pages: list per record type, detail (fields, panels, history), create and edit."""
+
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET
 
+from .. import selectors
+from ..forms import initial_for, record_form_class
 from ..models import Record, RecordType
+from ..panels import PANELS, panel_render, panels_render
+from ..services import record_create, record_update
+from .display import change_rows, change_user_ids, field_rows, format_value, list_columns
+
+PER_PAGE = 25
 
 
-@login_required
-def record_list(request: HttpRequest, type_name: str) -> HttpResponse:
-    rt = get_object_or_404(RecordType, api_name=type_name)
-    return render(request, "records/list.html", {"record_type": rt, "records": rt.records.all()[:50]})
+def _record_type(type_name: str) -> RecordType:
+    return get_object_or_404(RecordType, api_name=type_name)
 
 
-@login_required
-def record_detail(request: HttpRequest, type_name: str, pk: int) -> HttpResponse:
-    record = get_object_or_404(
-        Record.objects.select_related("record_type"), pk=pk, record_type__api_name=type_name
+def _record(type_name: str, pk: int) -> Record:
+    """The record with this id, if it is of this type: a record reached under another type's URL
+    is a 404, not a redirect, so URLs never silently disagree with what they show."""
+    return get_object_or_404(
+        Record.objects.select_related("record_type", "owner"), pk=pk, record_type__api_name=type_name
     )
-    return render(request, "records/detail.html", {"record": record})
+
+
+@login_required
+@permission_required("records.view_record", raise_exception=True)
+@require_GET
+def record_list(request: HttpRequest, type_name: str) -> HttpResponse:
+    rt = _record_type(type_name)
+    q = request.GET.get("q", "").strip()
+    page = Paginator(selectors.record_list(record_type=rt, q=q), PER_PAGE).get_page(request.GET.get("page"))
+    columns = list_columns(rt)
+    records = list(page.object_list)
+    usernames = selectors.usernames_by_id(selectors.user_ids_in(rt, [r.data for r in records]))
+    rows = [
+        (r, [format_value(c["type"], r.data.get(c["name"]), usernames) for c in columns]) for r in records
+    ]
+    return render(
+        request,
+        "records/list.html",
+        {"record_type": rt, "q": q, "page": page, "columns": columns, "rows": rows},
+    )
+
+
+@login_required
+@permission_required("records.view_record", raise_exception=True)
+@require_GET
+def record_detail(request: HttpRequest, type_name: str, pk: int) -> HttpResponse:
+    record = _record(type_name, pk)
+    rt = record.record_type
+    changes = selectors.record_changes(record=record)
+    history_truncated = len(changes) > selectors.HISTORY_LIMIT
+    changes = changes[: selectors.HISTORY_LIMIT]
+    # One query for every username the page shows (user fields, owner changes).
+    usernames = selectors.usernames_by_id(
+        selectors.user_ids_in(rt, [record.data]) | change_user_ids(rt, changes)
+    )
+    return render(
+        request,
+        "records/detail.html",
+        {
+            "record": record,
+            "record_type": rt,
+            "fields": field_rows(record, usernames),
+            "history": change_rows(rt, changes, usernames),
+            "history_truncated": history_truncated,
+            "panels": panels_render(request, record),
+        },
+    )
+
+
+@login_required
+@permission_required("records.view_record", raise_exception=True)
+@require_GET
+def record_panel(request: HttpRequest, type_name: str, pk: int, panel: str) -> HttpResponse:
+    """One panel alone, for htmx to swap into `#panel-<name>` after an action."""
+    record = _record(type_name, pk)
+    if panel not in PANELS:
+        raise Http404("no such panel")
+    rendered = panel_render(request, record, PANELS[panel])
+    if rendered is None:
+        raise Http404("this panel has nothing to show")
+    return HttpResponse(rendered.html)
+
+
+@login_required
+@permission_required("records.add_record", raise_exception=True)
+def record_new(request: HttpRequest, type_name: str) -> HttpResponse:
+    rt = _record_type(type_name)
+    form_class = record_form_class(rt)
+    if request.method == "POST":
+        form = form_class(request.POST)
+        if form.is_valid():
+            try:
+                record = record_create(
+                    record_type=rt,
+                    name=form.cleaned_data["name"],
+                    values=form.values(),
+                    owner=form.cleaned_data["owner"],
+                    actor=request.user,
+                )
+            except ValidationError as exc:
+                # The service re-validates (the type may have changed since the form was built).
+                form.add_service_errors(exc)
+            else:
+                messages.success(request, f"{rt.label} “{record.name}” created.")
+                return redirect(record)
+    else:
+        form = form_class(initial={"owner": request.user.pk})
+    return render(request, "records/form.html", {"record_type": rt, "record": None, "form": form})
+
+
+@login_required
+@permission_required("records.change_record", raise_exception=True)
+def record_edit(request: HttpRequest, type_name: str, pk: int) -> HttpResponse:
+    record = _record(type_name, pk)
+    rt = record.record_type
+    form_class = record_form_class(rt)
+    if request.method == "POST":
+        form = form_class(request.POST, initial=initial_for(record))
+        if form.is_valid():
+            changed = form.changed_data
+            if not changed:
+                messages.info(request, "Nothing changed.")
+                return redirect(record)
+            try:
+                # Only what the person changed is sent: a concurrent edit of another field is
+                # kept, and the history lists exactly what this person did.
+                record = record_update(
+                    record=record,
+                    values=form.values(only_changed=True),
+                    name=form.cleaned_data["name"] if "name" in changed else None,
+                    owner=form.cleaned_data["owner"] if "owner" in changed else ...,
+                    actor=request.user,
+                )
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                messages.success(request, f"{rt.label} “{record.name}” saved.")
+                return redirect(record)
+    else:
+        form = form_class(initial=initial_for(record))
+    return render(request, "records/form.html", {"record_type": rt, "record": record, "form": form})

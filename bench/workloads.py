@@ -1,0 +1,374 @@
+"""The two benchmark workloads, the database they run on, and how statements are counted.
+
+Imported by bench/run.py (the entry point) and by its child processes, so that `spawn`ed
+children find the functions by module name. Every function here assumes `django.setup()`
+has run with the environment bench/run.py prepared (see `configure`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/flow_bench"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/5"
+
+USERNAME = "bench_user"
+W1 = "bench_w1"
+W2 = "bench_w2"
+RECORD_POOL = 50  # runs are anchored on these case records, round robin
+
+
+def configure(*, database_url: str, broker_url: str, eager: bool) -> None:
+    """Set the environment the settings module reads, then set Django up.
+
+    Must run before anything imports Django settings; child processes call it too."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["CELERY_BROKER_URL"] = broker_url
+    # Eager: a task enqueued on commit runs right there, in the launching process.
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true" if eager else "false"
+    os.environ["DEBUG"] = "false"  # no query log growing in long runs
+    os.environ["EMAIL_URL"] = "locmem:"
+    os.environ["LOG_LEVEL"] = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
+    # One connection per process for the whole benchmark, as a worker or a web process with
+    # persistent connections would have.
+    os.environ["DB_CONN_MAX_AGE"] = "600"
+    import django
+
+    django.setup()
+
+
+# --- the database -----------------------------------------------------------------------------
+
+
+def database_create(database_url: str, *, drop: bool = False) -> None:
+    """Create the benchmark database if missing (or recreate it with `drop`)."""
+    import psycopg
+    from psycopg import sql
+
+    name = database_url.rsplit("/", 1)[1].split("?", 1)[0]
+    admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and drop:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+            )
+            conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+            exists = None
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def w1_documents() -> list[dict[str, Any]]:
+    """W1: one stage; a; then b and c in parallel (both after a); then d (after b and c).
+
+    Each step runs an autolaunched flow with one set_outputs action writing one output, kept
+    in the run as steps.<key>.value. The expressions read earlier outputs, as real ones do."""
+    from tests.factories import auto_flow, orchestration
+
+    flows = {
+        "a": "1",
+        "b": "steps.a.value + 1",
+        "c": "steps.a.value * 2",
+        "d": "steps.b.value + steps.c.value",
+    }
+    docs = [auto_flow(f"bench_w1_{k}", outputs={"value": expr}) for k, expr in flows.items()]
+    step = {"kind": "background"}
+    docs.append(
+        orchestration(
+            W1,
+            stages=[
+                {
+                    "key": "work",
+                    "steps": [
+                        {**step, "key": "a", "flow": "bench_w1_a"},
+                        {**step, "key": "b", "flow": "bench_w1_b", "start": {"after": ["a"]}},
+                        {**step, "key": "c", "flow": "bench_w1_c", "start": {"after": ["a"]}},
+                        {**step, "key": "d", "flow": "bench_w1_d", "start": {"after": ["b", "c"]}},
+                    ],
+                }
+            ],
+        )
+    )
+    return docs
+
+
+def w2_documents() -> list[dict[str, Any]]:
+    """W2: one interactive step assigned to the bench user (a screen flow with two fields).
+
+    The assignment email is switched off: it is a separate task with its own statements (see
+    `count_email`), not part of launching or completing the run."""
+    from tests.factories import orchestration, screen_flow
+
+    return [
+        screen_flow("bench_w2_review"),
+        orchestration(
+            W2,
+            stages=[
+                {
+                    "key": "review",
+                    "steps": [
+                        {
+                            "key": "review",
+                            "kind": "interactive",
+                            "flow": "bench_w2_review",
+                            "assignee": {"user": USERNAME},
+                            "email": {"enabled": False},
+                        }
+                    ],
+                }
+            ],
+        ),
+    ]
+
+
+def database_prepare(database_url: str, *, drop: bool = False) -> None:
+    """Create and migrate the database, the bench user, case records and the definitions."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+    from django.core.management import call_command
+
+    from orchestration.services import definitions_import
+    from records.models import Record
+    from tests.factories import case_type, make_case
+
+    database_create(database_url, drop=drop)
+    call_command("migrate", verbosity=0, interactive=False)
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username=USERNAME, defaults={"email": "bench@example.com"})
+    if created:
+        user.set_password("bench")
+        user.save()
+        user.user_permissions.add(Permission.objects.get(codename="launch_orchestration"))
+    case_type()
+    missing = RECORD_POOL - Record.objects.filter(record_type__api_name="case").count()
+    for i in range(missing):
+        make_case(f"Bench case {i + 1}", owner=user)
+    items = [(f"bench/{d['api_name']}.yaml", d) for d in (*w1_documents(), *w2_documents())]
+    definitions_import(items=items)
+
+
+@dataclass
+class Fixture:
+    """What one process needs to launch runs: the user (permissions cached) and records."""
+
+    user: Any
+    records: list[Any]
+
+    def record(self, i: int) -> Any:
+        return self.records[i % len(self.records)]
+
+
+def fixture() -> Fixture:
+    from django.contrib.auth import get_user_model
+
+    from records.models import Record
+
+    user = get_user_model().objects.get(username=USERNAME)
+    user.has_perm("orchestration.launch_orchestration")  # fills the per-user permission cache
+    # As a record page would have loaded them (run_launch checks the record's type).
+    records = list(
+        Record.objects.filter(record_type__api_name="case").select_related("record_type").order_by("pk")
+    )[:RECORD_POOL]
+    return Fixture(user=user, records=records)
+
+
+# --- one run of each workload -------------------------------------------------------------------
+
+
+def w1_run(fx: Fixture, i: int) -> int:
+    from orchestration.services import run_launch
+
+    return run_launch(orchestration=W1, record=fx.record(i), actor=fx.user).pk
+
+
+def w2_run(fx: Fixture, i: int) -> int:
+    from orchestration.services import run_launch
+    from workitems.models import WorkItem
+    from workitems.services import workitem_complete
+
+    run = run_launch(orchestration=W2, record=fx.record(i), actor=fx.user)
+    # The page that shows the work item has loaded it; that read is not the service's.
+    item = WorkItem.objects.get(run_id=run.pk)
+    workitem_complete(item=item, user=fx.user, data={"approved": "true", "comment": "fine"})
+    return run.pk
+
+
+WORKLOADS: dict[str, Callable[[Fixture, int], int]] = {"w1": w1_run, "w2": w2_run}
+
+
+def check_completed(run_ids: list[int]) -> None:
+    from orchestration.models import Run, RunStatus
+
+    bad = Run.objects.filter(pk__in=run_ids).exclude(status=RunStatus.COMPLETED).count()
+    if bad:
+        raise SystemExit(f"{bad} of {len(run_ids)} runs did not complete")
+
+
+# --- throughput -------------------------------------------------------------------------------
+
+
+def inprocess_child(workload: str, runs: int, warmup: int, barrier: Any, out: Any) -> None:
+    """One process of the in-process benchmark: warm up, wait for the others, run, report."""
+    configure(
+        database_url=os.environ["DATABASE_URL"], broker_url=os.environ["CELERY_BROKER_URL"], eager=True
+    )
+    fx = fixture()
+    fn = WORKLOADS[workload]
+    for i in range(warmup):
+        fn(fx, i)
+    barrier.wait()
+    ids = []
+    start = time.monotonic()  # CLOCK_MONOTONIC: comparable across processes on Linux
+    for i in range(runs):
+        ids.append(fn(fx, i))
+    end = time.monotonic()
+    check_completed(ids)
+    out.put((start, end, len(ids)))
+
+
+def inprocess_throughput(workload: str, *, processes: int, runs: int, warmup: int = 20) -> dict[str, Any]:
+    """Runs per second with `processes` processes launching `runs` runs between them."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # fresh interpreters: no database connection shared by fork
+    barrier = ctx.Barrier(processes)
+    out = ctx.Queue()
+    share = [runs // processes + (1 if p < runs % processes else 0) for p in range(processes)]
+    procs = [
+        ctx.Process(target=inprocess_child, args=(workload, n, warmup, barrier, out)) for n in share
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            raise SystemExit(f"a benchmark process failed (exit code {p.exitcode})")
+    elapsed = max(r[1] for r in results) - min(r[0] for r in results)
+    done = sum(r[2] for r in results)
+    return {"runs": done, "seconds": elapsed, "runs_per_s": done / elapsed}
+
+
+# --- statement counts -------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    statements: list[str] = field(default_factory=list)
+
+
+class PhaseCounter:
+    """Counts statements per phase: the launch, then each background step's task.
+
+    With eager Celery a step's task runs inside the commit of the transaction that queued
+    it, so phases nest; each statement is charged to the innermost phase."""
+
+    def __init__(self) -> None:
+        self.phases: list[Phase] = []
+        self.stack: list[Phase] = []
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if self.stack:
+            self.stack[-1].statements.append(sql)
+        return execute(sql, params, many, context)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[Phase]:
+        ph = Phase(name)
+        self.phases.append(ph)
+        self.stack.append(ph)
+        try:
+            yield ph
+        finally:
+            self.stack.pop()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The benchmark's own look-ups are not the engine's statements."""
+        self.stack.append(Phase("(not counted)"))
+        try:
+            yield
+        finally:
+            self.stack.pop()
+
+    def total(self) -> int:
+        return sum(len(p.statements) for p in self.phases)
+
+
+@contextmanager
+def counting() -> Iterator[PhaseCounter]:
+    """Install a PhaseCounter on the connection and name each background step's phase."""
+    from django.db import connection
+
+    from orchestration import services
+    from orchestration.models import StepRun
+
+    counter = PhaseCounter()
+    original = services.background_step_execute
+
+    def wrapped(*, step_run_id: int, attempt: int) -> str:
+        with counter.paused():
+            key = StepRun.objects.values_list("key", flat=True).get(pk=step_run_id)
+        with counter.phase(f"step {key}"):
+            return original(step_run_id=step_run_id, attempt=attempt)
+
+    services.background_step_execute = wrapped  # type: ignore[assignment]
+    try:
+        with connection.execute_wrapper(counter):
+            yield counter
+    finally:
+        services.background_step_execute = original  # type: ignore[assignment]
+
+
+def count_w1(fx: Fixture) -> PhaseCounter:
+    w1_run(fx, 0)  # warm the caches (parsed definitions, content types)
+    with counting() as counter, counter.phase("launch"):
+        run_id = w1_run(fx, 1)
+    check_completed([run_id])
+    return counter
+
+
+def count_w2(fx: Fixture) -> PhaseCounter:
+    from orchestration.services import run_launch
+    from workitems.models import WorkItem
+    from workitems.services import workitem_complete
+
+    w2_run(fx, 0)
+    with counting() as counter:
+        with counter.phase("launch"):
+            run = run_launch(orchestration=W2, record=fx.record(1), actor=fx.user)
+        item = WorkItem.objects.get(run_id=run.pk)
+        with counter.phase("complete"):
+            workitem_complete(item=item, user=fx.user, data={"approved": "true", "comment": "fine"})
+    check_completed([run.pk])
+    return counter
+
+
+def count_email(fx: Fixture) -> int:
+    """Statements of one assignment email task (W2 switches emails off; this is their cost)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from orchestration.services import run_launch
+    from workitems.emails import assignment_email_send
+    from workitems.models import WorkItem
+
+    run = run_launch(orchestration=W2, record=fx.record(2), actor=fx.user)
+    item_id = WorkItem.objects.values_list("pk", flat=True).get(run_id=run.pk)
+    assignment_email_send(work_item_id=item_id)
+    with CaptureQueriesContext(connection) as ctx:
+        assignment_email_send(work_item_id=item_id)
+    return len(ctx.captured_queries)

@@ -1,0 +1,315 @@
+"""The JSON API: launch orchestrations and query runs, authenticated by bearer tokens.
+
+Only `Authorization: Bearer <token>` is accepted (no session, so no CSRF to check). Every
+answer is JSON, errors included: `{"errors": {"<field>": ["message", ...]}}`, where the field is
+`__all__` when the message is about the request as a whole. The OpenAPI document describing
+all of this is served at /api/openapi.json (see openapi.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, RequestDataTooBig
+from django.db import models
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.csrf import csrf_exempt
+
+from . import selectors
+from .models import Orchestration, Run, RunStatus, StageRun, StepRun
+from .openapi import openapi_document
+from .registry import RECORD_ACCESSORS
+from .services import PERM_LAUNCH, LaunchError, api_token_authenticate, run_launch
+
+PERM_VIEW_RUN = "orchestration.view_run"
+PERM_VIEW_ORCHESTRATION = "orchestration.view_orchestration"
+DEFAULT_PAGE = 50
+
+Errors = Mapping[str, Any]
+
+
+class ApiError(Exception):
+    """Raised anywhere below a view to answer with a JSON error."""
+
+    def __init__(self, status: int, errors: Errors | str, headers: dict[str, str] | None = None):
+        self.status = status
+        self.errors: Errors = {NON_FIELD_ERRORS: [errors]} if isinstance(errors, str) else errors
+        self.headers = headers or {}
+        super().__init__(str(self.errors))
+
+    def response(self) -> JsonResponse:
+        return JsonResponse({"errors": self.errors}, status=self.status, headers=self.headers)
+
+
+View = Callable[..., JsonResponse]
+
+
+def _bearer_user(request: HttpRequest) -> Any:
+    header = request.headers.get("Authorization", "")
+    scheme, _, raw = header.partition(" ")
+    raw = raw.strip()
+    challenge = {"WWW-Authenticate": 'Bearer realm="api"'}
+    if scheme.lower() != "bearer" or not raw:
+        raise ApiError(401, "give a token: Authorization: Bearer <token>", challenge)
+    user = api_token_authenticate(raw=raw)
+    if user is None:
+        raise ApiError(401, "the token is not valid (unknown, revoked, or its user is inactive)", challenge)
+    return user
+
+
+def api_endpoint(*methods: str, perms: tuple[str, ...] = (), auth: bool = True) -> Callable[[View], View]:
+    """Method check (405), token authentication (401), permission check (403: any one of
+    `perms`), and JSON for every error. The view receives the token's user after the request."""
+
+    def deco(view: View) -> View:
+        @csrf_exempt  # tokens are not sent by browsers on their own: no CSRF to fear
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+            try:
+                if request.method not in methods:
+                    raise ApiError(
+                        405,
+                        f"method {request.method} is not allowed here (allowed: {', '.join(methods)})",
+                        {"Allow": ", ".join(methods)},
+                    )
+                if not auth:
+                    return view(request, None, *args, **kwargs)
+                user = _bearer_user(request)
+                # The session user, if any, is not the caller: only the token counts.
+                request.user = user
+                if perms and not any(user.has_perm(p) for p in perms):
+                    raise ApiError(403, f"you need the permission {' or '.join(repr(p) for p in perms)}")
+                return view(request, user, *args, **kwargs)
+            except ApiError as exc:
+                return exc.response()
+            except PermissionDenied as exc:
+                return ApiError(403, str(exc) or "permission denied").response()
+
+        return wrapper
+
+    return deco
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise ApiError(413, "the request body is too large") from None
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"the body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _id(value: Any, field: str) -> int:
+    """A positive id from JSON (an integer) or a query string (digits)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, {field: ["must be a positive integer"]})
+    if not 0 < value <= selectors.MAX_ID:
+        raise ApiError(400, {field: [f"must be between 1 and {selectors.MAX_ID}"]})
+    return value
+
+
+def _query(request: HttpRequest, allowed: set[str]) -> dict[str, str]:
+    unknown = sorted(set(request.GET) - allowed)
+    if unknown:
+        raise ApiError(
+            400, {k: [f"unknown parameter (known: {', '.join(sorted(allowed))})"] for k in unknown}
+        )
+    return {k: v for k in allowed if (v := request.GET.get(k, "").strip())}
+
+
+def _record_model() -> type[models.Model]:
+    """The model `record_id` refers to: the one record model registered with the engine."""
+    labels = sorted(RECORD_ACCESSORS)
+    if len(labels) != 1:
+        raise ApiError(400, {"record_id": ["no single record model is registered: cannot resolve it"]})
+    app_label, model_name = labels[0].split(".")
+    return apps.get_model(app_label, model_name)
+
+
+# --- serialisation ----------------------------------------------------------------------------
+
+
+def _record_json(run: Run) -> dict[str, Any] | None:
+    if run.record_type_id is None:
+        return None
+    ct = run.record_type
+    return {"type": f"{ct.app_label}.{ct.model}", "id": run.record_id, "label": run.record_label}
+
+
+def run_summary_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "url": reverse("api:run", args=[run.pk]),
+        "orchestration": run.orchestration.api_name,
+        "version": run.version.number,
+        "status": run.status,
+        "current_stage": run.current_stage or None,
+        "record": _record_json(run),
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "started_by": run.started_by.get_username() if run.started_by else None,
+        "error": run.error or None,
+    }
+
+
+def _step_json(sr: StepRun) -> dict[str, Any]:
+    return {
+        "key": sr.key,
+        "kind": sr.kind,
+        "status": sr.status,
+        "attempts": sr.attempts,
+        "error": sr.error or None,
+        "outputs": sr.outputs,
+        "started_at": sr.started_at,
+        "ended_at": sr.ended_at,
+    }
+
+
+def _stage_json(st: StageRun) -> dict[str, Any]:
+    return {
+        "key": st.key,
+        "status": st.status,
+        "started_at": st.started_at,
+        "ended_at": st.ended_at,
+        "outcome": st.outcome or None,
+        "steps": [_step_json(sr) for sr in st.step_runs.all()],
+    }
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    """The full run: call with a run from selectors.run_detail (stages prefetched)."""
+    return {
+        **run_summary_json(run),
+        "variables": run.variables,
+        "inputs": run.inputs,
+        "stages": [_stage_json(st) for st in run.stage_runs.all()],
+    }
+
+
+def _orchestration_json(o: Orchestration) -> dict[str, Any]:
+    active = o.active_versions[0] if getattr(o, "active_versions", None) else None  # type: ignore[attr-defined]
+    start = active.document.get("start", {}) if active else {}
+    return {
+        "api_name": o.api_name,
+        "label": o.label,
+        "description": o.description,
+        "active_version": active.number if active else None,
+        "start": {"type": start.get("type"), "record_type": start.get("record_type")} if active else None,
+        "inputs": [
+            {
+                "name": v.get("name"),
+                "type": v.get("type", "text"),
+                "required": bool(v.get("required")),
+                "description": v.get("description", ""),
+            }
+            for v in start.get("inputs", [])
+        ],
+        "launch_url": reverse("api:launch", args=[o.api_name]),
+    }
+
+
+# --- endpoints --------------------------------------------------------------------------------
+
+
+def _run_or_404(run_id: int) -> Run:
+    run = selectors.run_detail(run_id)
+    if run is None:
+        raise ApiError(404, f"run {run_id} does not exist")
+    return run
+
+
+@api_endpoint("POST", perms=(PERM_LAUNCH,))
+def run_create(request: HttpRequest, user: Any, api_name: str) -> JsonResponse:
+    body = _json_body(request)
+    errors: dict[str, list[str]] = {
+        k: ["unknown field (expected record_id and inputs)"] for k in body if k not in {"record_id", "inputs"}
+    }
+    if errors:
+        raise ApiError(400, errors)
+    inputs = body.get("inputs")
+    if inputs is None:
+        inputs = {}
+    if not isinstance(inputs, dict):
+        raise ApiError(400, {"inputs": [f"must be a JSON object, not {type(inputs).__name__}"]})
+    record_id = _id(body["record_id"], "record_id") if body.get("record_id") is not None else None
+    if selectors.active_version(api_name) is None:
+        raise ApiError(404, f"orchestration '{api_name}' does not exist or has no active version")
+    record = None
+    if record_id is not None:
+        record = _record_model()._default_manager.filter(pk=record_id).first()
+        if record is None:
+            raise ApiError(404, {"record_id": [f"record {record_id} does not exist"]})
+    try:
+        run = run_launch(orchestration=api_name, record=record, inputs=inputs, actor=user)
+    except LaunchError as exc:
+        if hasattr(exc, "error_dict"):
+            raise ApiError(400, {f"inputs.{k}": v for k, v in exc.message_dict.items()}) from None
+        raise ApiError(400, {NON_FIELD_ERRORS: exc.messages}) from None
+    detail = _run_or_404(run.pk)
+    return JsonResponse(run_json(detail), status=201, headers={"Location": reverse("api:run", args=[run.pk])})
+
+
+@api_endpoint("GET", perms=(PERM_VIEW_RUN,))
+def run_get(request: HttpRequest, user: Any, run_id: int) -> JsonResponse:
+    return JsonResponse(run_json(_run_or_404(run_id)))
+
+
+@api_endpoint("GET", perms=(PERM_VIEW_RUN,))
+def run_list(request: HttpRequest, user: Any) -> JsonResponse:
+    q = _query(request, {"orchestration", "status", "record_id", "after_id", "limit"})
+    status = q.get("status")
+    if status is not None and status not in RunStatus.values:
+        raise ApiError(400, {"status": [f"must be one of {', '.join(RunStatus.values)}"]})
+    limit = DEFAULT_PAGE
+    if "limit" in q:
+        limit = _id(q["limit"], "limit")
+        if limit > selectors.MAX_RUN_PAGE:
+            raise ApiError(400, {"limit": [f"must be between 1 and {selectors.MAX_RUN_PAGE}"]})
+    rows, more = selectors.run_list(
+        orchestration=q.get("orchestration"),
+        status=status,
+        record_id=_id(q["record_id"], "record_id") if "record_id" in q else None,
+        after_id=_id(q["after_id"], "after_id") if "after_id" in q else None,
+        limit=limit,
+    )
+    next_after = rows[-1].pk if more else None
+    next_url = None
+    if next_after is not None:
+        next_url = reverse("api:runs") + "?" + urlencode({**q, "after_id": next_after})
+    return JsonResponse(
+        {"results": [run_summary_json(r) for r in rows], "next_after_id": next_after, "next": next_url}
+    )
+
+
+@api_endpoint("GET", perms=(PERM_VIEW_ORCHESTRATION, PERM_LAUNCH))
+def orchestration_list(request: HttpRequest, user: Any) -> JsonResponse:
+    return JsonResponse({"results": [_orchestration_json(o) for o in selectors.orchestration_list()]})
+
+
+@api_endpoint("GET", auth=False)
+def openapi(request: HttpRequest, user: None) -> JsonResponse:
+    # Public: it describes the API, it holds no data.
+    return JsonResponse(openapi_document())
+
+
+@api_endpoint("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", auth=False)
+def not_found(request: HttpRequest, user: None) -> JsonResponse:
+    raise ApiError(404, f"no API endpoint at {request.path} (see /api/openapi.json)")

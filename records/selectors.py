@@ -1,0 +1,95 @@
+"""Reads for the record pages. Each returns a bounded number of queries whatever the data size,
+so the pages' query counts stay flat (asserted in tests/records/test_pages__queries.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import QuerySet
+
+from orchestration import engine
+from orchestration.definitions import AutolaunchedStart
+from orchestration.models import OrchestrationVersion, Run
+
+from .models import FieldChange, FieldType, Record, RecordType
+
+HISTORY_LIMIT = 100
+RUNS_LIMIT = 50
+
+
+def record_list(*, record_type: RecordType, q: str = "") -> QuerySet[Record]:
+    """Records of a type, newest first, optionally filtered by a case-insensitive name search."""
+    qs = Record.objects.filter(record_type=record_type).select_related("owner")
+    q = q.strip()
+    if q:
+        qs = qs.filter(name__icontains=q)
+    return qs.order_by("-id")
+
+
+def record_changes(*, record: Record, limit: int = HISTORY_LIMIT) -> list[FieldChange]:
+    """The newest `limit` field changes; one more is fetched so callers can say "older not shown"."""
+    return list(
+        FieldChange.objects.filter(record=record).select_related("changed_by").order_by("-id")[: limit + 1]
+    )
+
+
+def record_runs(*, record: Record, limit: int = RUNS_LIMIT) -> list[Run]:
+    """Orchestration runs anchored on this record, newest first."""
+    ct = ContentType.objects.get_for_model(Record)  # cached by ContentType's manager
+    return list(
+        Run.objects.filter(record_type=ct, record_id=record.pk)
+        .select_related("orchestration", "version")
+        .order_by("-id")[:limit]
+    )
+
+
+def run_stage_label(run: Run) -> str:
+    """The label of the run's current stage, read from the version document (already loaded)."""
+    if not run.current_stage:
+        return ""
+    for stage in run.version.document.get("stages", []):
+        if stage.get("key") == run.current_stage:
+            return str(stage.get("label") or run.current_stage)
+    return run.current_stage
+
+
+def launchable_orchestrations(*, record_type: RecordType) -> list[OrchestrationVersion]:
+    """Active autolaunched orchestrations on this record type that a button can start: every
+    input is optional or has a default, since the button asks for nothing."""
+    versions = (
+        OrchestrationVersion.objects.filter(
+            is_active=True, start_type="autolaunched", record_type=record_type.api_name
+        )
+        .select_related("orchestration")
+        .order_by("orchestration__label", "orchestration__api_name")
+    )
+    out = []
+    for version in versions:
+        start = engine.orchestration_doc(version).start
+        if isinstance(start, AutolaunchedStart) and any(
+            v.required and v.default is None for v in start.inputs
+        ):
+            continue
+        out.append(version)
+    return out
+
+
+def usernames_by_id(ids: Iterable[Any]) -> dict[int, str]:
+    """Usernames for the given user ids in one query (none when there are no ids)."""
+    wanted = {int(i) for i in ids if isinstance(i, int) or (isinstance(i, str) and i.isdigit())}
+    if not wanted:
+        return {}
+    User = get_user_model()
+    return {
+        pk: name
+        for pk, name in User.objects.filter(pk__in=wanted).values_list("pk", User.USERNAME_FIELD)
+    }
+
+
+def user_ids_in(record_type: RecordType, values: Iterable[dict[str, Any]]) -> set[Any]:
+    """The user ids that user-type fields of these value dicts refer to."""
+    user_fields = [f["name"] for f in record_type.fields if f["type"] == FieldType.USER]
+    return {v.get(name) for v in values for name in user_fields if v.get(name) is not None}

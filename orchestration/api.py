@@ -148,9 +148,9 @@ def _record_model() -> type[models.Model]:
 
 
 def _record_json(run: Run) -> dict[str, Any] | None:
-    if run.record_type_id is None:
-        return None
     ct = run.record_type
+    if ct is None:
+        return None
     return {"type": f"{ct.app_label}.{ct.model}", "id": run.record_id, "label": run.record_label}
 
 
@@ -293,7 +293,7 @@ def run_list(request: HttpRequest, user: Any) -> JsonResponse:
     next_after = rows[-1].pk if more else None
     next_url = None
     if next_after is not None:
-        next_url = reverse("api:runs") + "?" + urlencode({**q, "after_id": next_after})
+        next_url = reverse("api:runs") + "?" + urlencode({**q, "after_id": str(next_after)})
     return JsonResponse(
         {"results": [run_summary_json(r) for r in rows], "next_after_id": next_after, "next": next_url}
     )

@@ -247,9 +247,9 @@ class Step(Strict):
     label: str = ""
     kind: Literal["interactive", "background"]
     flow: ApiName
-    start: Gate = Field(default_factory=Gate)
+    start: Gate = Field(default_factory=lambda: Gate())
     completion: Gate = Field(
-        default_factory=Gate,
+        default_factory=lambda: Gate(),
         description="Interactive steps only: default is when the assignee finishes the flow.",
     )
     inputs: dict[str, Expression] = Field(default_factory=dict)
@@ -257,7 +257,7 @@ class Step(Strict):
         default_factory=dict, description="orchestration variable <- flow output"
     )
     assignee: Assignee | None = None
-    email: Email = Field(default_factory=Email)
+    email: Email = Field(default_factory=lambda: Email())
     max_attempts: int = Field(3, ge=1, le=20, description="Background steps: tries before error.")
     due_in_hours: float | None = Field(None, gt=0)
 
@@ -289,7 +289,7 @@ class Stage(Strict):
     key: ApiName
     label: str = ""
     steps: list[Step] = Field(min_length=1)
-    exit: Gate = Field(default_factory=Gate, description="Default: all steps completed.")
+    exit: Gate = Field(default_factory=lambda: Gate(), description="Default: all steps completed.")
     next: str | Decision | None = Field(
         None, description="Following stage by default; a stage key, 'end', or a decision."
     )

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
@@ -81,6 +83,44 @@ def flow_doc(version: FlowVersion) -> Any:
     return _parse_flow(version.pk, version.checksum, json.dumps(version.document, sort_keys=True))
 
 
+# Loading a run's record for `record` in expressions costs a query per pass (and per background
+# step); most definitions never look at it. An expression can reach the record only through the
+# name `record`, so a definition none of whose strings contains that word cannot need it.
+_RECORD_WORD = re.compile(r"\brecord\b")
+# Actions that see the record only through their expressions. Any other action (a Python flow,
+# an action another app registered) receives the flow context itself and gets the record.
+_EXPRESSION_ONLY_ACTIONS = frozenset({"set_outputs", "send_email", "http"})
+_USES_RECORD: dict[tuple[str, int, str], bool] = {}
+
+
+def _mentions_record(value: Any, key: str = "") -> bool:
+    # Every string counts (a label that says "record" only costs a needless query), except
+    # `type` values, which name kinds ("record" start, data types), never expressions.
+    if isinstance(value, str):
+        return key != "type" and _RECORD_WORD.search(value) is not None
+    if isinstance(value, dict):
+        return any(_mentions_record(v, k) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_mentions_record(v, key) for v in value)
+    return False
+
+
+def definition_uses_record(version: OrchestrationVersion | FlowVersion) -> bool:
+    """Whether running this definition may need the run's record (see _RECORD_WORD)."""
+    key = (type(version).__name__, version.pk, version.checksum)
+    found = _USES_RECORD.get(key)
+    if found is None:
+        document = version.document
+        actions = (document.get("actions") or []) if isinstance(document, dict) else []
+        found = any(
+            not isinstance(a, dict) or a.get("type") not in _EXPRESSION_ONLY_ACTIONS for a in actions
+        ) or _mentions_record(document)
+        if len(_USES_RECORD) > 4096:
+            _USES_RECORD.clear()
+        _USES_RECORD[key] = found
+    return found
+
+
 def lock_run(run_id: int) -> Run:
     require_atomic()
     # The row lock is what serialises every change to one run (see module docstring).
@@ -106,6 +146,12 @@ def typed_vars(doc: Orchestration, values: dict[str, Any]) -> dict[str, Any]:
     return {k: from_json(types.get(k, "text"), v) for k, v in values.items()}
 
 
+def typed_run_inputs(doc: Orchestration, values: dict[str, Any]) -> dict[str, Any]:
+    """The launch inputs as expressions see them (a decimal input compares as a number)."""
+    declared = doc.start.inputs if hasattr(doc.start, "inputs") else []
+    return typed_inputs(declared, values)
+
+
 class Pass:
     """One locked pass over a run. Collects events and writes them in one statement."""
 
@@ -120,6 +166,9 @@ class Pass:
         self.stage_run: StageRun | None = None
         self.steps: dict[str, StepRun] = {}
         self.loaded = False
+        # Step runs changed in this pass and their changed fields, written by `flush`.
+        self.step_changes: dict[int, tuple[StepRun, set[str]]] = {}
+        self.flow_versions: dict[str, FlowVersion | None] = {}
 
     # -- helpers ---------------------------------------------------------------------------
     def event(self, name: str, *, stage: str = "", step: str = "", **payload: Any) -> None:
@@ -140,13 +189,21 @@ class Pass:
             self._record = record_context(self.run)
         return self._record
 
-    def context(self) -> dict[str, Any]:
+    @functools.cached_property
+    def record_used(self) -> bool:
+        return definition_uses_record(self.run.version)
+
+    def context(self, *, record: bool | None = None) -> dict[str, Any]:
+        """What expressions see. `record` is loaded only when an expression may name it: by
+        default when the orchestration's definition mentions it, or as the caller says (a
+        flow's definition may mention it too)."""
         run = self.run
+        wanted = self.record_used if record is None else record
         return {
-            "record": self.record,
+            "record": self.record if wanted else {},
             "vars": typed_vars(self.doc, run.variables),
             "steps": run.step_outputs,
-            "inputs": run.inputs,
+            "inputs": typed_run_inputs(self.doc, run.inputs),
             "run": {
                 "id": run.pk,
                 "status": run.status,
@@ -173,7 +230,43 @@ class Pass:
         self.steps = {r.key: r for r in rows}
         self.loaded = True
 
+    def save_step(self, sr: StepRun, fields: Iterable[str]) -> None:
+        """Write these fields of a step run at `flush`: a pass that completes a step and starts
+        the next ones then writes all of them in one statement."""
+        self.step_changes.setdefault(id(sr), (sr, set()))[1].update(fields)
+
+    def flow_version(self, api_name: str) -> FlowVersion:
+        """The active version of a flow (a step keeps the one it starts on). The first call of
+        a pass loads those of every flow the current stage names, in one query."""
+        if api_name not in self.flow_versions:
+            names = {api_name}
+            if self.stage_run is not None:
+                stage = self.doc.stage(self.stage_key)
+                gates = [stage.exit, *(g for s in stage.steps for g in (s.start, s.completion))]
+                names |= {s.flow for s in stage.steps}
+                names |= {g.evaluation_flow for g in gates if g.evaluation_flow}
+            names -= self.flow_versions.keys()
+            self.flow_versions.update(dict.fromkeys(names))
+            self.flow_versions.update(active_flow_versions(names))
+        version = self.flow_versions[api_name]
+        if version is None:
+            raise EngineError(f"flow '{api_name}' has no active version")
+        return version
+
     def flush(self) -> None:
+        if self.step_changes:
+            rows = [sr for sr, _ in self.step_changes.values()]
+            fields = sorted(set().union(*(f for _, f in self.step_changes.values())))
+            self.step_changes = {}
+            if len(rows) == 1:
+                rows[0].save(update_fields=fields)
+            else:
+                # Each row gets the union of the changed fields. The fields a row did not change
+                # still hold what was read under the run lock (start_step undoes a failed start),
+                # and nothing changes a step run without that lock except a worker's claim of a
+                # queued step (exec_state, claimed_at): claimed_at is never written here, and
+                # exec_state only for rows whose own change writes it (every change does).
+                StepRun.objects.bulk_update(rows, fields)
         if self.run_dirty:
             self.run.save(update_fields=sorted(self.run_dirty))
             self.run_dirty.clear()
@@ -195,15 +288,15 @@ class Pass:
         return default
 
     def evaluation(self, flow_name: str, inputs: dict[str, Any] | None = None) -> bool:
-        version = active_flow_version(flow_name)
+        version = self.flow_version(flow_name)
         doc = flow_doc(version)
-        ctx = self.context()
+        ctx = self.context(record=False)
         ctx_obj = FlowContext(
             run_id=self.run.pk,
             step_key=None,
             record_model=None,
             record_id=self.run.record_id,
-            record=self.record,
+            record=self.record if definition_uses_record(version) else {},
             inputs=typed_inputs(doc.inputs, inputs or {}),
             vars=ctx["vars"],
             steps=ctx["steps"],
@@ -232,10 +325,12 @@ class Pass:
         self.set_run(current_stage=stage.key)
         self.event("stage.started", stage=stage.key)
 
-    def end_stage(self, status: str, *, outcome: str = "") -> None:
+    def end_stage(self, status: str, *, outcome: str = "", keep: str = "") -> None:
+        """End the current stage; its open steps are discontinued (except `keep`, the step
+        whose error ends the stage: it stays in error, which is what admins need to see)."""
         sr = self.stage_run
         assert sr is not None
-        self.stop_open_steps(StageStatus.DISCONTINUED, reason=f"stage {status}")
+        self.stop_open_steps(StageStatus.DISCONTINUED, reason=f"stage {status}", keep=keep)
         sr.status = status
         sr.ended_at = self.now
         sr.outcome = outcome
@@ -244,8 +339,10 @@ class Pass:
         self.stage_run = None
         self.steps = {}
 
-    def stop_open_steps(self, status: str, *, reason: str) -> None:
-        open_steps = [s for s in self.steps.values() if s.status in (*OPEN, StageStatus.ERROR)]
+    def stop_open_steps(self, status: str, *, reason: str, keep: str = "") -> None:
+        open_steps = [
+            s for s in self.steps.values() if s.status in (*OPEN, StageStatus.ERROR) and s.key != keep
+        ]
         if not open_steps:
             return
         by_kind: dict[str, list[StepRun]] = {}
@@ -255,8 +352,8 @@ class Pass:
             s.status = status
             s.ended_at = self.now
             s.exec_state = ExecState.DONE if s.exec_state != ExecState.IDLE else s.exec_state
+            self.save_step(s, ["status", "ended_at", "exec_state"])
             self.event(f"step.{status}", stage=self.stage_key, step=s.key, reason=reason)
-        StepRun.objects.bulk_update(open_steps, ["status", "ended_at", "exec_state"])
         for kind, rows in by_kind.items():
             STEP_KINDS[kind].stop(run=self.run, step_runs=rows, reason=reason)
 
@@ -287,28 +384,27 @@ class Pass:
 
     # -- steps -----------------------------------------------------------------------------
     def start_step(self, step: Step, sr: StepRun) -> None:
-        version = active_flow_version(step.flow)
+        version = self.flow_version(step.flow)
         fdoc = flow_doc(version)
         from .flows import resolve_inputs
 
-        sr.flow_version = version
-        sr.inputs = resolve_inputs(fdoc.inputs, step.inputs, self.context())
-        sr.status = StageStatus.IN_PROGRESS
-        sr.started_at = self.now
-        sr.error = ""
-        STEP_KINDS[step.kind].start(run=self.run, step_run=sr, step=step, context=self.context())
-        sr.save(
-            update_fields=[
-                "flow_version",
-                "inputs",
-                "status",
-                "started_at",
-                "error",
-                "attempts",
-                "exec_state",
-                "next_attempt_at",
-            ]
-        )
+        # The flow's input defaults are expressions too.
+        context = self.context(record=self.record_used or definition_uses_record(version))
+        loaded = {f: getattr(sr, f) for f in _START_ATTNAMES}
+        try:
+            sr.flow_version = version
+            sr.inputs = resolve_inputs(fdoc.inputs, step.inputs, context)
+            sr.status = StageStatus.IN_PROGRESS
+            sr.started_at = self.now
+            sr.error = ""
+            STEP_KINDS[step.kind].start(run=self.run, step_run=sr, step=step, context=context)
+        except Exception:
+            # Nothing of a failed start is written (the caller records the error): put the
+            # row back as it was read, so that `flush` writing it with others writes none of it.
+            for f, v in loaded.items():
+                setattr(sr, f, v)
+            raise
+        self.save_step(sr, _START_FIELDS)
         self.event("step.started", stage=self.stage_key, step=step.key)
 
     def complete_step(
@@ -318,7 +414,7 @@ class Pass:
         sr.outputs = outputs
         sr.ended_at = self.now
         sr.exec_state = ExecState.DONE if sr.exec_state != ExecState.IDLE else sr.exec_state
-        sr.save(update_fields=["status", "outputs", "ended_at", "exec_state", "error"])
+        self.save_step(sr, ["status", "outputs", "ended_at", "exec_state", "error"])
         step_outputs = dict(self.run.step_outputs)
         step_outputs[step.key] = outputs
         self.set_run(step_outputs=step_outputs)
@@ -345,11 +441,15 @@ class Pass:
         sr.ended_at = self.now
         if sr.exec_state != ExecState.IDLE:
             sr.exec_state = ExecState.DONE
-        sr.save(update_fields=["status", "error", "ended_at", "exec_state"])
+        self.save_step(sr, ["status", "error", "ended_at", "exec_state"])
+        # An interactive step can fail while its work item is open (its completion condition
+        # cannot be evaluated): cancel the item, or nobody could ever finish it and a retry
+        # would collide with it (one open item per step).
+        STEP_KINDS[sr.kind].stop(run=self.run, step_runs=[sr], reason="step error")
         self.event("step.error", stage=self.stage_key, step=step_key, error=sr.error)
         stage = self.doc.stage(self.stage_key)
         if stage.fault_path:
-            self.end_stage(StageStatus.ERROR, outcome=f"fault path: {step_key} failed")
+            self.end_stage(StageStatus.ERROR, outcome=f"fault path: {step_key} failed", keep=step_key)
             self.start_stage(self.doc.stage(stage.fault_path))
         else:
             self.set_run(status=RunStatus.ERROR, error=f"{step_key}: {sr.error}")
@@ -364,8 +464,11 @@ class Pass:
                 # In progress but no current stage: start the first (fresh run).
                 self.start_stage(self.doc.stages[0])
             stage = self.doc.stage(self.stage_key)
+            stage_run = self.stage_run
             moved = self.step_pass(stage)
-            if self.run.status != RunStatus.IN_PROGRESS or self.stage_run is None:
+            if self.run.status != RunStatus.IN_PROGRESS or self.stage_run is not stage_run:
+                # The run stopped, or a step error took the fault path: the stage we were
+                # looking at is over, so its exit condition and decision no longer apply.
                 continue
             try:
                 done = (
@@ -447,6 +550,25 @@ class Pass:
             )
         if wants != self.run.recheck:
             self.set_run(recheck=wants)
+
+
+_START_FIELDS = (
+    "flow_version",
+    "inputs",
+    "status",
+    "started_at",
+    "error",
+    "attempts",
+    "exec_state",
+    "next_attempt_at",
+)
+_START_ATTNAMES = tuple("flow_version_id" if f == "flow_version" else f for f in _START_FIELDS)
+
+
+def active_flow_versions(api_names: Iterable[str]) -> dict[str, FlowVersion]:
+    """The active versions of these flows, by api name (absent: no active version)."""
+    rows = FlowVersion.objects.select_related("flow").filter(flow__api_name__in=api_names, is_active=True)
+    return {v.flow.api_name: v for v in rows}
 
 
 def active_flow_version(api_name: str) -> FlowVersion:

@@ -8,13 +8,14 @@ no dunder access) and evaluated at run time in Jinja2's SandboxedEnvironment. Ne
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import functools
 import re
 from typing import Any
 
 from django.utils import timezone
-from jinja2 import ChainableUndefined, TemplateSyntaxError, meta
-from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, meta
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 NAMES = frozenset({"record", "vars", "steps", "inputs", "run", "step", "assignee", "outputs"})
@@ -32,15 +33,43 @@ class ExpressionError(Exception):
     """An expression that cannot be compiled or evaluated; the message says why."""
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
+MAX_INT_BITS = 1_000_000
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox stops attribute escapes but not arithmetic that never ends: `7**99999999`
+    would hold a worker (and, inside the engine, a run lock) for minutes, and `'a' * 10**9`
+    would take a gigabyte before the result-size check sees it. Intercepting `*` and `**` also
+    stops Jinja folding such constants at compile time, so import cannot hang either."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _is_int(left) and _is_int(right):
+            if right > 0 and abs(left) > 1 and right * abs(left).bit_length() > MAX_INT_BITS:
+                raise SecurityError("the result of ** would be too large")
+        elif operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and _is_int(n) and len(seq) * n > MAX_RESULT_CHARS:
+                    raise SecurityError(f"the result of * would be longer than {MAX_RESULT_CHARS}")
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _environment(*, html: bool = False) -> ImmutableSandboxedEnvironment:
+    env = _Sandbox(undefined=ChainableUndefined, autoescape=html)
+    # Only our names: Jinja's defaults (range, lipsum, namespace, …) are not part of the
+    # documented expression language, and `check` treats any environment global as known.
+    env.globals.clear()
     env.globals.update(GLOBALS)
     return env
 
 
 ENV = _environment()
-HTML_ENV = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=True)
-HTML_ENV.globals.update(GLOBALS)
+HTML_ENV = _environment(html=True)
 
 
 def check(source: str, *, names: frozenset[str] = NAMES, template: bool = False) -> str | None:
@@ -88,15 +117,34 @@ def _compiled(source: str) -> Any:
         raise ExpressionError(f"invalid expression: {exc.message}") from exc
 
 
+# What a definition's expression can raise while it runs: stored on the step or run, never a crash.
+_RUNTIME_ERRORS = (
+    TemplateError,  # SecurityError, UndefinedError, TemplateRuntimeError
+    TypeError,
+    ValueError,
+    ArithmeticError,  # ZeroDivisionError, OverflowError, decimal errors
+    AttributeError,
+    LookupError,
+    RecursionError,
+)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ZeroDivisionError):
+        # decimal.DivisionByZero's own text is "[<class 'decimal.DivisionByZero'>]".
+        return "ZeroDivisionError: division by zero"
+    if isinstance(exc, decimal.InvalidOperation):
+        return "InvalidOperation: not a valid decimal operation"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def evaluate(source: str, context: dict[str, Any]) -> Any:
     """Evaluate an expression; raise ExpressionError with a readable message on failure."""
     fn = _compiled(source)
     try:
         value = fn(**context)
-    except (SecurityError, UndefinedError, TypeError, ValueError, ArithmeticError) as exc:
-        raise ExpressionError(f"{source!r}: {type(exc).__name__}: {exc}") from exc
-    except (AttributeError, KeyError, IndexError, RecursionError, OverflowError) as exc:
-        raise ExpressionError(f"{source!r}: {type(exc).__name__}: {exc}") from exc
+    except _RUNTIME_ERRORS as exc:
+        raise ExpressionError(f"{source!r}: {_reason(exc)}") from exc
     if isinstance(value, ChainableUndefined):
         return None
     if isinstance(value, str) and len(value) > MAX_RESULT_CHARS:
@@ -120,7 +168,5 @@ def render(source: str, context: dict[str, Any], *, html: bool = False) -> str:
     """Render an admin-written template (email subject/body) in the sandbox."""
     try:
         return str(_template(source, html).render(**context))
-    except (SecurityError, UndefinedError, TypeError, ValueError, ArithmeticError) as exc:
-        raise ExpressionError(f"template: {type(exc).__name__}: {exc}") from exc
-    except (AttributeError, KeyError, IndexError, RecursionError) as exc:
-        raise ExpressionError(f"template: {type(exc).__name__}: {exc}") from exc
+    except _RUNTIME_ERRORS as exc:
+        raise ExpressionError(f"template: {_reason(exc)}") from exc

@@ -111,7 +111,8 @@ def _send_email(action: SendEmailAction, ctx: FlowContext) -> dict[str, Any]:
 
     ectx = ctx.expression_context()
     to = expressions.evaluate(action.to, ectx)
-    recipients = [to] if isinstance(to, str) else [str(x) for x in (to or [])]
+    # An empty field in a list (`[record.email, inputs.cc]`) is skipped, not sent to "None".
+    recipients = [to] if isinstance(to, str) else [str(x) for x in (to or []) if x]
     recipients = [r for r in recipients if r]
     if not recipients:
         raise FlowError("send_email: no recipient")

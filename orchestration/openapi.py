@@ -59,7 +59,7 @@ SCHEMAS: dict[str, Any] = {
             "inputs": {
                 "type": "object",
                 "description": "Values of the orchestration's declared inputs, coerced to their types "
-                "(`\"42\"` is accepted for a number, `\"yes\"` for a boolean).",
+                '(`"42"` is accepted for a number, `"yes"` for a boolean).',
                 "additionalProperties": True,
             },
         },
@@ -211,7 +211,8 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "listOrchestrations",
             "summary": "Orchestrations, with their active version and declared inputs",
-            "description": "Needs `orchestration.view_orchestration` or `orchestration.launch_orchestration`.",
+            "description": "Needs `orchestration.view_orchestration` or "
+            "`orchestration.launch_orchestration`.",
             "responses": {
                 "200": _json(_ref("OrchestrationList"), "All orchestrations, by api name."),
                 "401": _error("Unauthorized"),
@@ -226,7 +227,9 @@ PATHS: dict[str, Any] = {
             "summary": "Launch a run of the orchestration's active version",
             "description": "Needs `orchestration.launch_orchestration`. The run starts at once and "
             "advances as far as it can (background steps run after the response on a worker).",
-            "parameters": [{"name": "api_name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [
+                {"name": "api_name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
             "requestBody": {
                 "required": False,
                 "content": {"application/json": {"schema": _ref("LaunchRequest")}},
@@ -289,7 +292,9 @@ PATHS: dict[str, Any] = {
             "operationId": "getOpenApi",
             "summary": "This document",
             "security": [],
-            "responses": {"200": {"description": "The OpenAPI document.", "content": {"application/json": {}}}},
+            "responses": {
+                "200": {"description": "The OpenAPI document.", "content": {"application/json": {}}}
+            },
         }
     },
 }

@@ -196,7 +196,7 @@ def definitions_export(*, names: Iterable[str] | None = None) -> list[tuple[str,
     out: list[tuple[str, dict[str, Any]]] = []
     for version in [*flows, *orchs]:
         document = version.document
-        model = KIND_MODELS[document["kind"]]
+        model: Any = KIND_MODELS[document["kind"]]
         compact = model.model_validate(document).model_dump(mode="json", by_alias=True, exclude_defaults=True)
         reparsed = model.model_validate(compact).model_dump(mode="json", by_alias=True)
         if VersionBase.checksum_of(reparsed) != version.checksum:
@@ -268,13 +268,17 @@ def run_launch(
             started_by_id=actor_id,
         )
         p = engine.Pass(run, actor_id)
-        try:
-            variables = _initial_variables(doc, p.context())
-        except (expressions.ExpressionError, TypeCoercionError) as exc:
-            raise LaunchError(f"variable default: {exc}") from exc
+        p.loaded = True  # a new run has no stage yet: nothing to load
+        variables, failed = _initial_variables(doc, p.context())
         run.variables = {**variables, **clean_inputs}
         p.run_dirty.add("variables")
         p.event("run.started", inputs=clean_inputs)
+        if failed:
+            # A default that cannot be computed for this record is a run-time failure, not bad
+            # input: record it on the run for admins (raising would, for a record-triggered
+            # launch, fail the record save that has already committed).
+            p.set_run(status=RunStatus.ERROR, error=failed[:5000])
+            p.event("run.error", error=failed)
         engine.advance_locked(run, actor_id=actor_id, pass_=p)
     return run
 
@@ -307,12 +311,18 @@ def _clean_inputs(doc: OrchestrationDoc, raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _initial_variables(doc: OrchestrationDoc, context: dict[str, Any]) -> dict[str, Any]:
+def _initial_variables(doc: OrchestrationDoc, context: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The variables' default values, and the errors of those that failed (left empty)."""
     out: dict[str, Any] = {}
+    errors: list[str] = []
     for v in doc.variables:
-        value = expressions.evaluate(v.default, context) if v.default else None
-        out[v.name] = to_json(v.type, value)
-    return out
+        try:
+            value = expressions.evaluate(v.default, context) if v.default else None
+            out[v.name] = to_json(v.type, value)
+        except (expressions.ExpressionError, TypeCoercionError) as exc:
+            out[v.name] = None
+            errors.append(f"variable '{v.name}' default: {exc}")
+    return out, "; ".join(errors)
 
 
 def _meets(condition: str | None, values: dict[str, Any] | None) -> bool:
@@ -374,13 +384,19 @@ class StepNotOpen(Exception):
 
 
 def step_complete_locked(
-    *, run: Run, step_run: StepRun, outputs: dict[str, Any], actor_id: int | None
+    *,
+    run: Run,
+    step_run: StepRun,
+    outputs: dict[str, Any],
+    actor_id: int | None,
+    pass_: engine.Pass | None = None,
 ) -> None:
-    """Complete an in-progress step and advance. The caller holds the run lock."""
+    """Complete an in-progress step and advance. The caller holds the run lock (and may give
+    the pass it already started on it)."""
     engine.require_atomic()
     if step_run.status != StageStatus.IN_PROGRESS:
         raise StepNotOpen(f"step '{step_run.key}' is {step_run.get_status_display().lower()}")
-    p = engine.Pass(run, actor_id)
+    p = pass_ or engine.Pass(run, actor_id)
     p.load_stage()
     doc_step = p.doc.stage(step_run.stage_run.key).steps
     step = next(s for s in doc_step if s.key == step_run.key)
@@ -452,7 +468,10 @@ def background_step_execute(*, step_run_id: int, attempt: int) -> str:
         step_key=sr.key,
         record_model=ct_label,
         record_id=run.record_id,
-        record=engine.record_context(run),
+        # Loading the record is a query: only when the flow may look at it.
+        record=engine.record_context(run)
+        if sr.flow_version and engine.definition_uses_record(sr.flow_version)
+        else {},
         inputs=typed_inputs(fdoc.inputs, sr.inputs) if fdoc else {},
         vars=engine.typed_vars(doc, run.variables),
         steps=run.step_outputs,
@@ -474,23 +493,30 @@ def background_step_execute(*, step_run_id: int, attempt: int) -> str:
         error = f"{type(exc).__name__}: {exc}"
     with transaction.atomic():
         run = engine.lock_run(run.pk)
-        sr = StepRun.objects.select_related("stage_run").get(pk=step_run_id)
+        # The step is re-read with the rest of its stage, which the pass needs anyway. A step
+        # in progress is always in the stage in progress, so not finding it there means it
+        # was discontinued meanwhile.
+        p = engine.Pass(run, None)
+        p.load_stage()
+        found = next((s for s in p.steps.values() if s.pk == step_run_id), None)
         if (
-            sr.status != StageStatus.IN_PROGRESS
-            or sr.attempts != attempt
-            or sr.exec_state != ExecState.RUNNING
+            found is None
+            or found.status != StageStatus.IN_PROGRESS
+            or found.attempts != attempt
+            or found.exec_state != ExecState.RUNNING
         ):
             return "stale"  # skipped, retried or discontinued meanwhile: keep the newer state
+        sr = found
         if not error:
             sr.exec_state = ExecState.DONE
             sr.error = ""
-            step_complete_locked(run=run, step_run=sr, outputs=outputs, actor_id=None)
+            step_complete_locked(run=run, step_run=sr, outputs=outputs, actor_id=None, pass_=p)
             return "completed"
-        return _attempt_failed(run=run, sr=sr, error=error)
+        return _attempt_failed(run=run, sr=sr, error=error, pass_=p)
 
 
-def _attempt_failed(*, run: Run, sr: StepRun, error: str) -> str:
-    p = engine.Pass(run, None)
+def _attempt_failed(*, run: Run, sr: StepRun, error: str, pass_: engine.Pass | None = None) -> str:
+    p = pass_ or engine.Pass(run, None)
     p.load_stage()
     step = next(s for s in p.doc.stage(sr.stage_run.key).steps if s.key == sr.key)
     sr = p.steps.get(sr.key, sr)
@@ -551,6 +577,8 @@ def _run_back_in_progress(p: engine.Pass) -> None:
     others = [s for s in p.steps.values() if s.status == StageStatus.ERROR]
     if p.run.status == RunStatus.ERROR and not others:
         p.set_run(status=RunStatus.IN_PROGRESS, error="")
+        # Every status change has its event, this one included.
+        p.event("run.recovered", stage=p.stage_key)
 
 
 def step_retry(*, step_run_id: int, actor: Actor = None, reason: str = "") -> StepRun:
@@ -596,7 +624,10 @@ def step_skip(
         clean = _clean_outputs(sr, outputs or {})
         p.event("step.skip_requested", stage=sr.stage_run.key, step=sr.key, reason=reason)
         sr.error = ""
-        p.complete_step(step, sr, clean, skipped=True)
+        try:
+            p.complete_step(step, sr, clean, skipped=True)
+        except FlowError as exc:  # an output that does not fit the variable it is mapped to
+            raise ValidationError(str(exc)) from exc
         _run_back_in_progress(p)
         engine.advance_locked(run, actor_id=actor_id, pass_=p)
         return sr

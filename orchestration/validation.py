@@ -4,6 +4,7 @@ expressions. Every problem is reported with its file and its path inside the doc
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,17 @@ _UniqueKeyLoader.add_constructor(
     _construct_mapping,  # type: ignore[arg-type]
 )
 
+# YAML 1.1 reads on/off/yes/no as booleans, so `start: {on: create}` arrived with the key True.
+# Definitions follow YAML 1.2 (and JSON): only true/false are booleans.
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_UniqueKeyLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
 
 def load_text(text: str, source: str) -> tuple[list[dict[str, Any]], list[DefinitionError]]:
     """Parse YAML or JSON text holding one or more documents (YAML `---` separated)."""
@@ -152,7 +164,18 @@ def _loc(parts: Iterable[Any]) -> str:
 def _pydantic_errors(source: str, exc: ValidationError) -> list[DefinitionError]:
     out = []
     for err in exc.errors(include_url=False):
-        loc = [p for p in err["loc"] if p not in KIND_MODELS]
+        raw_loc = err["loc"]
+        if len(raw_loc) >= 4 and raw_loc[0] == "stages" and raw_loc[2] == "next":
+            # `next` is a stage key or a decision: pydantic reports a failure for each branch
+            # of the union. Keep the one that matches what was written.
+            branch, is_mapping = raw_loc[3], isinstance(err["input"], dict)
+            if branch == "str" and is_mapping:
+                continue  # a decision was written: its own errors say what is wrong
+            if branch == "Decision" and not is_mapping and len(raw_loc) == 4:
+                continue
+            if branch == "str":
+                err = {**err, "msg": "must be a stage key, 'end', or a decision (outcomes and default)"}
+        loc = [p for p in raw_loc if p not in KIND_MODELS]
         # Discriminated unions add the tag to the path: drop it (it is not in the document).
         loc = [
             p
@@ -190,7 +213,8 @@ _ADAPTER: TypeAdapter[Any] = TypeAdapter(Document)
 
 def parse_document(source: str, raw: dict[str, Any]) -> tuple[Any | None, list[DefinitionError]]:
     kind = raw.get("kind")
-    if kind not in KIND_MODELS:
+    # `kind` may be any YAML value (a list is unhashable): compare only strings.
+    if not isinstance(kind, str) or kind not in KIND_MODELS:
         allowed = ", ".join(KIND_MODELS)
         return None, [DefinitionError(source, "kind", f"must be one of {allowed} (got {kind!r})")]
     try:
@@ -299,7 +323,10 @@ def _check_gate(c: _Checker, path: str, gate: Gate, flows: dict[str, str], stage
         if kind is None:
             c.err(f"{path}.evaluation_flow", f"unknown flow '{gate.evaluation_flow}'")
         elif kind != "evaluation_flow":
-            c.err(f"{path}.evaluation_flow", f"'{gate.evaluation_flow}' is a {kind}, not an evaluation_flow")
+            c.err(
+                f"{path}.evaluation_flow",
+                f"'{gate.evaluation_flow}' is of kind {kind}; an evaluation_flow is needed here",
+            )
     if stage is not None:
         keys = [s.key for s in stage.steps]
         for i, dep in enumerate(gate.after):
@@ -360,7 +387,7 @@ def _check_orchestration(
                 c.err(f"{sp}.fault_path", f"unknown stage '{s.fault_path}'")
             elif s.fault_path == s.key:
                 c.err(f"{sp}.fault_path", "a stage cannot be its own fault path")
-        c.duplicates(f"{sp}.steps", [t.key for t in s.steps], "step key")
+        # Duplicate step keys are reported once, by the orchestration-wide check above.
         deps = {t.key: list(t.start.after) for t in s.steps}
         cycle = _find_cycle(deps)
         if cycle:
@@ -374,7 +401,7 @@ def _check_orchestration(
             if kind is None:
                 c.err(f"{tp}.flow", f"unknown flow '{t.flow}' (import it in the same batch or first)")
             elif kind != want:
-                c.err(f"{tp}.flow", f"a {t.kind} step runs a {want}, but '{t.flow}' is a {kind}")
+                c.err(f"{tp}.flow", f"{t.kind} steps need a flow of kind {want}; '{t.flow}' is of kind {kind}")
             doc = flow_docs.get(t.flow)
             for k, v in t.inputs.items():
                 c.expr(f"{tp}.inputs.{k}", v)
@@ -408,7 +435,13 @@ def _check_flow(c: _Checker, f: Any) -> None:
         c.expr(f"inputs[{i}].default", v.default)
     if isinstance(f, ScreenFlow):
         c.duplicates("screens", [s.key for s in f.screens], "screen key")
-        c.duplicates("fields", [x.name for x in f.fields()], "field name")
+        # Field names are the flow's outputs, so they are unique across all its screens.
+        seen_fields: set[str] = set()
+        for si, s in enumerate(f.screens):
+            for fi, fld in enumerate(s.fields):
+                if fld.name in seen_fields:
+                    c.err(f"screens[{si}].fields[{fi}].name", f"duplicate field name '{fld.name}'")
+                seen_fields.add(fld.name)
         for si, s in enumerate(f.screens):
             for fi, fld in enumerate(s.fields):
                 c.expr(f"screens[{si}].fields[{fi}].default", fld.default)

@@ -30,9 +30,14 @@ def to_json(type_: str, value: Any) -> Any:
             case "number":
                 if isinstance(value, bool):
                     raise TypeCoercionError("expected a number")
-                if isinstance(value, float) and not value.is_integer():
+                number = Decimal(str(value).strip())
+                # "2.5" must not silently become 2 (floats were already refused; strings too).
+                if number.is_finite() and number != number.to_integral_value():
                     raise TypeCoercionError("expected a whole number")
-                return int(Decimal(str(value)))
+                if number.is_finite() and number.adjusted() > 100:
+                    # int("1e100000000") would spend seconds building a 100-million-digit int.
+                    raise TypeCoercionError("number too large")
+                return int(number)
             case "decimal":
                 if isinstance(value, bool):
                     raise TypeCoercionError("expected a decimal number")
@@ -53,10 +58,10 @@ def to_json(type_: str, value: Any) -> Any:
                     return value.date().isoformat()
                 if isinstance(value, dt.date):
                     return value.isoformat()
-                d = parse_date(str(value))
-                if d is None:
+                day = parse_date(str(value))
+                if day is None:
                     raise TypeCoercionError("expected a date (YYYY-MM-DD)")
-                return d.isoformat()
+                return day.isoformat()
             case "datetime":
                 if isinstance(value, dt.datetime):
                     return value.isoformat()

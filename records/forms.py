@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db.models.fields import BLANK_CHOICE_LABEL
 from django.utils import timezone
 
 from orchestration.values import from_json
@@ -35,7 +36,7 @@ class RecordForm(forms.Form):
     record_type: RecordType
 
     name = forms.CharField(label="Name", max_length=200, strip=True)
-    owner = UserChoiceField(queryset=active_users(), required=False, label="Owner")
+    owner = UserChoiceField(queryset=active_users(), required=False, label="Owner", empty_label="No owner")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -99,7 +100,7 @@ def form_field(spec: dict[str, Any]) -> forms.Field:
         case FieldType.CHOICE:
             choices = [(c, c) for c in spec.get("choices", [])]
             if not common["required"]:
-                choices = [("", "---------"), *choices]
+                choices = [("", BLANK_CHOICE_LABEL), *choices]
             return forms.ChoiceField(choices=choices, **common)
         case FieldType.EMAIL:
             return forms.EmailField(**common)

@@ -69,7 +69,22 @@ def on_record_saved(
     owner = record.owner
     new_ctx["owner"] = owner.get_username() if owner else None
     if old_ctx is not None:
-        old_ctx["owner"] = None
+        # The owner before the save, by username like record.owner: a `changed_to_meet`
+        # condition on record.owner must see the old owner, not None.
+        old_owner_id = old.get("owner") if old else None
+        if old_owner_id == record.owner_id:
+            old_ctx["owner"] = new_ctx["owner"]
+        else:
+            from django.contrib.auth import get_user_model
+
+            User = get_user_model()
+            old_ctx["owner"] = (
+                User._default_manager.filter(pk=old_owner_id)
+                .values_list(User.USERNAME_FIELD, flat=True)
+                .first()
+                if old_owner_id
+                else None
+            )
 
     def launch() -> None:
         launch_for_record_change(record=record, record_type=record_type, old=old_ctx, new=new_ctx)

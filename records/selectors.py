@@ -84,8 +84,7 @@ def usernames_by_id(ids: Iterable[Any]) -> dict[int, str]:
         return {}
     User = get_user_model()
     return {
-        pk: name
-        for pk, name in User.objects.filter(pk__in=wanted).values_list("pk", User.USERNAME_FIELD)
+        pk: name for pk, name in User.objects.filter(pk__in=wanted).values_list("pk", User.USERNAME_FIELD)
     }
 
 

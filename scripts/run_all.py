@@ -64,7 +64,11 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
 
-    signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    def on_term(*_: object) -> None:
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         while all(p.poll() is None for p in procs.values()):
             time.sleep(0.5)

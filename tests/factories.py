@@ -141,3 +141,40 @@ def orchestration(
 
 def load(*docs: dict[str, Any]) -> None:
     definitions_import(items=[(f"test{i}.yaml", d) for i, d in enumerate(docs)])
+
+
+# --- records pages ------------------------------------------------------------------------------
+
+RECORD_PERMS = ("records.view_record", "records.add_record", "records.change_record")
+
+
+def grant(user: Any, *perms: str) -> Any:
+    """Give `user` the permissions named "app_label.codename"; returns the user, perm caches cleared."""
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        user.__dict__.pop(cache, None)
+    return user
+
+
+def ticket_type() -> RecordType:
+    """A record type with one field of every type, for forms and formatting."""
+    return record_type_upsert(
+        api_name="ticket",
+        label="Ticket",
+        fields=[
+            {"name": "title", "type": "text", "required": True, "help": "One line"},
+            {"name": "body", "type": "long_text"},
+            {"name": "count", "type": "number"},
+            {"name": "price", "type": "decimal"},
+            {"name": "due", "type": "date"},
+            {"name": "meeting", "type": "datetime"},
+            {"name": "urgent", "type": "boolean"},
+            {"name": "colour", "type": "choice", "choices": ["red", "green"]},
+            {"name": "contact", "type": "email"},
+            {"name": "assignee", "type": "user"},
+        ],
+    )

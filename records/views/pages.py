@@ -126,16 +126,25 @@ def record_edit(request: HttpRequest, type_name: str, pk: int) -> HttpResponse:
     record = _record(type_name, pk)
     rt = record.record_type
     form_class = record_form_class(rt)
+    version = record.updated_at.isoformat()
     if request.method == "POST":
         form = form_class(request.POST, initial=initial_for(record))
-        if form.is_valid():
+        if request.POST.get("version") != version:
+            # Someone saved since this form was loaded: its untouched fields hold their old
+            # values, and saving would silently undo that edit. Keep the input, ask to check.
+            form.is_valid()
+            form.add_error(
+                None,
+                "Someone else saved this record while you were editing it. Your input is kept "
+                "below: compare it with the record's history, then save again.",
+            )
+        elif form.is_valid():
             changed = form.changed_data
             if not changed:
                 messages.info(request, "Nothing changed.")
                 return redirect(record)
             try:
-                # Only what the person changed is sent: a concurrent edit of another field is
-                # kept, and the history lists exactly what this person did.
+                # Only what the person changed is sent, so the history lists exactly that.
                 record = record_update(
                     record=record,
                     values=form.values(only_changed=True),
@@ -150,4 +159,8 @@ def record_edit(request: HttpRequest, type_name: str, pk: int) -> HttpResponse:
                 return redirect(record)
     else:
         form = form_class(initial=initial_for(record))
-    return render(request, "records/form.html", {"record_type": rt, "record": record, "form": form})
+    return render(
+        request,
+        "records/form.html",
+        {"record_type": rt, "record": record, "form": form, "version": version},
+    )

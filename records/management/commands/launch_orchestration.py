@@ -59,7 +59,7 @@ class Command(BaseCommand):
         *args: Any,
         name: str,
         record: int | None = None,
-        input: list[str] | None = None,  # noqa: A002 - the option's name
+        input: list[str] | None = None,
         username: str | None = None,
         **options: Any,
     ) -> None:

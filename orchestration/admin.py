@@ -1,0 +1,323 @@
+"""Django admin for definitions, runs and API tokens.
+
+Definitions and runs change only through the services and the engine (versions are immutable,
+runs move by transitions that record events), so their admin pages are read-only; the one
+write offered is "make active", which goes through `version_activate`. Monitoring with actions
+(cancel, retry, skip) lives in the app's own pages.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from . import services
+from .models import (
+    ApiToken,
+    Flow,
+    FlowVersion,
+    Orchestration,
+    OrchestrationVersion,
+    Run,
+    RunEvent,
+    StageRun,
+    StepRun,
+)
+
+
+def pretty_json(value: Any) -> str:
+    return format_html(
+        "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(value, indent=2, default=str)
+    )
+
+
+class ReadOnlyMixin:
+    """Viewable by whoever may view; nothing added or edited here (deleting stays possible
+    for those with the delete permission, e.g. to clear out test runs)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- definitions ------------------------------------------------------------------------------
+
+
+class VersionInline(ReadOnlyMixin, admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ("number", "is_active", "created_at", "created_by", "source", "checksum_short")
+    readonly_fields = fields
+    ordering = ("-number",)
+
+    @admin.display(description="checksum")
+    def checksum_short(self, obj: Any) -> str:
+        return obj.checksum[:12]
+
+
+class OrchestrationVersionInline(VersionInline):
+    model = OrchestrationVersion
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).select_related("created_by")
+
+
+class FlowVersionInline(VersionInline):
+    model = FlowVersion
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).select_related("created_by")
+
+
+@admin.register(Orchestration)
+class OrchestrationAdmin(admin.ModelAdmin):
+    list_display = ("api_name", "label", "created_at")
+    search_fields = ("api_name", "label")
+    # Label and description come from the documents: the next import would overwrite an edit.
+    readonly_fields = ("api_name", "label", "description", "created_at")
+    inlines = [OrchestrationVersionInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # orchestrations are created by importing a definition
+
+
+@admin.register(Flow)
+class FlowAdmin(admin.ModelAdmin):
+    list_display = ("api_name", "label", "kind", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("api_name", "label")
+    readonly_fields = ("api_name", "label", "kind", "description", "created_at")
+    inlines = [FlowVersionInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class VersionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["__str__", "number", "is_active", "created_at", "created_by", "source"]
+    list_filter = ["is_active"]
+    readonly_fields = [
+        "number",
+        "is_active",
+        "checksum",
+        "created_at",
+        "created_by",
+        "source",
+        "document_pretty",
+    ]
+    exclude = ("document",)
+    actions = ["make_active"]
+
+    @admin.display(description="document")
+    def document_pretty(self, obj: Any) -> str:
+        return pretty_json(obj.document)
+
+    @admin.action(description="Make the selected version active")
+    def make_active(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        versions = list(queryset)
+        if len(versions) != 1:
+            self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
+            return
+        try:
+            services.version_activate(version=versions[0], actor=request.user)
+        except PermissionDenied as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, f"{versions[0]} is now active; runs already started keep their version.")
+
+    def get_actions(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        actions = super().get_actions(request, *args, **kwargs)
+        if not request.user.has_perm(services.PERM_IMPORT):
+            actions.pop("make_active", None)
+        return actions
+
+
+@admin.register(OrchestrationVersion)
+class OrchestrationVersionAdmin(VersionAdmin):
+    list_display = [*VersionAdmin.list_display, "start_type", "record_type"]
+    list_filter = ["is_active", "start_type", "orchestration"]
+    list_select_related = ("orchestration", "created_by")
+    search_fields = ("orchestration__api_name",)
+    readonly_fields = ["orchestration", "start_type", "record_type", *VersionAdmin.readonly_fields]
+
+
+@admin.register(FlowVersion)
+class FlowVersionAdmin(VersionAdmin):
+    list_filter = ["is_active", "flow__kind"]
+    list_select_related = ("flow", "created_by")
+    search_fields = ("flow__api_name",)
+    readonly_fields = ["flow", *VersionAdmin.readonly_fields]
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+class StageRunInline(ReadOnlyMixin, admin.TabularInline):
+    model = StageRun
+    extra = 0
+    can_delete = False
+    fields = ("key", "index", "status", "outcome", "started_at", "ended_at")
+    readonly_fields = fields
+
+
+class StepRunInline(ReadOnlyMixin, admin.TabularInline):
+    model = StepRun
+    extra = 0
+    can_delete = False
+    fields = (
+        "stage_run",
+        "key",
+        "kind",
+        "status",
+        "attempts",
+        "exec_state",
+        "error",
+        "started_at",
+        "ended_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).select_related("stage_run")
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("id", "orchestration", "version", "status", "current_stage", "record_label", "started_at")
+    list_filter = ("status", "orchestration")
+    list_select_related = ("orchestration", "version", "version__orchestration")
+    search_fields = ("=id", "record_label", "orchestration__api_name")
+    date_hierarchy = "started_at"
+    show_full_result_count = False  # counting every run on each page view gets slow
+    exclude = ("variables", "inputs", "step_outputs")
+    readonly_fields = (
+        "orchestration",
+        "version",
+        "status",
+        "current_stage",
+        "record_type",
+        "record_id",
+        "record_label",
+        "started_at",
+        "ended_at",
+        "started_by",
+        "error",
+        "recheck",
+        "variables_pretty",
+        "inputs_pretty",
+        "step_outputs_pretty",
+    )
+    inlines = [StageRunInline, StepRunInline]
+
+    @admin.display(description="variables")
+    def variables_pretty(self, obj: Run) -> str:
+        return pretty_json(obj.variables)
+
+    @admin.display(description="inputs")
+    def inputs_pretty(self, obj: Run) -> str:
+        return pretty_json(obj.inputs)
+
+    @admin.display(description="step outputs")
+    def step_outputs_pretty(self, obj: Run) -> str:
+        return pretty_json(obj.step_outputs)
+
+
+@admin.register(StageRun)
+class StageRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("id", "run", "key", "status", "outcome", "started_at", "ended_at")
+    list_filter = ("status",)
+    list_select_related = ("run",)
+    search_fields = ("=run__id", "key")
+    raw_id_fields = ("run",)
+
+
+@admin.register(StepRun)
+class StepRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("id", "run", "key", "kind", "status", "attempts", "exec_state", "started_at")
+    list_filter = ("status", "kind", "exec_state")
+    list_select_related = ("run",)
+    search_fields = ("=run__id", "key")
+    exclude = ("inputs", "outputs")
+    readonly_fields = ("inputs_pretty", "outputs_pretty")
+
+    @admin.display(description="inputs")
+    def inputs_pretty(self, obj: StepRun) -> str:
+        return pretty_json(obj.inputs)
+
+    @admin.display(description="outputs")
+    def outputs_pretty(self, obj: StepRun) -> str:
+        return pretty_json(obj.outputs)
+
+
+@admin.register(RunEvent)
+class RunEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("id", "created_at", "run", "name", "stage", "step", "actor")
+    list_filter = ("name",)
+    list_select_related = ("run", "actor")
+    search_fields = ("=run__id", "name")
+    exclude = ("payload",)
+    readonly_fields = ("payload_pretty",)
+    show_full_result_count = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the event log is append-only
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: RunEvent) -> str:
+        return pretty_json(obj.payload)
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created here (or with `manage.py create_api_token`): the raw value is shown
+    once on the page that answers the creation, never stored, never put in a message or cookie."""
+
+    list_display = ("name", "user", "created_at", "last_used_at")
+    list_select_related = ("user",)
+    search_fields = ("name", "user__username")
+    fields = ("user", "name", "created_at", "last_used_at")
+    readonly_fields = ("created_at", "last_used_at")
+    raw_id_fields = ("user",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        # The user a token acts as is fixed once it exists: make a new token instead.
+        return (*self.readonly_fields, "user") if obj else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        token, raw = services.api_token_create(user=obj.user, name=obj.name)
+        obj.pk, obj.digest, obj.created_at = token.pk, token.digest, token.created_at
+        obj._state.adding = False
+        request._api_token_raw = raw  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        raw = getattr(request, "_api_token_raw", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API token created",
+            "opts": self.opts,
+            "token": obj,
+            "raw": raw,
+        }
+        response = TemplateResponse(request, "admin/orchestration/apitoken/created.html", context)
+        response["Cache-Control"] = "no-store"  # the page holds a secret
+        return response

@@ -1,0 +1,60 @@
+"""Django admin for queues and work items.
+
+Queues are plain configuration and edited here. Work items change only through the services
+(complete, claim, reassign), which keep the run and its event log in step, so their admin is
+read-only; reassigning is done from the work items page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import Queue, WorkItem
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):
+    list_display = ("label", "api_name")
+    search_fields = ("label", "api_name")
+    filter_horizontal = ("users", "groups")
+
+
+@admin.register(WorkItem)
+class WorkItemAdmin(admin.ModelAdmin):
+    list_display = ("id", "label", "status", "assignee", "run", "created_at", "due_at", "completed_at")
+    list_filter = ("status", "assignee_queue", "assignee_group")
+    list_select_related = ("assignee_user", "assignee_group", "assignee_queue", "run")
+    search_fields = ("label", "=run__id", "assignee_user__username")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    raw_id_fields = ("run", "step_run")
+    readonly_fields = (
+        "run",
+        "step_run",
+        "record_type",
+        "record_id",
+        "label",
+        "status",
+        "assignee_user",
+        "assignee_group",
+        "assignee_queue",
+        "claimed_by",
+        "completed_by",
+        "outputs",
+        "created_at",
+        "completed_at",
+        "due_at",
+    )
+
+    @admin.display(description="assignee")
+    def assignee(self, obj: WorkItem) -> str:
+        return obj.assignee_label
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -70,6 +70,15 @@ def database_create(database_url: str, *, drop: bool = False) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def database_drop(database_url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    name = database_url.rsplit("/", 1)[1].split("?", 1)[0]
+    with psycopg.connect(database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
 def w1_documents() -> list[dict[str, Any]]:
     """W1: one stage; a; then b and c in parallel (both after a); then d (after b and c).
 
@@ -195,14 +204,19 @@ def w1_run(fx: Fixture, i: int) -> int:
 
 def w2_run(fx: Fixture, i: int) -> int:
     from orchestration.services import run_launch
-    from workitems.models import WorkItem
     from workitems.services import workitem_complete
 
     run = run_launch(orchestration=W2, record=fx.record(i), actor=fx.user)
-    # The page that shows the work item has loaded it; that read is not the service's.
-    item = WorkItem.objects.get(run_id=run.pk)
+    item = w2_item(run.pk)
     workitem_complete(item=item, user=fx.user, data={"approved": "true", "comment": "fine"})
     return run.pk
+
+
+def w2_item(run_id: int) -> Any:
+    """The work item as the Work Guide loads it: with its step run and the flow to show."""
+    from workitems.models import WorkItem
+
+    return WorkItem.objects.select_related("step_run__flow_version").get(run_id=run_id)
 
 
 WORKLOADS: dict[str, Callable[[Fixture, int], int]] = {"w1": w1_run, "w2": w2_run}
@@ -343,14 +357,14 @@ def count_w1(fx: Fixture) -> PhaseCounter:
 
 def count_w2(fx: Fixture) -> PhaseCounter:
     from orchestration.services import run_launch
-    from workitems.models import WorkItem
     from workitems.services import workitem_complete
 
     w2_run(fx, 0)
     with counting() as counter:
         with counter.phase("launch"):
             run = run_launch(orchestration=W2, record=fx.record(1), actor=fx.user)
-        item = WorkItem.objects.get(run_id=run.pk)
+        with counter.phase("load item"):
+            item = w2_item(run.pk)
         with counter.phase("complete"):
             workitem_complete(item=item, user=fx.user, data={"approved": "true", "comment": "fine"})
     check_completed([run.pk])

@@ -54,9 +54,36 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                     raise SecurityError(f"the result of * would be longer than {MAX_RESULT_CHARS}")
         return super().call_binop(context, operator, left, right)
 
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        # str methods that pad to a width ('a'.ljust(10**9), .center, .zfill, .expandtabs).
+        if isinstance(getattr(__obj, "__self__", None), str):
+            _refuse_sizes(args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _refuse_sizes(args: Any, kwargs: dict[str, Any]) -> None:
+    if any(_is_int(v) and v > MAX_RESULT_CHARS for v in (*args, *kwargs.values())):
+        raise SecurityError(f"a width or count above {MAX_RESULT_CHARS} is not allowed")
+
+
+def _sized_filter(fn: Any, skip: int) -> Any:
+    """Wrap a filter whose arguments after the first `skip` ones are widths or counts."""
+
+    @functools.wraps(fn)  # keeps Jinja's pass_environment marker
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _refuse_sizes(args[skip:], kwargs)
+        return fn(*args, **kwargs)
+
+    return guarded
+
+
+# Filters that build a result as large as a number they are given (the value itself is first,
+# after the environment for wordwrap).
+_SIZED_FILTERS = {"center": 1, "indent": 1, "batch": 1, "slice": 1, "wordwrap": 2}
 
 
 def _environment(*, html: bool = False) -> ImmutableSandboxedEnvironment:
@@ -65,6 +92,8 @@ def _environment(*, html: bool = False) -> ImmutableSandboxedEnvironment:
     # documented expression language, and `check` treats any environment global as known.
     env.globals.clear()
     env.globals.update(GLOBALS)
+    for name, skip in _SIZED_FILTERS.items():
+        env.filters[name] = _sized_filter(env.filters[name], skip)
     return env
 
 

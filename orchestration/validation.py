@@ -401,7 +401,9 @@ def _check_orchestration(
             if kind is None:
                 c.err(f"{tp}.flow", f"unknown flow '{t.flow}' (import it in the same batch or first)")
             elif kind != want:
-                c.err(f"{tp}.flow", f"{t.kind} steps need a flow of kind {want}; '{t.flow}' is of kind {kind}")
+                c.err(
+                    f"{tp}.flow", f"{t.kind} steps need a flow of kind {want}; '{t.flow}' is of kind {kind}"
+                )
             doc = flow_docs.get(t.flow)
             for k, v in t.inputs.items():
                 c.expr(f"{tp}.inputs.{k}", v)

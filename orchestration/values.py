@@ -80,7 +80,8 @@ def to_json(type_: str, value: Any) -> Any:
             case _:
                 import json
 
-                json.dumps(value)
+                # PostgreSQL's jsonb has no NaN or Infinity: refuse them here, not at save time.
+                json.dumps(value, allow_nan=False)
                 return value
     except TypeCoercionError:
         raise

@@ -38,14 +38,6 @@ class RecordForm(forms.Form):
     name = forms.CharField(label="Name", max_length=200, strip=True)
     owner = UserChoiceField(queryset=active_users(), required=False, label="Owner", empty_label="No owner")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Evaluated per form, so users created since import appear.
-        self.fields["owner"].queryset = active_users()  # type: ignore[attr-defined]
-        for f in self.record_type.fields:
-            if f["type"] == FieldType.USER:
-                self.fields[f["name"]].queryset = active_users()  # type: ignore[attr-defined]
-
     @property
     def field_names(self) -> list[str]:
         return [f["name"] for f in self.record_type.fields]

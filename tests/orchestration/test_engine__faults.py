@@ -30,9 +30,6 @@ from .engine_support import (
     task,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
 def divide_flow() -> dict:
     """Fails while the record's amount is 0, succeeds once someone fixes the amount."""
     return {
@@ -43,6 +40,7 @@ def divide_flow() -> dict:
     }
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_failing_background_step_is_retried_then_put_in_error(personas):
     load(failing_flow(), orchestration(stages=[stage("s", bg("b", "broken", max_attempts=3))]))
     run = launch(record=make_case())
@@ -59,6 +57,7 @@ def test_a_failing_background_step_is_retried_then_put_in_error(personas):
     assert events(run)[-1] == "run.error"
 
 
+@pytest.mark.django_db(transaction=True)
 def test_max_attempts_one_means_no_retry(personas):
     load(failing_flow(), orchestration(stages=[stage("s", bg("b", "broken", max_attempts=1))]))
     run = launch(record=make_case())
@@ -67,6 +66,7 @@ def test_max_attempts_one_means_no_retry(personas):
     assert fresh(run).status == RunStatus.ERROR
 
 
+@pytest.mark.django_db(transaction=True)
 def test_retries_back_off_exponentially(personas, settings):
     settings.ORCHESTRATION_RETRY_BASE_SECONDS = 5
     settings.ORCHESTRATION_RETRY_MAX_SECONDS = 12
@@ -84,6 +84,7 @@ def test_retries_back_off_exponentially(personas, settings):
     assert sr.next_attempt_at >= before + dt.timedelta(seconds=12)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_failed_step_takes_its_stage_fault_path(personas):
     load(
         failing_flow(),
@@ -112,6 +113,7 @@ def test_a_failed_step_takes_its_stage_fault_path(personas):
     assert fresh(run).status == RunStatus.COMPLETED
 
 
+@pytest.mark.django_db
 def test_a_step_that_cannot_start_takes_the_fault_path_even_if_the_stage_could_exit(personas):
     # The stage's exit condition holds at once, but its step fails to start: the fault path
     # wins, and the failed stage's own routing must not end the fault stage it started.
@@ -136,6 +138,7 @@ def test_a_step_that_cannot_start_takes_the_fault_path_even_if_the_stage_could_e
     assert open_item(run, "fix").assignee_user == personas.alice
 
 
+@pytest.mark.django_db(transaction=True)
 def test_an_admin_retry_runs_the_step_again_and_the_run_completes(personas):
     load(divide_flow(), orchestration(stages=[stage("s", bg("b", "divide", max_attempts=2))], variables=[]))
     case = make_case(amount="0")
@@ -160,6 +163,7 @@ def test_an_admin_retry_runs_the_step_again_and_the_run_completes(personas):
     assert retried.payload == {"reason": "fixed the amount"}
 
 
+@pytest.mark.django_db(transaction=True)
 def test_an_admin_skip_completes_the_step_with_given_outputs(personas):
     load(
         failing_flow(),
@@ -194,6 +198,7 @@ def test_an_admin_skip_completes_the_step_with_given_outputs(personas):
     assert skipped.actor == personas.admin
 
 
+@pytest.mark.django_db
 def test_retry_and_skip_are_refused_for_a_step_that_did_not_fail(personas):
     load(screen_flow("review"), orchestration(stages=[stage("s", task("a"))]))
     run = launch(record=make_case())
@@ -204,6 +209,7 @@ def test_retry_and_skip_are_refused_for_a_step_that_did_not_fail(personas):
         step_skip(step_run_id=sr.pk, actor=personas.admin)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_retry_and_skip_need_the_admin_permission(personas):
     load(failing_flow(), orchestration(stages=[stage("s", bg("b", "broken", max_attempts=1))]))
     run = launch(record=make_case())
@@ -215,6 +221,7 @@ def test_retry_and_skip_need_the_admin_permission(personas):
     assert step(run, "b").status == StepStatus.ERROR
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_run_in_error_waits_for_the_failed_step_while_other_work_goes_on(personas):
     load(
         failing_flow(),
@@ -232,6 +239,7 @@ def test_a_run_in_error_waits_for_the_failed_step_while_other_work_goes_on(perso
     assert fresh(run).status == RunStatus.IN_PROGRESS
 
 
+@pytest.mark.django_db(transaction=True)
 def test_an_interactive_step_whose_completion_condition_fails_can_be_retried(personas):
     load(
         screen_flow("review"),
@@ -254,6 +262,7 @@ def test_an_interactive_step_whose_completion_condition_fails_can_be_retried(per
     assert fresh(run).status == RunStatus.COMPLETED
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_successful_background_step_records_its_outputs_and_state(personas):
     load(auto_flow("score", outputs={"score": "42"}), orchestration(stages=[stage("s", bg("b", "score"))]))
     run = launch(record=make_case())

@@ -12,9 +12,7 @@ from workitems.services import workitem_complete
 
 from .engine_support import bg, fresh, launch, open_item, stage, step, task
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
+@pytest.mark.django_db
 def test_variable_defaults_are_computed_from_the_record_and_inputs(personas):
     load(
         screen_flow("review"),
@@ -44,6 +42,7 @@ def test_variable_defaults_are_computed_from_the_record_and_inputs(personas):
     assert run.inputs == {"factor": 3}
 
 
+@pytest.mark.django_db
 def test_a_decimal_input_is_a_number_in_expressions(personas):
     load(
         screen_flow("review"),
@@ -59,6 +58,7 @@ def test_a_decimal_input_is_a_number_in_expressions(personas):
     assert step(run, "t").status == StepStatus.IN_PROGRESS
 
 
+@pytest.mark.django_db
 def test_a_default_that_fails_at_launch_puts_the_run_in_error_instead_of_raising(personas):
     load(
         screen_flow("review"),
@@ -78,6 +78,7 @@ def test_a_default_that_fails_at_launch_puts_the_run_in_error_instead_of_raising
     assert run.variables["ratio"] is None
 
 
+@pytest.mark.django_db(transaction=True)
 def test_inputs_are_mapped_into_the_flow_and_outputs_flow_back(personas):
     load(
         {
@@ -133,6 +134,7 @@ def test_inputs_are_mapped_into_the_flow_and_outputs_flow_back(personas):
     assert run.step_outputs["q2"]["greeting"] == "Dear Dear ACME"
 
 
+@pytest.mark.django_db(transaction=True)
 def test_outputs_are_coerced_to_the_variable_type(personas):
     load(
         auto_flow("texts", outputs={"n": "'42'", "flag": "'yes'", "when": "'2026-03-01'"}),
@@ -149,6 +151,7 @@ def test_outputs_are_coerced_to_the_variable_type(personas):
     assert run.variables == {"n": 42, "flag": True, "when": "2026-03-01"}
 
 
+@pytest.mark.django_db(transaction=True)
 def test_an_output_that_does_not_fit_its_variable_puts_the_step_in_error(personas):
     load(
         auto_flow("texts", outputs={"n": "'forty-two'"}),
@@ -164,6 +167,7 @@ def test_an_output_that_does_not_fit_its_variable_puts_the_step_in_error(persona
     assert run.status == RunStatus.ERROR
 
 
+@pytest.mark.django_db
 def test_screen_values_become_step_outputs_and_variables(personas):
     load(
         screen_flow(

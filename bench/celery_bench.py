@@ -193,15 +193,14 @@ def w1_celery(*, database_url: str, broker_url: str, runs: int, warmup: int = 20
     }
 
 
-def worker_memory(
-    *, database_url: str, broker_url: str, runs: int, every: int
-) -> dict[str, Any]:
+def worker_memory(*, database_url: str, broker_url: str, runs: int, every: int) -> dict[str, Any]:
     """Run `runs` W1 runs through the worker in batches of `every`; after each batch (all of
     its runs completed, the worker idle) sample the resident memory of the worker processes."""
     fx = workloads.fixture()
     samples: list[tuple[int, dict[int, int]]] = []
     with running_worker(database_url=database_url, broker_url=broker_url) as worker:
         samples.append((0, worker.rss_kib()))
+        print(f"    at start:          {_format_sample(samples[0][1])}", flush=True)
         done = 0
         t0 = time.monotonic()
         while done < runs:

@@ -37,7 +37,9 @@ def pgbench(*, database_url: str, seconds: int = 15, clients: int = 2, scale: in
     scratch_url = database_url.rsplit("/", 1)[0] + "/" + scratch
     workloads.database_create(scratch_url, drop=True)
     args, env = _connection_args(database_url)
-    subprocess.run([exe, *args, "-i", "-s", str(scale), "-q", scratch], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [exe, *args, "-i", "-s", str(scale), "-q", scratch], env=env, check=True, capture_output=True
+    )
     out: dict[str, Any] = {}
     for name, extra in (("select_only", ["-S"]), ("tpcb_like", [])):
         done = subprocess.run(

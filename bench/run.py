@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import workloads  # noqa: E402
+from bench import workloads
 
 TARGETS = {
     "w1_inprocess_2": 80.0,
@@ -38,7 +38,7 @@ TARGETS = {
     "w1_statements": 40,
     "w2_statements": 25,
 }
-QUICK = {"w1_runs": 300, "w2_runs": 600, "celery_runs": 500, "memory_runs": 2000, "memory_every": 500}
+QUICK = {"w1_runs": 200, "w2_runs": 400, "celery_runs": 300, "memory_runs": 800, "memory_every": 200}
 FULL = {"w1_runs": 2000, "w2_runs": 4000, "celery_runs": 2000, "memory_runs": 10000, "memory_every": 1000}
 
 
@@ -92,7 +92,7 @@ def cmd_counts(args: argparse.Namespace) -> dict[str, Any]:
     print("SQL statements (in-process; background steps run eagerly, each charged to its own task)")
     for name, counter in (("W1", w1), ("W2", w2)):
         phases = ", ".join(f"{p.name} {len(p.statements)}" for p in counter.phases)
-        print(f"  {name} run: {counter.total():3d}  ({phases})")
+        print(f"  {name} run: {counter.total():3d}  ({phases}; + {counter.transaction_control} BEGIN/COMMIT)")
         if args.verbose:
             for p in counter.phases:
                 print(f"    -- {p.name}")
@@ -115,7 +115,9 @@ def cmd_inprocess(args: argparse.Namespace, workload: str) -> dict[str, Any]:
 def cmd_w1_celery(args: argparse.Namespace) -> dict[str, Any]:
     from bench import celery_bench
 
-    result = celery_bench.w1_celery(database_url=args.database_url, broker_url=args.broker_url, runs=args.runs)
+    result = celery_bench.w1_celery(
+        database_url=args.database_url, broker_url=args.broker_url, runs=args.runs
+    )
     print(
         f"W1 through Celery (prefork worker, 2 processes): {result['runs_per_s']:7.1f} runs/s "
         f"({result['runs']} runs in {result['seconds']:.1f} s from the first launch to the last "

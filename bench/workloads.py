@@ -61,9 +61,7 @@ def database_create(database_url: str, *, drop: bool = False) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if exists and drop:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
-            )
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
             conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
             exists = None
         if not exists:
@@ -235,9 +233,7 @@ def check_completed(run_ids: list[int]) -> None:
 
 def inprocess_child(workload: str, runs: int, warmup: int, barrier: Any, out: Any) -> None:
     """One process of the in-process benchmark: warm up, wait for the others, run, report."""
-    configure(
-        database_url=os.environ["DATABASE_URL"], broker_url=os.environ["CELERY_BROKER_URL"], eager=True
-    )
+    configure(database_url=os.environ["DATABASE_URL"], broker_url=os.environ["CELERY_BROKER_URL"], eager=True)
     fx = fixture()
     fn = WORKLOADS[workload]
     for i in range(warmup):
@@ -260,9 +256,7 @@ def inprocess_throughput(workload: str, *, processes: int, runs: int, warmup: in
     barrier = ctx.Barrier(processes)
     out = ctx.Queue()
     share = [runs // processes + (1 if p < runs % processes else 0) for p in range(processes)]
-    procs = [
-        ctx.Process(target=inprocess_child, args=(workload, n, warmup, barrier, out)) for n in share
-    ]
+    procs = [ctx.Process(target=inprocess_child, args=(workload, n, warmup, barrier, out)) for n in share]
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
@@ -293,6 +287,9 @@ class PhaseCounter:
     def __init__(self) -> None:
         self.phases: list[Phase] = []
         self.stack: list[Phase] = []
+        # BEGIN and COMMIT are not statements the engine writes, but Django logs them as queries
+        # (assertNumQueries counts them); they are reported beside the statements.
+        self.transaction_control = 0
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         if self.stack:
@@ -326,6 +323,7 @@ class PhaseCounter:
 def counting() -> Iterator[PhaseCounter]:
     """Install a PhaseCounter on the connection and name each background step's phase."""
     from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
     from orchestration import services
     from orchestration.models import StepRun
@@ -341,10 +339,13 @@ def counting() -> Iterator[PhaseCounter]:
 
     services.background_step_execute = wrapped  # type: ignore[assignment]
     try:
-        with connection.execute_wrapper(counter):
+        with CaptureQueriesContext(connection) as logged, connection.execute_wrapper(counter):
             yield counter
     finally:
         services.background_step_execute = original  # type: ignore[assignment]
+    counter.transaction_control = sum(
+        q["sql"] in {"BEGIN", "COMMIT", "ROLLBACK"} for q in logged.captured_queries
+    )
 
 
 def count_w1(fx: Fixture) -> PhaseCounter:

@@ -289,16 +289,21 @@ class Pass:
         return default
 
     def evaluation(self, flow_name: str, inputs: dict[str, Any] | None = None) -> bool:
+        from .flows import resolve_inputs
+
         version = self.flow_version(flow_name)
         doc = flow_doc(version)
-        ctx = self.context(record=False)
+        uses_record = definition_uses_record(version)
+        ctx = self.context(record=uses_record)
+        # A gate maps no inputs: the flow's own input defaults (expressions) give their values.
+        values = {**resolve_inputs(doc.inputs, {}, ctx), **(inputs or {})}
         ctx_obj = FlowContext(
             run_id=self.run.pk,
             step_key=None,
             record_model=None,
             record_id=self.run.record_id,
-            record=self.record if definition_uses_record(version) else {},
-            inputs=typed_inputs(doc.inputs, inputs or {}),
+            record=self.record if uses_record else {},
+            inputs=typed_inputs(doc.inputs, values),
             vars=ctx["vars"],
             steps=ctx["steps"],
             outputs={},
@@ -558,7 +563,7 @@ def _update_rows(rows: list[StepRun], fields: list[str]) -> None:
     builds a CASE per field and row, which costs more CPU than the statements it saves."""
     connection = transaction.get_connection()
     qn = connection.ops.quote_name
-    columns = [StepRun._meta.get_field(f) for f in fields]
+    columns: list[Any] = [StepRun._meta.get_field(f) for f in fields]  # concrete fields
     # Typed placeholders: VALUES has no column types of its own (NULLs, jsonb).
     row = ", ".join(["%s::bigint", *(f"%s::{c.db_type(connection)}" for c in columns)])
     params: list[Any] = []

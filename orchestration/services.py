@@ -357,11 +357,16 @@ def launch_for_record_change(
             continue
         try:
             qualifies = _meets(start.condition, new)
-            if qualifies and start.run == "changed_to_meet" and not created:
-                qualifies = not _meets(start.condition, old)
         except expressions.ExpressionError as exc:
             log.warning("start condition of %s failed on %s: %s", doc.api_name, record, exc)
             continue
+        if qualifies and start.run == "changed_to_meet" and not created:
+            try:
+                qualifies = not _meets(start.condition, old)
+            except expressions.ExpressionError:
+                # The old values could not be compared (`None > 1000` before a field was
+                # filled in): they did not meet the condition, so the record changed to meet it.
+                qualifies = True
         if qualifies:
             runs.append(run_launch(orchestration=doc.api_name, record=record, _version=version))
     ct = ContentType.objects.get_for_model(record)

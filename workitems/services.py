@@ -103,9 +103,9 @@ class InteractiveKind:
             **fields,
         )
         if step.email.enabled:
-            from .tasks import send_assignment_email
+            from .emails import assignment_email_on_commit
 
-            transaction.on_commit(lambda: send_assignment_email.delay(item.pk))
+            assignment_email_on_commit(item)
 
     def stop(self, *, run: Run, step_runs: list[StepRun], reason: str) -> None:
         WorkItem.objects.filter(step_run__in=step_runs, status=WorkItemStatus.ASSIGNED).update(
@@ -173,6 +173,10 @@ def workitem_complete(*, item: WorkItem, user: Actor, data: dict[str, Any]) -> W
         item = WorkItem.objects.select_related("completed_by", "step_run__stage_run").get(pk=item.pk)
         if item.status != WorkItemStatus.ASSIGNED:
             raise WorkItemClosed(_closed_message(item), item)
+        # Asked again on the row read under the lock: the item may have been reassigned since
+        # the caller loaded it (a page left open while a manager moved the item to someone else).
+        if not may_act(item, user):
+            raise PermissionDenied("this item has been reassigned: you may no longer act on it")
         if item.claimed_by_id is not None and item.claimed_by_id != user.pk:
             raise PermissionDenied("another person has claimed this item")
         if run.status not in ("in_progress", "error"):
@@ -231,10 +235,9 @@ def workitem_reassign(
         item.claimed_by = None
         item.save(update_fields=["assignee_user", "assignee_group", "assignee_queue", "claimed_by"])
         workitem_log(item, "reassigned", int(actor.pk), old=before, new=item.assignee_label, reason=reason)
-        from .tasks import send_assignment_email
+        from .emails import assignment_email_on_commit
 
-        item_id = item.pk
-        transaction.on_commit(lambda: send_assignment_email.delay(item_id))
+        assignment_email_on_commit(item)
     return item
 
 

@@ -50,7 +50,7 @@ def database_url() -> str:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def celery_worker_process(transactional_db, tmp_path, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """Start `celery worker` (prefork, 2 processes) as a subprocess; switch this process's
     Celery app from eager mode to the same Redis broker. Yields the broker URL."""
     from config.celery import app
@@ -68,7 +68,9 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[str]:  # type:
     )
     old = (app.conf.task_always_eager, app.conf.broker_url)
     app.conf.task_always_eager = False
-    app.conf.broker_url = url
+    # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
+    app.conf["broker_url"] = url
     _reset_broker_pool(app)
     try:
         deadline = time.time() + 60
@@ -83,7 +85,8 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[str]:  # type:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-        app.conf.task_always_eager, app.conf.broker_url = old
+        app.conf.task_always_eager = old[0]
+        app.conf["broker_url"] = old[1]
         _reset_broker_pool(app)
 
 

@@ -123,7 +123,10 @@ CASES: list[tuple[str, Callable[[list[Doc]], None], str, str]] = [
     ),
     (
         "cycle in after",
-        lambda d: (_step(d, 0, 0).update(start={"after": ["b"]}), _step(d, 0, 1).update(start={"after": ["a"]})),
+        lambda d: (
+            _step(d, 0, 0).update(start={"after": ["b"]}),
+            _step(d, 0, 1).update(start={"after": ["a"]}),
+        ),
         "stages[0].steps",
         "cycle in 'after' dependencies: a -> b -> a",
     ),
@@ -293,7 +296,9 @@ CASES: list[tuple[str, Callable[[list[Doc]], None], str, str]] = [
     ),
     (
         "bad expression in a decision",
-        lambda d: _orch(d)["stages"][0].update(next={"outcomes": [{"when": "1 +", "goto": "end"}], "default": "end"}),
+        lambda d: _orch(d)["stages"][0].update(
+            next={"outcomes": [{"when": "1 +", "goto": "end"}], "default": "end"}
+        ),
         "stages[0].next.outcomes[0].when",
         "invalid expression",
     ),
@@ -323,17 +328,42 @@ CASES: list[tuple[str, Callable[[list[Doc]], None], str, str]] = [
     ),
     # --- types and structure
     ("max_attempts not a number", _set(max_attempts="x"), "stages[0].steps[0].max_attempts", "valid integer"),
-    ("max_attempts too small", _set(max_attempts=0), "stages[0].steps[0].max_attempts", "greater than or equal to 1"),
+    (
+        "max_attempts too small",
+        _set(max_attempts=0),
+        "stages[0].steps[0].max_attempts",
+        "greater than or equal to 1",
+    ),
     ("stages as a mapping", lambda d: _orch(d).update(stages={}), "stages", "Input should be a valid list"),
     ("no stages", lambda d: _orch(d).update(stages=[]), "stages", "List should have at least 1 item"),
-    ("stage without steps", lambda d: _orch(d)["stages"][1].update(steps=[]), "stages[1].steps", "at least 1 item"),
+    (
+        "stage without steps",
+        lambda d: _orch(d)["stages"][1].update(steps=[]),
+        "stages[1].steps",
+        "at least 1 item",
+    ),
     ("unknown step kind", _set(kind="robot"), "stages[0].steps[0].kind", "'interactive' or 'background'"),
     ("misspelled field", _set(asignee={"user": "alice"}), "stages[0].steps[0].asignee", "unknown field"),
     ("bad key", _set(key="Step One"), "stages[0].steps[0].key", "must be lower_snake_case"),
     ("missing start", lambda d: _orch(d).pop("start"), "start", "required field is missing"),
-    ("unknown start type", lambda d: _orch(d).update(start={"type": "cron"}), "start", "'record', 'autolaunched'"),
-    ("unknown variable type", lambda d: _orch(d)["variables"][0].update(type="money"), "variables[0].type", "Input should be"),
-    ("unknown kind", lambda d: d[0].update(kind="workflow"), "kind", "must be one of orchestration, screen_flow"),
+    (
+        "unknown start type",
+        lambda d: _orch(d).update(start={"type": "cron"}),
+        "start",
+        "'record', 'autolaunched'",
+    ),
+    (
+        "unknown variable type",
+        lambda d: _orch(d)["variables"][0].update(type="money"),
+        "variables[0].type",
+        "Input should be",
+    ),
+    (
+        "unknown kind",
+        lambda d: d[0].update(kind="workflow"),
+        "kind",
+        "must be one of orchestration, screen_flow",
+    ),
     ("kind not a string", lambda d: d[0].update(kind=["screen_flow"]), "kind", "must be one of"),
     (
         "choice field without choices",
@@ -431,7 +461,13 @@ def test_an_invalid_document_is_reported_with_its_path(personas, mutate, path, m
 def test_errors_name_the_file_they_come_from(personas):
     docs = valid_batch()
     _step(docs).update(flow="nope")
-    assert errors_of(docs) == [("file3.yaml", "stages[0].steps[0].flow", "unknown flow 'nope' (import it in the same batch or first)")]
+    assert errors_of(docs) == [
+        (
+            "file3.yaml",
+            "stages[0].steps[0].flow",
+            "unknown flow 'nope' (import it in the same batch or first)",
+        )
+    ]
 
 
 def test_every_error_of_a_document_is_reported_at_once(personas):
@@ -483,7 +519,9 @@ def test_text_that_does_not_parse(text, source, message):
 
 
 def test_several_documents_in_one_yaml_file():
-    docs, errors = load_text("kind: screen_flow\napi_name: a\n---\nkind: screen_flow\napi_name: b\n", "two.yaml")
+    docs, errors = load_text(
+        "kind: screen_flow\napi_name: a\n---\nkind: screen_flow\napi_name: b\n", "two.yaml"
+    )
     assert errors == []
     assert [d["api_name"] for d in docs] == ["a", "b"]
 
@@ -504,7 +542,9 @@ def test_one_invalid_document_rejects_the_whole_batch(personas):
 
 
 def test_importing_files_reports_the_file_that_does_not_parse(personas, tmp_path):
-    (tmp_path / "good.yaml").write_text("kind: screen_flow\napi_name: fine\nscreens:\n  - key: s\n    fields: [{name: a}]\n")
+    (tmp_path / "good.yaml").write_text(
+        "kind: screen_flow\napi_name: fine\nscreens:\n  - key: s\n    fields: [{name: a}]\n"
+    )
     (tmp_path / "bad.yaml").write_text("kind: screen_flow\napi_name: [oops\n")
     with pytest.raises(DefinitionsInvalid) as exc:
         definitions_import_paths(paths=[str(tmp_path)])

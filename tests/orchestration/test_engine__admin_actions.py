@@ -27,7 +27,10 @@ from .engine_support import bg, events, fresh, launch, lost_messages, open_item,
 
 
 def _two_step_run(personas):
-    load(screen_flow("review"), orchestration(stages=[stage("s", task("a"), task("b", start={"after": ["a"]}))]))
+    load(
+        screen_flow("review"),
+        orchestration(stages=[stage("s", task("a"), task("b", start={"after": ["a"]}))]),
+    )
     return launch(record=make_case())
 
 
@@ -205,3 +208,16 @@ def test_anonymous_users_are_refused(personas):
     with pytest.raises(PermissionDenied):
         run_cancel(run_id=run.pk, actor=AnonymousUser())
     assert WorkItem.objects.filter(run=run, status="assigned").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_delivered_after_its_run_was_canceled_runs_nothing(personas):
+    load(auto_flow("noop"), orchestration(stages=[stage("s", bg("b", "noop"))]))
+    with lost_messages() as sent:
+        run = launch(record=make_case())
+    run_cancel(run_id=run.pk, actor=personas.admin)
+    [(step_run_id, attempt)] = sent
+    assert background_step_execute(step_run_id=step_run_id, attempt=attempt) == "duplicate"
+    sr = step(run, "b")
+    assert (sr.status, sr.outputs) == (StepStatus.DISCONTINUED, {})
+    assert fresh(run).status == RunStatus.CANCELED

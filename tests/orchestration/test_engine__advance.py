@@ -67,7 +67,10 @@ def test_advancing_a_waiting_run_again_writes_nothing(personas):
 
 @pytest.mark.django_db
 def test_advancing_after_a_completion_moves_once_then_stays_put(personas):
-    load(screen_flow("review"), orchestration(stages=[stage("s", task("a"), task("b", start={"after": ["a"]}))]))
+    load(
+        screen_flow("review"),
+        orchestration(stages=[stage("s", task("a"), task("b", start={"after": ["a"]}))]),
+    )
     run = launch(record=make_case())
     workitem_complete(item=open_item(run, "a"), user=personas.alice, data={})
     after_completion = _rows(run)

@@ -84,7 +84,9 @@ def test_a_decision_can_send_the_run_back_to_an_earlier_stage(personas):
                     "review",
                     task("check"),
                     next={
-                        "outcomes": [{"label": "Rework", "when": "not steps.check.approved", "goto": "draft"}],
+                        "outcomes": [
+                            {"label": "Rework", "when": "not steps.check.approved", "goto": "draft"}
+                        ],
                         "default": "end",
                     },
                 ),
@@ -130,3 +132,25 @@ def test_a_decision_that_cannot_be_evaluated_puts_the_run_in_error(personas):
     assert run.status == RunStatus.ERROR
     assert "ZeroDivisionError" in run.error and "stage 's'" in run.error
     assert stages(run) == [("s", "in_progress")]  # re-check can move it on once fixed
+
+
+@pytest.mark.django_db
+def test_a_loop_that_never_waits_is_stopped_with_an_error(personas):
+    # Each pass the stage exits at once and its decision sends the run back to it.
+    load(
+        screen_flow("review"),
+        orchestration(
+            stages=[
+                stage(
+                    "spin",
+                    task("a", start={"condition": "false"}),
+                    exit={"condition": "true"},
+                    next={"outcomes": [{"when": "true", "goto": "spin"}], "default": "end"},
+                )
+            ]
+        ),
+    )
+    run = fresh(launch(record=make_case()))
+    assert run.status == RunStatus.ERROR
+    assert "routing loop" in run.error
+    assert StageRun.objects.filter(run=run).count() <= 60

@@ -15,7 +15,14 @@ from .engine_support import bg, launch, open_item, stage, task
 
 
 def test_statuses_are_salesforces():
-    assert set(RunStatus.values) == {"not_started", "in_progress", "completed", "error", "canceled", "suspended"}
+    assert set(RunStatus.values) == {
+        "not_started",
+        "in_progress",
+        "completed",
+        "error",
+        "canceled",
+        "suspended",
+    }
     assert set(StageStatus.values) == {
         "not_started",
         "in_progress",
@@ -80,7 +87,10 @@ def test_system_transitions_have_no_actor(personas):
 
 @pytest.mark.django_db
 def test_cancel_records_who_canceled_and_what_was_stopped(personas):
-    load(screen_flow("review"), orchestration(stages=[stage("s", task("a"), task("b", start={"after": ["a"]}))]))
+    load(
+        screen_flow("review"),
+        orchestration(stages=[stage("s", task("a"), task("b", start={"after": ["a"]}))]),
+    )
     run = launch(record=make_case())
     run_cancel(run_id=run.pk, actor=personas.admin, reason="duplicate case")
     trail = [t for t in _trail(run) if t[3] == "admin"]

@@ -30,6 +30,7 @@ from .engine_support import (
     task,
 )
 
+
 def divide_flow() -> dict:
     """Fails while the record's amount is 0, succeeds once someone fixes the amount."""
     return {
@@ -157,7 +158,14 @@ def test_an_admin_retry_runs_the_step_again_and_the_run_completes(personas):
     assert sr.outputs == {"ratio": "25"}
     assert sr.attempts == 3  # two failed attempts and the admin's
     tail = events(run)[-6:]
-    assert tail == ["step.retried", "run.recovered", "step.started", "step.completed", "stage.completed", "run.completed"]
+    assert tail == [
+        "step.retried",
+        "run.recovered",
+        "step.started",
+        "step.completed",
+        "stage.completed",
+        "run.completed",
+    ]
     retried = RunEvent.objects.get(run=run, name="orchestration.step.retried")
     assert retried.actor == personas.admin
     assert retried.payload == {"reason": "fixed the amount"}
@@ -226,7 +234,9 @@ def test_a_run_in_error_waits_for_the_failed_step_while_other_work_goes_on(perso
     load(
         failing_flow(),
         screen_flow("review"),
-        orchestration(stages=[stage("s", bg("b", "broken", max_attempts=1), task("t")), stage("u", task("next"))]),
+        orchestration(
+            stages=[stage("s", bg("b", "broken", max_attempts=1), task("t")), stage("u", task("next"))]
+        ),
     )
     run = launch(record=make_case())
     # The person can still finish their task; the stage does not move on without b.
@@ -270,4 +280,29 @@ def test_a_successful_background_step_records_its_outputs_and_state(personas):
     assert (sr.status, sr.exec_state, sr.attempts, sr.error) == (StepStatus.COMPLETED, ExecState.DONE, 1, "")
     assert sr.outputs == {"score": 42}
     assert fresh(run).step_outputs == {"b": {"score": 42}}
-    assert StageStatus.COMPLETED == stages(run)[0][1]
+    assert stages(run)[0][1] == StageStatus.COMPLETED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_skip_outputs_that_do_not_fit_the_mapped_variable_are_refused(personas):
+    text_out = {
+        "kind": "autolaunched_flow",
+        "api_name": "text_out",
+        "outputs": [{"name": "code", "type": "text"}],
+        "actions": [{"type": "set_outputs", "values": {"code": "1 / 0"}}],
+    }
+    load(
+        text_out,
+        orchestration(
+            variables=[{"name": "code", "type": "number"}],
+            stages=[stage("s", bg("b", "text_out", max_attempts=1, outputs={"code": "code"}))],
+        ),
+    )
+    run = launch(record=make_case())
+    sr = step(run, "b")
+    with pytest.raises(ValidationError, match="into variable 'code'"):
+        step_skip(step_run_id=sr.pk, outputs={"code": "abc"}, actor=personas.admin)
+    assert step(run, "b").status == StepStatus.ERROR  # nothing half-done
+    step_skip(step_run_id=sr.pk, outputs={"code": "12"}, actor=personas.admin)
+    run = fresh(run)
+    assert (run.status, run.variables["code"]) == (RunStatus.COMPLETED, 12)

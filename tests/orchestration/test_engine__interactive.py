@@ -38,7 +38,9 @@ def _one_task(assignee: dict, flow: str = "review") -> None:
 
 
 def test_completion_validates_every_screen_and_reports_each_field(personas):
-    load(screen_flow("claim", screens=TWO_SCREENS), orchestration(stages=[stage("s", task("t", flow="claim"))]))
+    load(
+        screen_flow("claim", screens=TWO_SCREENS), orchestration(stages=[stage("s", task("t", flow="claim"))])
+    )
     run = launch(record=make_case())
     item = open_item(run, "t")
     with pytest.raises(ValidationError) as exc:
@@ -62,7 +64,9 @@ def test_completion_validates_every_screen_and_reports_each_field(personas):
     assert step(run, "t").status == StepStatus.IN_PROGRESS
     assert "step.completed" not in events(run)
 
-    workitem_complete(item=item, user=personas.alice, data={"amount": "99.5", "kind": "repair", "reason": "ok"})
+    workitem_complete(
+        item=item, user=personas.alice, data={"amount": "99.5", "kind": "repair", "reason": "ok"}
+    )
     assert step(run, "t").outputs == {"amount": "99.5", "kind": "repair", "approved": False, "reason": "ok"}
     item.refresh_from_db()
     assert (item.status, item.completed_by) == (WorkItemStatus.COMPLETED, personas.alice)
@@ -111,7 +115,9 @@ def test_assignment_to_a_group_lets_every_member_act(personas):
     workitem_complete(item=item, user=personas.alice, data={})
 
 
-@pytest.mark.parametrize(("queue", "member", "outsider"), [("triage", "bob", "alice"), ("eng_queue", "alice", "bob")])
+@pytest.mark.parametrize(
+    ("queue", "member", "outsider"), [("triage", "bob", "alice"), ("eng_queue", "alice", "bob")]
+)
 def test_assignment_to_a_queue_lets_its_users_and_group_members_act(personas, queue, member, outsider):
     # triage has bob as a user; eng_queue has the engineering group (alice).
     _one_task({"queue": queue})
@@ -149,7 +155,9 @@ def test_assignment_by_expression(personas, expression, field, expected):
     _one_task({"expression": expression})
     item = open_item(launch(record=make_case(owner=personas.bob, severity="High")), "t")
     target = getattr(item, field)
-    assert str(getattr(target, "username", None) or getattr(target, "name", None) or target.api_name) == expected
+    assert (
+        str(getattr(target, "username", None) or getattr(target, "name", None) or target.api_name) == expected
+    )
 
 
 @pytest.mark.parametrize(
@@ -180,3 +188,34 @@ def test_an_inactive_user_is_not_assigned(personas):
     _one_task({"expression": "record.owner"})
     run = launch(record=make_case(owner=personas.bob))
     assert "no active user 'bob'" in step(run, "t").error
+
+
+def test_a_step_whose_assignee_was_missing_can_be_retried_once_fixed(personas):
+    from orchestration.services import step_retry
+    from records.models import Record
+
+    _one_task({"expression": "record.owner"})
+    case = make_case()
+    run = launch(record=case)
+    assert step(run, "t").status == StepStatus.ERROR
+    Record.objects.filter(pk=case.pk).update(owner=personas.bob)
+    step_retry(step_run_id=step(run, "t").pk, actor=personas.admin)
+    item = open_item(run, "t")
+    assert item.assignee_user == personas.bob
+    assert fresh(run).status == RunStatus.IN_PROGRESS
+    workitem_complete(item=item, user=personas.bob, data={})
+    assert fresh(run).status == RunStatus.COMPLETED
+
+
+def test_an_item_reassigned_meanwhile_cannot_be_completed_by_its_former_assignee(personas):
+    from workitems.services import workitem_reassign
+
+    _one_task({"user": "alice"})
+    run = launch(record=make_case())
+    seen_by_alice = open_item(run, "t")  # alice's page was loaded before the reassignment
+    workitem_reassign(item=open_item(run, "t"), actor=personas.charlie, user=personas.bob)
+    with pytest.raises(PermissionDenied, match="reassigned"):
+        workitem_complete(item=seen_by_alice, user=personas.alice, data={})
+    assert step(run, "t").status == StepStatus.IN_PROGRESS
+    workitem_complete(item=open_item(run, "t"), user=personas.bob, data={})
+    assert fresh(run).status == RunStatus.COMPLETED

@@ -20,7 +20,9 @@ from .engine_support import bg, fresh, launch, lost_messages, open_item, stage, 
 def _record_triggered(name: str = "on_case", **start) -> None:
     load(
         screen_flow("review"),
-        orchestration(name, start={"type": "record", "record_type": "case", **start}, stages=[stage("s", task("t"))]),
+        orchestration(
+            name, start={"type": "record", "record_type": "case", **start}, stages=[stage("s", task("t"))]
+        ),
     )
 
 
@@ -92,10 +94,34 @@ def test_changed_to_meet_launches_only_when_the_record_starts_meeting_the_condit
 
 
 @pytest.mark.django_db(transaction=True)
+def test_changed_to_meet_counts_a_record_that_could_not_be_compared_before_as_not_meeting(personas):
+    # Before the update the amount was empty, and "None > 1000" cannot be evaluated.
+    _record_triggered(condition="record.amount > 1000", run="changed_to_meet")
+    case = make_case()
+    assert _runs(case) == 0
+    record_update(record=case, values={"amount": "5000"})
+    assert _runs(case) == 1
+    record_update(record=case, values={"amount": "6000"})
+    assert _runs(case) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changed_to_meet_on_the_owner_compares_with_the_previous_owner(personas):
+    _record_triggered(condition="record.owner == 'bob'", run="changed_to_meet")
+    case = make_case(owner=personas.alice)
+    record_update(record=case, owner=personas.bob)
+    assert _runs(case) == 1
+    record_update(record=case, values={"status": "still bob's"})
+    assert _runs(case) == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_save_launches_each_qualifying_orchestration_exactly_once(personas):
     load(
         screen_flow("review"),
-        orchestration("first", start={"type": "record", "record_type": "case"}, stages=[stage("s", task("t"))]),
+        orchestration(
+            "first", start={"type": "record", "record_type": "case"}, stages=[stage("s", task("t"))]
+        ),
         orchestration(
             "second",
             start={"type": "record", "record_type": "case", "condition": "record.amount > 10"},
@@ -104,7 +130,9 @@ def test_a_save_launches_each_qualifying_orchestration_exactly_once(personas):
         orchestration("manual", stages=[stage("s", task("t"))]),  # autolaunched: never on save
     )
     case = make_case(amount="100")
-    assert sorted(Run.objects.filter(record_id=case.pk).values_list("orchestration__api_name", flat=True)) == [
+    assert sorted(
+        Run.objects.filter(record_id=case.pk).values_list("orchestration__api_name", flat=True)
+    ) == [
         "first",
         "second",
     ]
@@ -173,7 +201,9 @@ INPUTS = [
 def _autolaunched(personas) -> None:
     load(
         screen_flow("review"),
-        orchestration("manual", start={"type": "autolaunched", "inputs": INPUTS}, stages=[stage("s", task("t"))]),
+        orchestration(
+            "manual", start={"type": "autolaunched", "inputs": INPUTS}, stages=[stage("s", task("t"))]
+        ),
     )
 
 
@@ -237,7 +267,10 @@ def test_launch_refusals(personas):
 
 @pytest.mark.django_db
 def test_a_run_stays_on_the_version_it_started_on(personas):
-    load(screen_flow("review"), orchestration(stages=[stage("v1_first", task("a")), stage("v1_second", task("b"))]))
+    load(
+        screen_flow("review"),
+        orchestration(stages=[stage("v1_first", task("a")), stage("v1_second", task("b"))]),
+    )
     old = launch(record=make_case())
     load(orchestration(stages=[stage("v2_only", task("z"))]))
     assert OrchestrationVersion.objects.get(is_active=True).number == 2

@@ -171,3 +171,24 @@ def test_a_step_gated_by_an_evaluation_flow(personas):
     run = launch(record=make_case(severity="Low"))
     assert step_status(run) == {"escalate": "not_started", "routine": "in_progress"}
     assert "step.started" in events(run)
+
+
+@pytest.mark.django_db
+def test_an_evaluation_flow_sees_its_input_defaults(personas):
+    threshold = {
+        "kind": "evaluation_flow",
+        "api_name": "over_threshold",
+        "inputs": [{"name": "threshold", "type": "decimal", "default": "'100'"}],
+        "actions": [
+            {"type": "set_outputs", "values": {"is_condition_met": "record.amount > inputs.threshold"}}
+        ],
+    }
+    load(
+        screen_flow("review"),
+        threshold,
+        orchestration(
+            stages=[stage("s", task("big", start={"evaluation_flow": "over_threshold"}), task("t"))]
+        ),
+    )
+    assert step(launch(record=make_case(amount="150")), "big").status == StepStatus.IN_PROGRESS
+    assert step(launch(record=make_case(amount="50")), "big").status == StepStatus.NOT_STARTED

@@ -16,7 +16,9 @@ from .engine_support import events, fresh, launch, open_item, stage, stages, ste
 
 @pytest.mark.django_db
 def test_by_default_a_stage_ends_when_every_step_completed(personas):
-    load(screen_flow("review"), orchestration(stages=[stage("s", task("a"), task("b")), stage("t", task("c"))]))
+    load(
+        screen_flow("review"), orchestration(stages=[stage("s", task("a"), task("b")), stage("t", task("c"))])
+    )
     run = launch(record=make_case())
     workitem_complete(item=open_item(run, "a"), user=personas.alice, data={})
     assert stages(run) == [("s", "in_progress")]
@@ -69,7 +71,10 @@ def test_an_exit_condition_ends_the_stage_and_discontinues_open_steps(personas):
 def test_an_exit_condition_that_does_not_hold_keeps_the_stage_open_after_all_steps(personas):
     load(
         screen_flow("review"),
-        orchestration(stages=[stage("s", task("a"), exit={"condition": "vars.done"})], variables=[{"name": "done", "type": "boolean"}]),
+        orchestration(
+            stages=[stage("s", task("a"), exit={"condition": "vars.done"})],
+            variables=[{"name": "done", "type": "boolean"}],
+        ),
     )
     run = launch(record=make_case())
     workitem_complete(item=open_item(run, "a"), user=personas.alice, data={})
@@ -148,7 +153,7 @@ def test_an_interactive_step_completes_when_its_evaluation_flow_says_so(personas
     assert second.status == WorkItemStatus.CANCELED
     assert step(run, "second").status == StepStatus.COMPLETED
     assert fresh(run).status == RunStatus.COMPLETED
-    assert StageStatus.COMPLETED == stages(run)[0][1]
+    assert stages(run)[0][1] == StageStatus.COMPLETED
 
 
 @pytest.mark.django_db

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -17,7 +19,9 @@ from .engine_support import bg, events, fresh, launch, open_item, stage, stages,
 def test_each_stage_starts_only_when_the_previous_one_completed(personas):
     load(
         screen_flow("review"),
-        orchestration(stages=[stage("intake", task("a")), stage("review", task("b")), stage("close", task("c"))]),
+        orchestration(
+            stages=[stage("intake", task("a")), stage("review", task("b")), stage("close", task("c"))]
+        ),
     )
     run = launch(record=make_case())
     assert stages(run) == [("intake", "in_progress")]
@@ -42,7 +46,13 @@ def test_each_stage_starts_only_when_the_previous_one_completed(personas):
 def test_stages_that_complete_in_one_go_still_run_strictly_one_after_another(personas):
     load(
         auto_flow("noop"),
-        orchestration(stages=[stage("one", bg("s1", "noop")), stage("two", bg("s2", "noop")), stage("three", bg("s3", "noop"))]),
+        orchestration(
+            stages=[
+                stage("one", bg("s1", "noop")),
+                stage("two", bg("s2", "noop")),
+                stage("three", bg("s3", "noop")),
+            ]
+        ),
     )
     run = launch(record=make_case())
     assert run.status == RunStatus.COMPLETED
@@ -59,7 +69,7 @@ def test_stages_that_complete_in_one_go_still_run_strictly_one_after_another(per
     assert [r.key for r in rows] == ["one", "two", "three"]
     assert [r.index for r in rows] == [0, 1, 2]
     # Each stage ended before (or when) the next began.
-    for earlier, later in zip(rows, rows[1:], strict=False):
+    for earlier, later in itertools.pairwise(rows):
         assert earlier.ended_at is not None and earlier.ended_at <= later.started_at
 
 

@@ -22,7 +22,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _held_run(flow: dict | None = None, **step_extra):
     """A run whose background step's message never reached a worker."""
-    load(flow or auto_flow("calc", outputs={"x": "7"}), orchestration(stages=[stage("s", bg("b", "calc", **step_extra))]))
+    load(
+        flow or auto_flow("calc", outputs={"x": "7"}),
+        orchestration(stages=[stage("s", bg("b", "calc", **step_extra))]),
+    )
     with lost_messages() as sent:
         run = launch(record=make_case())
     assert len(sent) == 1

@@ -12,6 +12,7 @@ from workitems.services import workitem_complete
 
 from .engine_support import bg, fresh, launch, open_item, stage, step, task
 
+
 @pytest.mark.django_db
 def test_variable_defaults_are_computed_from_the_record_and_inputs(personas):
     load(

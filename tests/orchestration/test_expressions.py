@@ -105,7 +105,7 @@ def test_the_sandbox_blocks_attribute_escapes_spelled_to_dodge_the_import_check(
     sneaky = "record | attr('_' ~ '_class_' ~ '_')"
     assert check(sneaky) is None  # no literal "__" to see at import
     assert evaluate(sneaky, CTX) is None  # but the sandbox gives nothing back
-    with pytest.raises(ExpressionError, match="SecurityError|UndefinedError"):
+    with pytest.raises(ExpressionError, match=r"SecurityError|UndefinedError"):
         evaluate("(record | attr('_' ~ '_class_' ~ '_'))()", CTX)
     # str.format goes through the sandbox's formatter: the unsafe attribute formats as nothing.
     assert evaluate("('{0._' ~ '_class_' ~ '_}').format(record)", CTX) == ""
@@ -144,7 +144,10 @@ def test_a_failing_start_condition_is_stored_on_the_step_not_raised(personas, co
 
     from .engine_support import fresh, launch, stage, step, task
 
-    load(screen_flow("review"), orchestration(stages=[stage("s", task("ok"), task("bad", start={"condition": condition}))]))
+    load(
+        screen_flow("review"),
+        orchestration(stages=[stage("s", task("ok"), task("bad", start={"condition": condition}))]),
+    )
     run = launch(record=make_case(amount="5"))  # does not raise
     bad = step(run, "bad")
     assert bad.status == StepStatus.ERROR
@@ -168,7 +171,9 @@ def test_a_failing_expression_inside_a_background_flow_is_stored_on_the_step(per
             "outputs": [{"name": "x", "type": "text"}],
             "actions": [{"type": "set_outputs", "values": {"x": "record.name.nope()"}}],
         },
-        orchestration(stages=[stage("s", {"key": "b", "kind": "background", "flow": "calc", "max_attempts": 1})]),
+        orchestration(
+            stages=[stage("s", {"key": "b", "kind": "background", "flow": "calc", "max_attempts": 1})]
+        ),
     )
     run = launch(record=make_case())
     assert step(run, "b").error.startswith("actions[0] (set_outputs): 'record.name.nope()': UndefinedError")

@@ -168,9 +168,11 @@ TOKENS = [
     "99999", "2.5", "-1", "none", "true", "false", "{{", "}}", "{%", "%}", ",", ":", "_", "days",
     "now()", "today()", "format", "replace", "ljust", "mro", "items", "keys", "divisibleby",
 ]  # fmt: skip
-expression_text = st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12).map("".join) | st.lists(
-    st.sampled_from(TOKENS), min_size=1, max_size=12
-).map(" ".join) | st.text(max_size=30)
+expression_text = (
+    st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12).map("".join)
+    | st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12).map(" ".join)
+    | st.text(max_size=30)
+)
 
 from decimal import Decimal  # noqa: E402
 
@@ -238,7 +240,9 @@ def small_orchestrations(draw: st.DrawFn) -> dict[str, Any]:
                 # Reading a dependency's output is safe: it has completed.
                 step["inputs"] = {"n": f"steps.{after[0]}.doubled + {ti}"}
             elif gate == "condition":
-                step["start"] = {"condition": draw(st.sampled_from(["true", "run.id > 0", "vars.total >= 0"]))}
+                step["start"] = {
+                    "condition": draw(st.sampled_from(["true", "run.id > 0", "vars.total >= 0"]))
+                }
                 step["inputs"] = {"n": str(draw(st.integers(0, 50)))}
             else:
                 step["inputs"] = {"n": str(draw(st.integers(0, 50)))}
@@ -252,7 +256,10 @@ def small_orchestrations(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             stage["next"] = {
                 "outcomes": [
-                    {"when": f"vars.total > {draw(st.integers(0, 100))}", "goto": draw(st.sampled_from(later))}
+                    {
+                        "when": f"vars.total > {draw(st.integers(0, 100))}",
+                        "goto": draw(st.sampled_from(later)),
+                    }
                     for _ in range(draw(st.integers(1, 2)))
                 ],
                 "default": draw(st.sampled_from(later)),

@@ -1,0 +1,174 @@
+"""SQL statements per launch and per transition, asserted exactly so that they cannot creep up
+unseen. The workloads are bench/'s W1 and W2 (bench/README.md has the throughput figures).
+
+Transactional tests: each service's `transaction.atomic()` is then a real transaction, so the
+counts are what production sees (no test SAVEPOINTs). Django logs a transaction's BEGIN and
+COMMIT as queries too: each count below is "statements + 2" for the one transaction of each
+service call (bench/ reports the statements alone: 39 for a W1 run, 19 for W2). Every count is
+taken warm (a first run has already filled the per-process caches: parsed definitions, content
+types)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from orchestration import tasks
+from orchestration.models import Run, RunStatus, StepRun
+from orchestration.services import background_step_execute, run_launch
+from tests.factories import auto_flow, load, make_case, orchestration, screen_flow
+from workitems.models import WorkItem
+from workitems.services import workitem_complete
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Background step tasks are recorded when their transaction commits instead of run, so
+    that each transition is counted on its own."""
+    sent: list[tuple[int, int]] = []
+
+    def record(args: tuple[int, int], **kwargs: Any) -> None:
+        sent.append((args[0], args[1]))
+
+    monkeypatch.setattr(tasks.run_background_step, "apply_async", record)
+    return sent
+
+
+def load_w1() -> None:
+    """a; then b and c (both after a); then d (after b and c): each writes one output."""
+    outputs = {
+        "a": "1",
+        "b": "steps.a.value + 1",
+        "c": "steps.a.value * 2",
+        "d": "steps.b.value + steps.c.value",
+    }
+    after = {"b": ["a"], "c": ["a"], "d": ["b", "c"]}
+    load(
+        *(auto_flow(f"w1_{k}", outputs={"value": v}) for k, v in outputs.items()),
+        orchestration(
+            "w1",
+            stages=[
+                {
+                    "key": "work",
+                    "steps": [
+                        {
+                            "key": k,
+                            "kind": "background",
+                            "flow": f"w1_{k}",
+                            "start": {"after": after.get(k, [])},
+                        }
+                        for k in outputs
+                    ],
+                }
+            ],
+        ),
+    )
+
+
+def test_w1_launch_and_each_background_transition(
+    personas: Any, dispatched: list, django_assert_num_queries: Any
+) -> None:
+    load_w1()
+    case = make_case()
+    run_launch(orchestration="w1", record=case)  # warm-up
+    dispatched.clear()
+
+    # Launch, up to step a's dispatch: the active version (1), then in one transaction
+    # (BEGIN … COMMIT: +2) INSERT the run (2), INSERT the stage run (3) and its four step runs
+    # (4), the active versions of the stage's flows (5), UPDATE step a as started (6), UPDATE
+    # the run's variables and stage (7), INSERT the events (8). A fresh run has no stage to
+    # load, and no expression names `record`: the record is not read.
+    with django_assert_num_queries(8 + 2):
+        run = run_launch(orchestration="w1", record=case)
+    steps = dict(StepRun.objects.filter(run=run).values_list("key", "pk"))
+    assert dispatched == [(steps["a"], 1)]
+
+    # Step a: the claim UPDATE (1), the step with its run and versions for the flow (2); then
+    # in one transaction (+2) the run lock (3), the stage's step runs (4), the active versions
+    # of the stage's flows for b and c (5), one UPDATE for a completed and b, c started (6),
+    # UPDATE the run's outputs (7), INSERT the events (8).
+    with django_assert_num_queries(8 + 2):
+        assert background_step_execute(step_run_id=steps["a"], attempt=1) == "completed"
+    assert sorted(dispatched[1:]) == sorted([(steps["b"], 1), (steps["c"], 1)])
+
+    # Step b completes and starts nothing (d waits for c): claim, read, lock, stage, UPDATE b,
+    # UPDATE the run, INSERT the event.
+    with django_assert_num_queries(7 + 2):
+        assert background_step_execute(step_run_id=steps["b"], attempt=1) == "completed"
+
+    # Step c starts d: as for a (one UPDATE for c and d, one flow versions query).
+    with django_assert_num_queries(8 + 2):
+        assert background_step_execute(step_run_id=steps["c"], attempt=1) == "completed"
+    assert dispatched[-1] == (steps["d"], 1)
+
+    # Step d ends the stage and the run: claim, read, lock, stage, UPDATE d, UPDATE the stage
+    # run, UPDATE the run, INSERT the events. 8 + 8 + 7 + 8 + 8 = 39 statements for the run,
+    # in five transactions.
+    with django_assert_num_queries(8 + 2):
+        assert background_step_execute(step_run_id=steps["d"], attempt=1) == "completed"
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED
+    assert run.step_outputs == {"a": {"value": 1}, "b": {"value": 2}, "c": {"value": 2}, "d": {"value": 4}}
+
+
+def test_duplicate_delivery_costs_one_statement(
+    personas: Any, dispatched: list, django_assert_num_queries: Any
+) -> None:
+    load_w1()
+    run = run_launch(orchestration="w1", record=make_case())
+    step_run_id, attempt = dispatched[0]
+    background_step_execute(step_run_id=step_run_id, attempt=attempt)
+
+    # The claim finds the attempt already taken: nothing else is read or written (and no
+    # transaction is opened).
+    with django_assert_num_queries(1):
+        assert background_step_execute(step_run_id=step_run_id, attempt=attempt) == "duplicate"
+    assert Run.objects.get(pk=run.pk).step_outputs == {"a": {"value": 1}}
+
+
+def test_w2_launch_and_work_item_completion(personas: Any, django_assert_num_queries: Any) -> None:
+    load(
+        screen_flow("review"),
+        orchestration(
+            "w2",
+            stages=[
+                {
+                    "key": "review",
+                    "steps": [
+                        {
+                            "key": "review",
+                            "kind": "interactive",
+                            "flow": "review",
+                            "assignee": {"user": "alice"},
+                            "email": {"enabled": False},  # the email is a task of its own
+                        }
+                    ],
+                }
+            ],
+        ),
+    )
+    case = make_case()
+    run_launch(orchestration="w2", record=case)  # warm-up
+
+    # Launch: the active version (1), then in one transaction (+2) INSERT the run (2), the
+    # stage run (3) and its step run (4), the flow's active version (5), the assignee (6),
+    # INSERT the work item (7), UPDATE the step as started (8), UPDATE the run (9), INSERT the
+    # events (10).
+    with django_assert_num_queries(10 + 2):
+        run = run_launch(orchestration="w2", record=case)
+
+    # As the Work Guide has it: with its step run and the flow it shows.
+    item = WorkItem.objects.select_related("step_run__flow_version").get(run=run)
+    # Completion, in one transaction (+2): lock the run (1), re-read the item under the lock
+    # (2), UPDATE the item (3), the stage's step runs (4), UPDATE the step (5), the stage run
+    # (6) and the run (7), INSERT the events (8).
+    with django_assert_num_queries(8 + 2):
+        workitem_complete(item=item, user=personas.alice, data={"approved": "true", "comment": "ok"})
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED
+    assert run.step_outputs == {"review": {"approved": True, "comment": "ok"}}

@@ -119,7 +119,9 @@ def running_worker(*, database_url: str, broker_url: str, concurrency: int = 2) 
         deadline = time.monotonic() + READY_TIMEOUT
         while not app.control.ping(destination=[nodename], timeout=0.5):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the Celery worker did not start; see {log_path}")
+                log.flush()
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+                raise SystemExit(f"the Celery worker did not start ({log_path}):\n{tail}")
         yield worker
     finally:
         if proc.poll() is None:

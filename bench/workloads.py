@@ -114,8 +114,8 @@ def w1_documents() -> list[dict[str, Any]]:
 def w2_documents() -> list[dict[str, Any]]:
     """W2: one interactive step assigned to the bench user (a screen flow with two fields).
 
-    The assignment email is switched off: it is a separate task with its own statements (see
-    `count_email`), not part of launching or completing the run."""
+    The assignment email is switched off: it is a task of its own (on a worker), not part of
+    launching or completing the run."""
     from tests.factories import orchestration, screen_flow
 
     return [
@@ -231,6 +231,33 @@ def check_completed(run_ids: list[int]) -> None:
 # --- throughput -------------------------------------------------------------------------------
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time consumed so far by these processes (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            # Fields after the command name (which is in parentheses and may contain spaces).
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def backend_pids(*, all_connections: bool = False) -> list[int]:
+    """The PostgreSQL server process of this connection (or of every connection to the
+    benchmark database): its CPU time is the database's share of the work."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if all_connections:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        else:
+            cursor.execute("SELECT pg_backend_pid()")
+        return [row[0] for row in cursor.fetchall()]
+
+
 def inprocess_child(workload: str, runs: int, warmup: int, barrier: Any, out: Any) -> None:
     """One process of the in-process benchmark: warm up, wait for the others, run, report."""
     configure(database_url=os.environ["DATABASE_URL"], broker_url=os.environ["CELERY_BROKER_URL"], eager=True)
@@ -238,19 +265,24 @@ def inprocess_child(workload: str, runs: int, warmup: int, barrier: Any, out: An
     fn = WORKLOADS[workload]
     for i in range(warmup):
         fn(fx, i)
+    backend = backend_pids()
     barrier.wait()
     ids = []
+    cpu_app, cpu_db = cpu_seconds([os.getpid()]), cpu_seconds(backend)
     start = time.monotonic()  # CLOCK_MONOTONIC: comparable across processes on Linux
     for i in range(runs):
         ids.append(fn(fx, i))
     end = time.monotonic()
+    cpu_app, cpu_db = cpu_seconds([os.getpid()]) - cpu_app, cpu_seconds(backend) - cpu_db
     check_completed(ids)
-    out.put((start, end, len(ids)))
+    out.put((start, end, len(ids), cpu_app, cpu_db))
 
 
 def inprocess_throughput(workload: str, *, processes: int, runs: int, warmup: int = 20) -> dict[str, Any]:
-    """Runs per second with `processes` processes launching `runs` runs between them."""
+    """Runs per second with `processes` processes launching `runs` runs between them, and the
+    CPU time one run costs (the benchmark processes and their PostgreSQL server processes)."""
     import multiprocessing as mp
+    import queue
 
     ctx = mp.get_context("spawn")  # fresh interpreters: no database connection shared by fork
     barrier = ctx.Barrier(processes)
@@ -259,14 +291,27 @@ def inprocess_throughput(workload: str, *, processes: int, runs: int, warmup: in
     procs = [ctx.Process(target=inprocess_child, args=(workload, n, warmup, barrier, out)) for n in share]
     for p in procs:
         p.start()
-    results = [out.get() for _ in procs]
+    results = []
+    while len(results) < len(procs):
+        try:
+            results.append(out.get(timeout=5))
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                barrier.abort()
+                for p in procs:
+                    p.join()
+                raise SystemExit("a benchmark process failed (its traceback is above)") from None
     for p in procs:
         p.join()
-        if p.exitcode != 0:
-            raise SystemExit(f"a benchmark process failed (exit code {p.exitcode})")
     elapsed = max(r[1] for r in results) - min(r[0] for r in results)
     done = sum(r[2] for r in results)
-    return {"runs": done, "seconds": elapsed, "runs_per_s": done / elapsed}
+    return {
+        "runs": done,
+        "seconds": elapsed,
+        "runs_per_s": done / elapsed,
+        "cpu_ms_app": 1000 * sum(r[3] for r in results) / done,
+        "cpu_ms_db": 1000 * sum(r[4] for r in results) / done,
+    }
 
 
 # --- statement counts -------------------------------------------------------------------------
@@ -370,20 +415,3 @@ def count_w2(fx: Fixture) -> PhaseCounter:
             workitem_complete(item=item, user=fx.user, data={"approved": "true", "comment": "fine"})
     check_completed([run.pk])
     return counter
-
-
-def count_email(fx: Fixture) -> int:
-    """Statements of one assignment email task (W2 switches emails off; this is their cost)."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from orchestration.services import run_launch
-    from workitems.emails import assignment_email_send
-    from workitems.models import WorkItem
-
-    run = run_launch(orchestration=W2, record=fx.record(2), actor=fx.user)
-    item_id = WorkItem.objects.values_list("pk", flat=True).get(run_id=run.pk)
-    assignment_email_send(work_item_id=item_id)
-    with CaptureQueriesContext(connection) as ctx:
-        assignment_email_send(work_item_id=item_id)
-    return len(ctx.captured_queries)

@@ -146,7 +146,7 @@ class FlowOutput(Strict):
 
 class FlowBase(Strict):
     api_name: ApiName
-    label: str = ""
+    label: str = Field("", max_length=200)  # stored in a 200-character column
     description: str = ""
     inputs: list[Variable] = Field(default_factory=list)
 
@@ -306,7 +306,7 @@ class Stage(Strict):
 class Orchestration(Strict):
     kind: Literal["orchestration"]
     api_name: ApiName
-    label: str = ""
+    label: str = Field("", max_length=200)  # stored in a 200-character column
     description: str = ""
     start: Start
     variables: list[Variable] = Field(default_factory=list)

@@ -221,9 +221,14 @@ class Pass:
         """Current stage run and its step runs, in one query."""
         if self.loaded:
             return
+        # `stage_run__run_id` lets PostgreSQL find the stage through the partial unique index
+        # on (run) of stages in progress; without it, it scans every stage in progress (of
+        # every open run) and joins on this run's steps.
         rows = list(
             StepRun.objects.filter(
-                run_id=self.run.pk, stage_run__status=StageStatus.IN_PROGRESS
+                run_id=self.run.pk,
+                stage_run__run_id=self.run.pk,
+                stage_run__status=StageStatus.IN_PROGRESS,
             ).select_related("stage_run")
         )
         self.stage_run = rows[0].stage_run if rows else None

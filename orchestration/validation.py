@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import expressions
 from .definitions import (
@@ -32,7 +32,7 @@ from .definitions import (
     UpdateRecordAction,
 )
 
-KIND_MODELS: dict[str, type] = {
+KIND_MODELS: dict[str, type[BaseModel]] = {
     "orchestration": Orchestration,
     "screen_flow": ScreenFlow,
     "autolaunched_flow": AutolaunchedFlow,
@@ -211,7 +211,27 @@ def _pydantic_errors(source: str, exc: ValidationError) -> list[DefinitionError]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Document)
 
 
+def _nul_path(raw: Any) -> str | None:
+    """Where the first NUL character is in a document (PostgreSQL cannot store one), or None."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), raw)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            return _loc(path) or "(document)"
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(k, str) and "\x00" in k:
+                    return _loc(path) or "(document)"
+                stack.append(((*path, k), v))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(value))
+    return None
+
+
 def parse_document(source: str, raw: dict[str, Any]) -> tuple[Any | None, list[DefinitionError]]:
+    nul = _nul_path(raw)
+    if nul is not None:
+        return None, [DefinitionError(source, nul, "text cannot contain NUL (\\x00) characters")]
     kind = raw.get("kind")
     # `kind` may be any YAML value (a list is unhashable): compare only strings.
     if not isinstance(kind, str) or kind not in KIND_MODELS:
@@ -405,26 +425,26 @@ def _check_orchestration(
                     f"{tp}.flow", f"{t.kind} steps need a flow of kind {want}; '{t.flow}' is of kind {kind}"
                 )
             doc = flow_docs.get(t.flow)
-            for k, v in t.inputs.items():
-                c.expr(f"{tp}.inputs.{k}", v)
+            for k, source in t.inputs.items():
+                c.expr(f"{tp}.inputs.{k}", source)
                 if doc is not None and k not in {i.name for i in doc.inputs}:
                     c.err(f"{tp}.inputs.{k}", f"'{k}' is not an input of flow '{t.flow}'")
             if doc is not None:
                 for i in doc.inputs:
                     if i.required and i.name not in t.inputs and i.default is None:
                         c.err(f"{tp}.inputs", f"flow '{t.flow}' needs input '{i.name}'")
-            for var, out in t.outputs.items():
+            for var, output in t.outputs.items():
                 if var not in var_names:
                     c.err(f"{tp}.outputs.{var}", f"'{var}' is not a declared orchestration variable")
-                if doc is not None and out not in doc.output_names():
-                    c.err(f"{tp}.outputs.{var}", f"flow '{t.flow}' has no output '{out}'")
+                if doc is not None and output not in doc.output_names():
+                    c.err(f"{tp}.outputs.{var}", f"flow '{t.flow}' has no output '{output}'")
             if t.assignee is not None:
                 c.expr(f"{tp}.assignee.expression", t.assignee.expression)
                 for kind_name in ("user", "group", "queue"):
                     value = getattr(t.assignee, kind_name)
                     if value:
-                        for check in ASSIGNEE_CHECKS:
-                            msg = check(kind_name, value)
+                        for assignee_check in ASSIGNEE_CHECKS:
+                            msg = assignee_check(kind_name, value)
                             if msg:
                                 c.err(f"{tp}.assignee.{kind_name}", msg)
             c.template(f"{tp}.email.subject", t.email.subject)

@@ -18,6 +18,28 @@ class TypeCoercionError(ValueError):
 
 def to_json(type_: str, value: Any) -> Any:
     """Coerce a value into the JSON form stored for `type_`; raise TypeCoercionError."""
+    result = _coerce(type_, value)
+    try:
+        nul = _has_nul(result)
+    except RecursionError:
+        raise TypeCoercionError(f"expected a value of type {type_} (nested too deeply)") from None
+    if nul:
+        # PostgreSQL text and jsonb cannot hold U+0000: refuse it as bad input, not a 500.
+        raise TypeCoercionError("text cannot contain NUL (\\x00) characters")
+    return result
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+def _coerce(type_: str, value: Any) -> Any:
     if value is None or value == "":
         return None
     try:
@@ -85,7 +107,7 @@ def to_json(type_: str, value: Any) -> Any:
                 return value
     except TypeCoercionError:
         raise
-    except (ValueError, TypeError, InvalidOperation, ValidationError, OverflowError) as exc:
+    except (ValueError, TypeError, InvalidOperation, ValidationError, OverflowError, RecursionError) as exc:
         raise TypeCoercionError(f"expected a value of type {type_}") from exc
 
 

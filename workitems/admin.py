@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Queue, WorkItem
+from .models import Queue, WorkItem, WorkItemDraft
 
 
 @admin.register(Queue)
@@ -58,3 +58,20 @@ class WorkItemAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(WorkItemDraft)
+class WorkItemDraftAdmin(admin.ModelAdmin):
+    """What people typed into open items (Work Guide). Read-only: it is theirs to change."""
+
+    list_display = ("id", "item", "user", "screen", "updated_at")
+    list_select_related = ("item", "user")
+    raw_id_fields = ("item", "user")
+    readonly_fields = ("item", "user", "screen", "values", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+

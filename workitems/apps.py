@@ -8,7 +8,8 @@ class WorkitemsConfig(AppConfig):
     def ready(self) -> None:
         from orchestration.validation import ASSIGNEE_CHECKS
 
-        from . import services
+        from . import panels, services
 
         if services.check_assignee not in ASSIGNEE_CHECKS:
             ASSIGNEE_CHECKS.append(services.check_assignee)
+        panels.register()  # the Work Guide on record pages

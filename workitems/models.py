@@ -94,3 +94,25 @@ class WorkItem(models.Model):
         if self.assignee_group_id:
             return f"group {self.assignee_group.name}"  # type: ignore[union-attr]
         return f"queue {self.assignee_queue.label}"  # type: ignore[union-attr]
+
+
+class WorkItemDraft(models.Model):
+    """What one person has typed into an item's screen flow so far, and the screen they are on.
+
+    Kept on the server per (item, person) so that a reload, a second tab or another device
+    resumes where they were, and so that input sent after someone else completed the item can
+    still be shown back to them. Deleted when their own Finish completes the item."""
+
+    item = models.ForeignKey(WorkItem, on_delete=models.CASCADE, related_name="drafts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    screen = models.PositiveSmallIntegerField(default=0)
+    values = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "user"], name="workitem_draft_one_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"draft of item {self.item_id} by user {self.user_id}"

@@ -65,6 +65,11 @@ def test_every_list_and_detail_page_opens(staff, personas):
     from orchestration.services import api_token_create
 
     api_token_create(user=personas.bob, name="bob's script")
+    from workitems.services import workitem_draft_save
+
+    # A Work Guide draft: bob (in the triage queue) typed into the review item.
+    item = WorkItem.objects.get()
+    workitem_draft_save(item=item, user=personas.bob, screen=0, values={"comment": "half done"})
     for model in models_of_apps():
         opts = model._meta
         changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")

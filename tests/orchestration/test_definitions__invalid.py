@@ -395,6 +395,18 @@ CASES: list[tuple[str, Callable[[list[Doc]], None], str, str]] = [
         "actions[1].name",
         "no Python flow registered as 'no_such_python_flow'",
     ),
+    (
+        "NUL character (PostgreSQL cannot store it)",
+        lambda d: _step(d).update(label="bad\x00label"),
+        "stages[0].steps[0].label",
+        "text cannot contain NUL",
+    ),
+    (
+        "label too long for its column",
+        lambda d: _orch(d).update(label="x" * 201),
+        "label",
+        "at most 200 characters",
+    ),
     # --- duplicates
     (
         "duplicate stage key",

@@ -195,6 +195,7 @@ INPUTS = [
     {"name": "due", "type": "date"},
     {"name": "urgent", "type": "boolean"},
     {"name": "contact", "type": "email"},
+    {"name": "note", "type": "text"},
 ]
 
 
@@ -222,6 +223,7 @@ def test_autolaunched_inputs_are_typed(personas):
         "due": "2026-05-01",
         "urgent": True,
         "contact": "a@example.com",
+        "note": None,
     }
     assert run.record_id is None
     assert run.started_by == personas.admin
@@ -239,6 +241,8 @@ def test_autolaunched_inputs_are_typed(personas):
         ({"amount": "1", "due": "tomorrow"}, "due", "expected a date (YYYY-MM-DD)"),
         ({"amount": "1", "urgent": "maybe"}, "urgent", "expected true or false"),
         ({"amount": "1", "contact": "not-an-address"}, "contact", "expected a value of type email"),
+        ({"amount": "1", "note": "a\x00b"}, "note", "text cannot contain NUL (\\x00) characters"),
+        ({"amount": "NaN"}, "amount", "expected a finite number"),
     ],
 )
 def test_bad_inputs_are_refused_with_a_message_per_input(personas, inputs, field, message):

@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from orchestration import expressions
@@ -18,6 +18,8 @@ from orchestration.services import DefinitionsInvalid, definitions_import, run_l
 from orchestration.validation import DefinitionError, validate_documents
 from orchestration.values import TypeCoercionError, to_json
 from tests.factories import auto_flow, eval_flow, orchestration, screen_flow
+from workitems.models import WorkItem, WorkItemStatus
+from workitems.services import workitem_complete
 
 FAST = settings(
     max_examples=60,
@@ -117,18 +119,37 @@ def _nodes(value: Any, path: tuple = ()) -> list[tuple]:
     return out
 
 
+VOCABULARY = [
+    "a", "b", "c", "first", "second", "end", "calc", "review", "is_ok", "score", "base", "n", "ok",
+    "alice", "bob", "engineering", "triage", "case", "interactive", "background", "true",
+    "vars.score > 1", "record.amount * 2", "steps.a.n", "inputs.base", "record.owner", "'queue:triage'",
+    "number", "text", "boolean", "decimal", "screen_flow", "autolaunched_flow", "evaluation_flow",
+]  # fmt: skip
+
+
 @st.composite
 def mutated_batches(draw: st.DrawFn) -> list[dict[str, Any]]:
     batch = valid_batch()
-    for _ in range(draw(st.integers(1, 3))):
+    for doc in batch:
+        if draw(st.booleans()):  # a harmless change: the import then stores a new version
+            doc["label"] = draw(st.text(max_size=20))
+    for _ in range(draw(st.integers(0, 3))):
         doc = draw(st.sampled_from(batch))
         path = draw(st.sampled_from(_nodes(doc)[1:]))
         parent = doc
         for part in path[:-1]:
             parent = parent[part]
         last = path[-1]
-        action = draw(st.sampled_from(["replace", "delete", "duplicate"]))
-        if action == "replace":
+        action = draw(st.sampled_from(["like", "like", "replace", "delete", "duplicate"]))
+        current = parent[last]
+        if action == "like" and isinstance(current, bool):
+            parent[last] = not current
+        elif action == "like" and isinstance(current, int):
+            parent[last] = draw(st.integers(-1, 25))
+        elif action == "like" and isinstance(current, str):
+            # A value of the same kind: often still valid, or a near miss (a wrong reference).
+            parent[last] = draw(st.sampled_from(VOCABULARY))
+        elif action in ("like", "replace"):
             parent[last] = draw(json_values)
         elif action == "delete":
             del parent[last]
@@ -151,6 +172,7 @@ def test_mutated_orchestrations_never_crash_validation_or_import(personas, batch
     items = [(f"doc{i}.yaml", d) for i, d in enumerate(batch)]
     result = validate_documents(items)
     _assert_clean(result)
+    event("still valid" if result.ok else "invalid")
     if result.ok:
         try:
             definitions_import(items=items)
@@ -233,21 +255,27 @@ def small_orchestrations(draw: st.DrawFn) -> dict[str, Any]:
             key = f"s{si}_{ti}"
             earlier = [s["key"] for s in steps]
             after = draw(st.lists(st.sampled_from(earlier), unique=True, max_size=2)) if earlier else []
-            step: dict[str, Any] = {"key": key, "kind": "background", "flow": "emit"}
+            interactive = draw(st.integers(0, 3)) == 0
+            step: dict[str, Any] = (
+                {"key": key, "kind": "interactive", "flow": "answer", "assignee": {"user": "alice"}}
+                if interactive
+                else {"key": key, "kind": "background", "flow": "emit"}
+            )
             gate = draw(st.sampled_from(["with_stage", "after", "condition"]))
+            n = str(draw(st.integers(0, 50)))
             if gate == "after" and after:
                 step["start"] = {"after": after}
-                # Reading a dependency's output is safe: it has completed.
-                step["inputs"] = {"n": f"steps.{after[0]}.doubled + {ti}"}
+                # Reading a dependency's output is safe: it has completed (a background
+                # dependency gives `doubled`, an interactive one the `n` its assignee entered).
+                n = f"(steps.{after[0]}.doubled or steps.{after[0]}.n or 0) + {ti}"
             elif gate == "condition":
                 step["start"] = {
                     "condition": draw(st.sampled_from(["true", "run.id > 0", "vars.total >= 0"]))
                 }
-                step["inputs"] = {"n": str(draw(st.integers(0, 50)))}
-            else:
-                step["inputs"] = {"n": str(draw(st.integers(0, 50)))}
+            if not interactive:
+                step["inputs"] = {"n": n}
             if draw(st.booleans()):
-                step["outputs"] = {"total": "doubled"}
+                step["outputs"] = {"total": "n" if interactive else "doubled"}
             steps.append(step)
         stage: dict[str, Any] = {"key": skey, "steps": steps}
         if draw(st.integers(0, 4)) == 0:
@@ -273,6 +301,7 @@ def small_orchestrations(draw: st.DrawFn) -> dict[str, Any]:
     )
 
 
+ANSWER = screen_flow("answer", fields=[{"name": "n", "type": "number", "required": True}])
 EMIT = {
     "kind": "autolaunched_flow",
     "api_name": "emit",
@@ -286,10 +315,17 @@ EMIT = {
 @settings(FAST, max_examples=40)
 @given(doc=small_orchestrations())
 def test_generated_orchestrations_run_to_completion(personas, doc):
-    result = validate_documents([("emit.yaml", EMIT), ("generated.yaml", doc)])
+    items = [("answer.yaml", ANSWER), ("emit.yaml", EMIT), ("generated.yaml", doc)]
+    result = validate_documents(items)
     assert result.ok, [str(e) for e in result.errors]
-    definitions_import(items=[("emit.yaml", EMIT), ("generated.yaml", doc)])
+    definitions_import(items=items)
     run = run_launch(orchestration="generated")
+    # alice does whatever is assigned to her, until nothing is left.
+    for _ in range(50):
+        item = WorkItem.objects.filter(run=run, status=WorkItemStatus.ASSIGNED).first()
+        if item is None:
+            break
+        workitem_complete(item=item, user=personas.alice, data={"n": str(len(item.step_run.key))})
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETED, (run.error, doc)
     assert set(StageRun.objects.filter(run=run).values_list("status", flat=True)) == {"completed"}
@@ -301,7 +337,10 @@ def test_generated_orchestrations_run_to_completion(personas, doc):
             assert "exit" in stage_def  # only an exit condition cuts steps short
             continue
         assert sr.status == "completed", (key, sr.status, sr.error)
-        assert sr.outputs["doubled"] == 2 * sr.inputs["n"]
+        if step_def["kind"] == "background":
+            assert sr.outputs["doubled"] == 2 * sr.inputs["n"]
+        else:
+            assert sr.outputs == {"n": len(key)}
         for dep in step_def.get("start", {}).get("after", []):
             assert steps[dep].status == "completed"
             assert steps[dep].ended_at <= sr.started_at

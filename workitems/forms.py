@@ -1,0 +1,255 @@
+"""A Django form for one screen of a screen flow.
+
+The form draws the fields (widgets, labels, help, required marks, ids that tie errors to
+fields) but does not have rules of its own: every field is checked by the flow's own
+`orchestration.flows.screen_field_value`, the function `workitem_complete` runs at Finish. So
+Next shows exactly the message Finish would, and the two can never disagree."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db.models.fields import BLANK_CHOICE_LABEL
+from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
+from django.utils.dateparse import parse_datetime
+from django.utils.html import escape
+
+from orchestration.definitions import DataType, Screen, ScreenField
+from orchestration.flows import screen_field_value
+from orchestration.values import TypeCoercionError
+
+DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+# Submitted field names carry this prefix, so that a flow field called `action` or `screen`
+# cannot collide with the form's own controls.
+PREFIX = "f"
+
+
+# The flow's generic "expected a value of type X", said the way a form says it.
+FRIENDLY = {
+    "number": "Enter a whole number.",
+    "decimal": "Enter a number.",
+    "email": "Enter a valid email address.",
+    "user": "Choose one of the listed people.",
+}
+
+
+def sentence(message: str, type_: str = "") -> str:
+    """`expected a whole number` -> `Expected a whole number.`"""
+    message = message.strip()
+    if message.startswith("expected a value of type"):
+        message = FRIENDLY.get(type_ or message.rsplit(" ", 1)[-1].rstrip("."), message)
+    message = message[:1].upper() + message[1:]
+    return message if message.endswith(".") else f"{message}."
+
+
+def active_users() -> Any:
+    User = get_user_model()
+    return User.objects.filter(is_active=True).order_by(User.USERNAME_FIELD)
+
+
+class FlowChecked:
+    """Mixin for form fields: cleaning is the flow's, not Django's (see the module docstring)."""
+
+    spec: ScreenField
+
+    def clean(self, value: Any) -> Any:
+        if isinstance(value, str) and self.spec.type != DataType.long_text:
+            value = value.strip()
+        try:
+            return screen_field_value(self.spec, value)
+        except TypeCoercionError as exc:
+            raise ValidationError(sentence(str(exc), self.spec.type), code="invalid") from exc
+
+
+class TextField(FlowChecked, forms.CharField):
+    pass
+
+
+class IntField(FlowChecked, forms.IntegerField):
+    pass
+
+
+class DecimalField(FlowChecked, forms.DecimalField):
+    pass
+
+
+class DateField(FlowChecked, forms.DateField):
+    pass
+
+
+class DateTimeField(FlowChecked, forms.DateTimeField):
+    def clean(self, value: Any) -> Any:
+        # A datetime-local input sends wall-clock time: read it in the current time zone, so
+        # the stored value has an offset and compares with now() in expressions.
+        parsed = parse_datetime(value.strip()) if isinstance(value, str) and value.strip() else None
+        if parsed is not None and timezone.is_naive(parsed):
+            value = timezone.make_aware(parsed)
+        return super().clean(value)
+
+
+class BoolField(FlowChecked, forms.BooleanField):
+    pass
+
+
+class ChoiceField(FlowChecked, forms.ChoiceField):
+    pass
+
+
+class MultiChoiceField(FlowChecked, forms.MultipleChoiceField):
+    pass
+
+
+class EmailField(FlowChecked, forms.EmailField):
+    pass
+
+
+class UserField(FlowChecked, forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.get_username())
+
+    def clean(self, value: Any) -> Any:
+        value = super().clean(value)
+        # The flow accepts any id or username; the form also checks that the person exists.
+        if value is not None:
+            lookup = {"pk": value} if isinstance(value, int) else {get_user_model().USERNAME_FIELD: value}
+            if not active_users().filter(**lookup).exists():
+                raise ValidationError("Choose one of the listed people.", code="invalid_choice")
+        return value
+
+
+def whole(bound: float | None) -> float | int | None:
+    """`min="1"`, not `min="1.0"`, on a whole-number input."""
+    return int(bound) if bound is not None and float(bound).is_integer() else bound
+
+
+def form_field(spec: ScreenField) -> forms.Field:
+    """The form field that draws one screen field."""
+    common: dict[str, Any] = {
+        "label": spec.label or spec.name,
+        # crispy-bootstrap5 prints help text with |safe; definitions are data, so escape here.
+        "help_text": escape(spec.help),
+        "required": spec.required,
+    }
+    field: forms.Field
+    match spec.type:
+        case DataType.long_text:
+            field = TextField(widget=forms.Textarea(attrs={"rows": 4}), max_length=spec.max_length, **common)
+        case DataType.number:
+            field = IntField(min_value=whole(spec.min_value), max_value=whole(spec.max_value), **common)
+        case DataType.decimal:
+            field = DecimalField(
+                widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+                min_value=spec.min_value,
+                max_value=spec.max_value,
+                **common,
+            )
+        case DataType.date:
+            field = DateField(widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), **common)
+        case DataType.datetime:
+            field = DateTimeField(
+                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL), **common
+            )
+        case DataType.boolean:
+            # An unticked box is an answer ("no"): a checkbox is never required to be ticked.
+            common["required"] = False
+            field = BoolField(**common)
+        case DataType.choice:
+            choices = [(c, c) for c in spec.choices]
+            if not spec.required:
+                choices = [("", BLANK_CHOICE_LABEL), *choices]
+            field = ChoiceField(choices=choices, **common)
+        case DataType.multi_choice:
+            field = MultiChoiceField(
+                choices=[(c, c) for c in spec.choices], widget=forms.CheckboxSelectMultiple, **common
+            )
+        case DataType.email:
+            field = EmailField(max_length=spec.max_length, **common)
+        case DataType.user:
+            field = UserField(queryset=active_users(), **common)
+        case _:
+            field = TextField(max_length=spec.max_length, **common)
+    field.spec = spec  # type: ignore[attr-defined]
+    return field
+
+
+def display_value(spec: ScreenField, value: Any) -> Any:
+    """A stored value (JSON, or as typed) in the form a widget shows."""
+    if spec.type == DataType.datetime and isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is not None:
+            if timezone.is_aware(parsed):
+                # datetime-local inputs take local wall-clock time without an offset.
+                parsed = timezone.localtime(parsed)
+            return parsed.strftime(DATETIME_LOCAL)
+    if spec.type == DataType.boolean:
+        return value is True or str(value).lower() in {"true", "1", "yes", "on"}
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+class ScreenForm(forms.Form):
+    """The fields of one screen. Bound to a POST it checks them; unbound it shows `values`."""
+
+    def __init__(
+        self,
+        *,
+        screen: Screen,
+        data: Any = None,
+        values: dict[str, Any] | None = None,
+        id_prefix: str = "wi",
+    ) -> None:
+        values = values or {}
+        initial = {f.name: display_value(f, values[f.name]) for f in screen.fields if f.name in values}
+        super().__init__(data=data, initial=initial, prefix=PREFIX, auto_id=f"{id_prefix}_%s")
+        self.screen = screen
+        for spec in screen.fields:
+            self.fields[spec.name] = form_field(spec)
+
+    @classmethod
+    def bound_to(cls, *, screen: Screen, values: dict[str, Any], id_prefix: str = "wi") -> ScreenForm:
+        """A form bound to stored values as if they had just been posted: checking it shows
+        the same errors the person saw when they sent them."""
+        data = MultiValueDict()
+        for spec in screen.fields:
+            key = f"{PREFIX}-{spec.name}"
+            value = display_value(spec, values.get(spec.name))
+            if spec.type == DataType.boolean:
+                if value:
+                    data[key] = "on"
+            elif spec.type == DataType.multi_choice:
+                items = value if isinstance(value, list) else ([value] if value not in (None, "") else [])
+                data.setlist(key, [str(v) for v in items])
+            else:
+                data[key] = "" if value is None else str(value)
+        return cls(screen=screen, data=data, id_prefix=id_prefix)
+
+    def typed(self) -> dict[str, Any]:
+        """What the person sent, valid or not, JSON-safe: kept in their draft as is, so Back,
+        a reload or an error never loses a keystroke."""
+        out: dict[str, Any] = {}
+        for name, field in self.fields.items():
+            raw = field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
+            if isinstance(raw, str) and field.spec.type != DataType.long_text:  # type: ignore[attr-defined]
+                raw = raw.strip()
+            out[name] = raw
+        return out
+
+    def add_errors(self, errors: dict[str, list[str]]) -> None:
+        """Put a service's per-field messages on the fields (others on the form)."""
+        for name, messages in errors.items():
+            for message in messages:
+                spec = self.fields[name].spec if name in self.fields else None  # type: ignore[attr-defined]
+                self.add_error(name if spec else None, sentence(message, spec.type if spec else ""))
+
+    def focus_first(self) -> None:
+        """Let the browser (and htmx after a swap) move focus to the first field with an error,
+        or else to the first field: a keyboard or screen reader user lands where to act."""
+        names = [n for n in self.fields if self.is_bound and n in self.errors] or list(self.fields)
+        if names:
+            self.fields[names[0]].widget.attrs["autofocus"] = True

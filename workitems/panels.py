@@ -1,0 +1,312 @@
+"""The Work Guide: the record page's panel that lists the viewer's open items on the record and
+runs an opened item's screen flow in place.
+
+`WorkitemsConfig.ready()` registers it with records' panel registry (`register`). The same
+context is built by the panel on the record page (GET, `?item=<id>` opens an item, as the
+assignment email links do) and by the views in views/guide.py after an htmx action, so both
+show exactly the same thing. Listing costs one query whatever the number of items
+(selectors.workitems_actionable); opening an item adds its draft and what its screen needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.timesince import timesince
+from django.utils.translation import gettext as _
+
+from orchestration.definitions import DataType, Screen, ScreenFlow
+from records.models import Record
+from records.panels import register_record_panel
+
+from . import selectors
+from .forms import ScreenForm
+from .models import WorkItem, WorkItemDraft, WorkItemStatus
+from .services import screen_flow_for, workitem_screen_defaults
+
+PANEL = "work_guide"
+TEMPLATE = "workitems/guide/panel.html"
+
+
+@dataclass
+class Notice:
+    """A message at the top of the panel or of one item; `values` is input shown back."""
+
+    text: str
+    level: str = "info"  # a Bootstrap alert colour
+    values: list[tuple[str, str]] = field(default_factory=list)
+    focus: bool = True
+
+
+@dataclass
+class ScreenState:
+    flow: ScreenFlow
+    index: int
+    form: ScreenForm
+
+    @property
+    def screen(self) -> Screen:
+        return self.flow.screens[self.index]
+
+    @property
+    def count(self) -> int:
+        return len(self.flow.screens)
+
+    @property
+    def is_first(self) -> bool:
+        return self.index == 0
+
+    @property
+    def is_last(self) -> bool:
+        return self.index == self.count - 1
+
+
+@dataclass
+class ItemRow:
+    """One item as the viewer sees it in the Work Guide."""
+
+    item: WorkItem
+    viewer: Any
+    href: str  # the record page with this item open: the link that works without JavaScript
+    screen: ScreenState | None = None
+    notice: Notice | None = None
+
+    @property
+    def stage(self) -> str:
+        return selectors.stage_label(self.item)
+
+    @property
+    def orchestration(self) -> str:
+        return str(self.item.run.orchestration)
+
+    @property
+    def assignee(self) -> str:
+        return _("you") if self.item.assignee_user_id == self.viewer.pk else self.item.assignee_label
+
+    @property
+    def age(self) -> str:
+        """How long the item has waited, humanized: "Waiting 3 hours"."""
+        if timezone.now() - self.item.created_at < timezone.timedelta(minutes=1):
+            return _("Assigned just now")
+        return _("Waiting %(age)s") % {"age": timesince(self.item.created_at, depth=1)}
+
+    @property
+    def has_actions(self) -> bool:
+        return not self.notice and (not self.screen and not self.holder or self.can_claim or self.viewer_holds)
+
+    @property
+    def overdue(self) -> bool:
+        return self.item.due_at is not None and self.item.due_at < timezone.now()
+
+    @property
+    def shared(self) -> bool:
+        """A group or queue item: any member may work it, one may hold it."""
+        return self.item.assignee_user_id is None
+
+    @property
+    def viewer_holds(self) -> bool:
+        return self.item.claimed_by_id is not None and self.item.claimed_by_id == self.viewer.pk
+
+    @property
+    def holder(self) -> str:
+        """Who else holds the item ("" when nobody or the viewer does)."""
+        if self.item.claimed_by_id is None or self.viewer_holds:
+            return ""
+        return self.item.claimed_by.get_username()  # type: ignore[union-attr]
+
+    @property
+    def can_claim(self) -> bool:
+        return self.shared and self.item.claimed_by_id is None and self.item.status == WorkItemStatus.ASSIGNED
+
+
+def item_href(item: WorkItem, record: Record | None, **extra: str) -> str:
+    """The record page with `item` open (or, for an item on no record, My Work)."""
+    from urllib.parse import urlencode
+
+    base = record.get_absolute_url() if record is not None else "/my-work/"
+    return f"{base}?{urlencode({'item': item.pk, **extra})}#work-item-{item.pk}"
+
+
+def record_of(item: WorkItem) -> Record | None:
+    """The record page an item belongs on (None for a run on no record, or another model)."""
+    if item.record_id is None or item.record_type_id != ContentType.objects.get_for_model(Record).pk:
+        return None
+    return Record.objects.select_related("record_type").filter(pk=item.record_id).first()
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def closed_message(item: WorkItem, viewer: Any) -> str:
+    """Why an item is no longer there to complete, naming who completed it."""
+    if item.status == WorkItemStatus.COMPLETED:
+        if item.completed_by_id is not None and item.completed_by_id == viewer.pk:
+            who = _("you")
+        else:
+            who = item.completed_by.get_username() if item.completed_by else _("the system")
+        when = (
+            date_format(timezone.localtime(item.completed_at), "DATETIME_FORMAT") if item.completed_at else ""
+        )
+        return f"This item was already completed by {who}" + (f" on {when}" if when else "") + "."
+    if item.status == WorkItemStatus.CANCELED:
+        return (
+            "This item was canceled: the step it belonged to ended or the run was stopped. "
+            "Nothing is left to do."
+        )
+    return ""
+
+
+REASSIGNED = "This item is now assigned to someone else: you no longer need to act on it."
+
+
+def held_message(holder: str) -> str:
+    return (
+        f"{holder} holds this item and is working on it: only they can complete it now. "
+        "Ask them to release it if it should come back to the team."
+    )
+
+
+def shown_values(flow: ScreenFlow, values: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) for every field the person gave a value, for showing input back."""
+    users = {
+        v for f in flow.fields() if f.type == DataType.user and isinstance(v := values.get(f.name), int | str)
+    }
+    names: dict[str, str] = {}
+    ids = {int(u) for u in users if str(u).isdigit()}
+    if ids:
+        User = get_user_model()
+        names = {
+            str(pk): name
+            for pk, name in User.objects.filter(pk__in=ids).values_list("pk", User.USERNAME_FIELD)
+        }
+    rows = []
+    for f in flow.fields():
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        if f.type == DataType.boolean:
+            text = "Yes" if v is True or str(v).lower() in {"true", "on", "1", "yes"} else "No"
+        elif isinstance(v, list):
+            text = ", ".join(str(x) for x in v) or "—"
+        elif v is None or v == "":
+            text = "—"
+        elif f.type == DataType.user:
+            text = names.get(str(v), str(v))
+        else:
+            text = str(v)
+        rows.append((f.label or f.name, text))
+    return rows
+
+
+# --- opening an item --------------------------------------------------------------------------
+
+
+def screen_state(
+    item: WorkItem,
+    *,
+    draft: WorkItemDraft | None,
+    index: int | None = None,
+    form: ScreenForm | None = None,
+    check: bool = False,
+    errors: dict[str, list[str]] | None = None,
+) -> ScreenState:
+    """The screen to show: the one given, or where the viewer's draft is (else the first).
+
+    `form` is a form already bound to what was just posted. Otherwise the form shows the
+    draft's values, with the screen's defaults for fields not answered yet; with `check`
+    (or service `errors`), the values are checked again so their errors show."""
+    flow = screen_flow_for(item)
+    if index is None:
+        index = draft.screen if draft is not None else 0
+    index = min(max(index, 0), len(flow.screens) - 1)
+    screen = flow.screens[index]
+    id_prefix = f"wi{item.pk}"
+    if form is None:
+        values = dict(draft.values) if draft is not None else {}
+        missing = [f.name for f in screen.fields if f.name not in values and f.default]
+        if missing:
+            values = {**workitem_screen_defaults(item=item, screen=index, skip=values.keys()), **values}
+        if check or errors:
+            form = ScreenForm.bound_to(screen=screen, values=values, id_prefix=id_prefix)
+            form.is_valid()
+            if errors:
+                form.add_errors({k: v for k, v in errors.items() if k not in form.errors})
+        else:
+            form = ScreenForm(screen=screen, values=values, id_prefix=id_prefix)
+    form.focus_first()
+    return ScreenState(flow=flow, index=index, form=form)
+
+
+def link_notice(*, pk: int, record: Record, viewer: Any) -> Notice:
+    """What to say about an item named in the link (`?item=`) that the viewer cannot open: it
+    was completed, canceled or moved to someone else. Never its data or its screens; only the
+    viewer's own input, if they had typed some, so that nothing of theirs is lost."""
+    item = selectors.workitem_on_record(pk=pk, record=record)
+    if item is None:
+        return Notice("The work item in your link is not on this record.", "warning")
+    draft = selectors.workitem_draft(item=item, user=viewer)
+    values = shown_values(screen_flow_for(item), draft.values) if draft and draft.values else []
+    text = closed_message(item, viewer) or REASSIGNED
+    return Notice(text, "info" if item.completed_by_id == viewer.pk else "warning", values)
+
+
+def guide_context(
+    request: HttpRequest,
+    record: Record,
+    *,
+    open_row: ItemRow | None = None,
+    open_pk: int | None = None,
+    check: bool = False,
+    notice: Notice | None = None,
+) -> dict[str, Any]:
+    """The panel's context. `open_row` is an item state a view already built (after a POST);
+    `open_pk` an item to open from the draft (a link); `notice` a message at the top."""
+    user = request.user
+    rows = [
+        ItemRow(item=i, viewer=user, href=item_href(i, record))
+        for i in selectors.workitems_actionable(user=user, record=record)
+    ]
+    if open_row is not None:
+        rows = [open_row if r.item.pk == open_row.item.pk else r for r in rows]
+    elif open_pk is not None:
+        row = next((r for r in rows if r.item.pk == open_pk), None)
+        if row is None:
+            notice = notice or link_notice(pk=open_pk, record=record, viewer=user)
+        elif row.holder:
+            row.notice = Notice(held_message(row.holder), "warning")
+        else:
+            draft = selectors.workitem_draft(item=row.item, user=user)
+            row.screen = screen_state(row.item, draft=draft, check=check)
+    return {
+        "rows": rows,
+        "notice": notice,
+        "record": record,
+        "panel_url": panel_url(record),
+        "record_url": record.get_absolute_url(),
+    }
+
+
+def panel_url(record: Record) -> str:
+    from django.urls import reverse
+
+    return reverse("records:panel", args=[record.record_type.api_name, record.pk, PANEL])
+
+
+def work_guide_context(request: HttpRequest, record: Record) -> dict[str, Any] | None:
+    """The registered panel: `?item=<id>` opens that item (the email link); `check=1` shows
+    the errors of the draft's screen (the no-JavaScript path after a refused Next)."""
+    if not request.user.is_authenticated:
+        return None
+    raw = request.GET.get("item", "")
+    open_pk = int(raw) if raw.isdigit() and len(raw) < 19 else None
+    return guide_context(request, record, open_pk=open_pk, check=request.GET.get("check") == "1")
+
+
+def register() -> None:
+    # Order 10: the Work Guide comes before the runs panel (50), at the top of the side column.
+    register_record_panel(PANEL, TEMPLATE, work_guide_context, order=10)

@@ -1,0 +1,43 @@
+"""The development Outbox: the emails `make run` wrote to var/outbox/, listed so a newcomer can
+read them and click through. See workitems/outbox.py for when it is available."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from ..outbox import outbox_dir, outbox_enabled, outbox_message, outbox_messages
+
+PAGE_SIZE = 200
+
+
+def _outbox(request: HttpRequest) -> Path:
+    """The outbox folder when this person may see it; 404 otherwise, so a production site does
+    not even reveal that the page exists."""
+    folder = outbox_dir()
+    if folder is None or not outbox_enabled(request.user):
+        raise Http404("the outbox is only available in development")
+    return folder
+
+
+@require_GET
+def outbox_list(request: HttpRequest) -> HttpResponse:
+    folder = _outbox(request)
+    messages = outbox_messages(folder)
+    return render(
+        request,
+        "workitems/outbox.html",
+        {"folder": folder, "messages": messages[:PAGE_SIZE], "total": len(messages)},
+    )
+
+
+@require_GET
+def outbox_message_view(request: HttpRequest, name: str, index: int) -> HttpResponse:
+    folder = _outbox(request)
+    message = outbox_message(folder, name, index)
+    if message is None:
+        raise Http404("no such message in the outbox")
+    return render(request, "workitems/outbox_message.html", {"message": message})

@@ -458,6 +458,13 @@ class Pass:
         # would collide with it (one open item per step).
         STEP_KINDS[sr.kind].stop(run=self.run, step_runs=[sr], reason="step error")
         self.event("step.error", stage=self.stage_key, step=step_key, error=sr.error)
+        if self.run.status == RunStatus.SUSPENDED:
+            # A suspended run does not move: the failure is routed when it is resumed.
+            return
+        self.route_failure(step_key, sr)
+
+    def route_failure(self, step_key: str, sr: StepRun) -> None:
+        """Take the stage's fault path for a failed step, or put the run in error."""
         stage = self.doc.stage(self.stage_key)
         if stage.fault_path:
             self.end_stage(StageStatus.ERROR, outcome=f"fault path: {step_key} failed", keep=step_key)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from contextvars import ContextVar
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     Actor = AbstractBaseUser | AnonymousUser | None
 
 log = logging.getLogger(__name__)
+
+# (orchestration id, record id) of the run whose background flow is executing in this context.
+CURRENT_RUN: ContextVar[tuple[int, int | None] | None] = ContextVar("orchestration_current_run", default=None)
 
 PERM_ADMIN = "orchestration.change_run"
 PERM_LAUNCH = "orchestration.launch_orchestration"
@@ -234,9 +238,13 @@ def run_launch(
     inputs: dict[str, Any] | None = None,
     actor: Actor = None,
     _version: OrchestrationVersion | None = None,
+    _triggered_by_id: int | None = None,
 ) -> Run:
-    """Start a run of the active version and advance it. Raises LaunchError on bad input."""
-    actor_id = _require(actor, PERM_LAUNCH)
+    """Start a run of the active version and advance it. Raises LaunchError on bad input.
+
+    (`_triggered_by_id`: the person whose record save launched a record-triggered run; they
+    need no launch permission, the save itself was checked.)"""
+    actor_id = _require(actor, PERM_LAUNCH) or _triggered_by_id
     if _version is None:
         name = orchestration if isinstance(orchestration, str) else orchestration.api_name
         try:
@@ -339,12 +347,16 @@ def launch_for_record_change(
     record_type: str,
     old: dict[str, Any] | None,
     new: dict[str, Any],
-    actor: Actor = None,
+    actor_id: int | None = None,
 ) -> list[Run]:
     """Launch what a record save qualifies for, then re-check open runs on that record.
 
-    Called on commit of the save (so a rolled-back save launches nothing), once per save."""
+    Called on commit of the save (so a rolled-back save launches nothing), once per save.
+    A save made by a flow of a run does not launch that run's own orchestration again on the
+    same record: an update-triggered orchestration that updates its record would otherwise
+    relaunch itself for ever."""
     created = old is None
+    origin = CURRENT_RUN.get()
     runs: list[Run] = []
     versions = OrchestrationVersion.objects.filter(
         is_active=True, start_type="record", record_type=record_type
@@ -367,8 +379,14 @@ def launch_for_record_change(
                 # The old values could not be compared (`None > 1000` before a field was
                 # filled in): they did not meet the condition, so the record changed to meet it.
                 qualifies = True
+        if qualifies and origin is not None and origin == (version.orchestration_id, record.pk):
+            log.info("not relaunching %s on %s from its own run", doc.api_name, record)
+            continue
         if qualifies:
-            runs.append(run_launch(orchestration=doc.api_name, record=record, _version=version))
+            runs.append(
+                run_launch(orchestration=doc.api_name, record=record, _version=version,
+                           _triggered_by_id=actor_id)
+            )
     ct = ContentType.objects.get_for_model(record)
     open_ids = list(
         Run.objects.filter(record_type=ct, record_id=record.pk, status=RunStatus.IN_PROGRESS)
@@ -490,7 +508,11 @@ def background_step_execute(*, step_run_id: int, attempt: int) -> str:
         if fdoc is None:
             raise FlowError("step has no flow version")
         # The flow runs outside the run lock: it may call out to slow systems.
-        outputs = run_actions(fdoc, ctx)
+        token = CURRENT_RUN.set((run.orchestration_id, run.record_id))
+        try:
+            outputs = run_actions(fdoc, ctx)
+        finally:
+            CURRENT_RUN.reset(token)
     except (FlowError, expressions.ExpressionError) as exc:
         error = str(exc)
     except Exception as exc:  # a registered Python flow may raise anything
@@ -701,6 +723,11 @@ def run_resume(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
         p = engine.Pass(run, actor_id)
         p.set_run(status=RunStatus.IN_PROGRESS)
         p.event("run.resumed", reason=reason)
+        # A step that failed while the run was suspended is routed now (fault path or error).
+        p.load_stage()
+        failed = [s for s in p.steps.values() if s.status == StageStatus.ERROR]
+        if failed:
+            p.route_failure(failed[0].key, failed[0])
         engine.advance_locked(run, actor_id=actor_id, pass_=p)
         return run
 

@@ -87,7 +87,9 @@ def on_record_saved(
             )
 
     def launch() -> None:
-        launch_for_record_change(record=record, record_type=record_type, old=old_ctx, new=new_ctx)
+        launch_for_record_change(
+            record=record, record_type=record_type, old=old_ctx, new=new_ctx, actor_id=actor_id
+        )
 
     transaction.on_commit(launch)
 

@@ -74,4 +74,3 @@ class WorkItemDraftAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-

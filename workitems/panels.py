@@ -97,7 +97,9 @@ class ItemRow:
 
     @property
     def has_actions(self) -> bool:
-        return not self.notice and (not self.screen and not self.holder or self.can_claim or self.viewer_holds)
+        """Open (when not open yet and nobody else holds it), Assign to me, or Release."""
+        can_open = not self.screen and not self.holder
+        return not self.notice and (can_open or self.can_claim or self.viewer_holds)
 
     @property
     def overdue(self) -> bool:
@@ -152,7 +154,8 @@ def closed_message(item: WorkItem, viewer: Any) -> str:
         when = (
             date_format(timezone.localtime(item.completed_at), "DATETIME_FORMAT") if item.completed_at else ""
         )
-        return f"This item was already completed by {who}" + (f" on {when}" if when else "") + "."
+        text = f"This item was already completed by {who}" + (f" on {when}" if when else "")
+        return text if text.endswith(".") else f"{text}."  # "6:22 p.m." already ends one
     if item.status == WorkItemStatus.CANCELED:
         return (
             "This item was canceled: the step it belonged to ended or the run was stopped. "

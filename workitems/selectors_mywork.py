@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import Group
 from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, Lower
 from django.urls import reverse
@@ -27,7 +26,8 @@ from orchestration import engine
 from orchestration.models import Orchestration, OrchestrationVersion
 from records.models import Record, RecordType
 
-from .models import Queue, WorkItem, WorkItemStatus
+from .models import WorkItem, WorkItemStatus
+from .selectors import actionable_q
 
 SORTS = {
     "oldest": "Oldest first",
@@ -44,12 +44,8 @@ def _on_a_record() -> Q:
 
 def actionable_items(*, user: Any) -> QuerySet[WorkItem]:
     """Open items assigned to `user`, to one of their groups, or to a queue they belong to
-    directly or through one of their groups: the same people `services.may_act` lets act."""
-    groups = Group.objects.filter(user=user).values("pk")
-    queues = Queue.objects.filter(Q(users=user) | Q(groups__user=user)).values("pk")
-    return WorkItem.objects.filter(status=WorkItemStatus.ASSIGNED).filter(
-        Q(assignee_user=user) | Q(assignee_group__in=groups) | Q(assignee_queue__in=queues)
-    )
+    directly or through one of their groups: the same items the Work Guide lists."""
+    return WorkItem.objects.filter(actionable_q(user), status=WorkItemStatus.ASSIGNED)
 
 
 def my_work_count(*, user: Any) -> int:
@@ -131,7 +127,8 @@ def item_link(item: WorkItem, record_type_name: str) -> str:
     if not (record_type_name and item.record_id):
         return ""
     path = reverse("records:detail", args=[record_type_name, item.record_id])
-    return f"{path}?{urlencode({'item': item.pk})}"
+    # The anchor scrolls the record page to the item in the Work Guide (on a phone, below the fields).
+    return f"{path}?{urlencode({'item': item.pk})}#work-item-{item.pk}"
 
 
 def _stage_labels(items: list[WorkItem]) -> dict[tuple[int, str], str]:

@@ -331,4 +331,3 @@ def workitem_screen_defaults(*, item: WorkItem, screen: int, skip: Collection[st
         except (expressions.ExpressionError, TypeCoercionError) as exc:
             log.warning("work item %s: default of field %r not used: %s", item.pk, f.name, exc)
     return out
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,3 +32,22 @@ def login(page: Any, live_server: Any, username: str, password: str = "pw") -> N
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{live_server.url}/")
+
+
+# Screenshots for the docs are taken by the tests that show the feature (docs/screenshots/).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def screenshot(target: Any, name: str, **kwargs: Any) -> None:
+    """Save a PNG of a page or an element as docs/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    target.screenshot(path=str(SCREENSHOTS / f"{name}.png"), animations="disabled", **kwargs)
+
+
+def logged_in_page(new_context: Any, live_server: Any, username: str, **context_args: Any) -> Any:
+    """A page in a browser context of its own (own cookies), logged in as `username`: two of
+    them are two people at two computers. `context_args` go to browser.new_context
+    (java_script_enabled=False, viewport=...)."""
+    page = new_context(**context_args).new_page()
+    login(page, live_server, username)
+    return page

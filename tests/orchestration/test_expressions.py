@@ -171,11 +171,8 @@ def test_a_failing_expression_inside_a_background_flow_is_stored_on_the_step(per
             "outputs": [{"name": "x", "type": "text"}],
             "actions": [{"type": "set_outputs", "values": {"x": "record.name.nope()"}}],
         },
-        orchestration(
-            stages=[stage("s", {"key": "b", "kind": "background", "flow": "calc", "max_attempts": 1})]
-        ),
+        orchestration(stages=[stage("s", bg("b", "calc", max_attempts=1))]),
     )
     run = launch(record=make_case())
     assert step(run, "b").error.startswith("actions[0] (set_outputs): 'record.name.nope()': UndefinedError")
     assert fresh(run).status == RunStatus.ERROR
-    assert bg  # (builder imported for symmetry with the other engine tests)

@@ -5,6 +5,7 @@ from steps, after-dependencies, decisions and background flows runs to completio
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -195,8 +196,6 @@ expression_text = (
     | st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12).map(" ".join)
     | st.text(max_size=30)
 )
-
-from decimal import Decimal  # noqa: E402
 
 CTX = {
     "record": {"name": "ACME", "amount": Decimal("12.5"), "tags": ["a", "b"], "missing": None},

@@ -27,7 +27,13 @@ FACTS = {
             "required": True,
             "min_value": 1,
         },
-        {"name": "kind", "type": "choice", "label": "Kind", "choices": ["repair", "replace"], "required": True},
+        {
+            "name": "kind",
+            "type": "choice",
+            "label": "Kind",
+            "choices": ["repair", "replace"],
+            "required": True,
+        },
     ],
 }
 DECISION = {

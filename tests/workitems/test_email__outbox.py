@@ -55,6 +55,7 @@ def test_an_assignment_email_is_listed_and_its_link_opens_the_item(client, perso
     assert sorted(subjects(page)) == ["Check the facts: Printer on fire", "Engineering look: Printer on fire"]
     assert "alice@example.com" in page
     assert "2 messages" in page
+    assert 'class="alert' not in page  # no stray notices (the messages framework shares the name)
 
     detail_url = re.search(r'<a href="(/dev/outbox/[^"]+)">Check the facts', page).group(1)  # type: ignore[union-attr]
     detail = client.get(detail_url).content.decode()

@@ -149,7 +149,9 @@ def test_two_people_finishing_at_the_same_moment_complete_the_step_once(personas
         try:
             client = logged_in(user)
             barrier.wait()
-            pages[user.username] = post_screen(client, item, 1, "finish", reason=user.username).content.decode()
+            pages[user.username] = post_screen(
+                client, item, 1, "finish", reason=user.username
+            ).content.decode()
         finally:
             connection.close()
 
@@ -164,6 +166,6 @@ def test_two_people_finishing_at_the_same_moment_complete_the_step_once(personas
     assert item.outputs["reason"] == winner
     assert "is completed" in text(pages[winner])
     assert f"This item was already completed by {winner} on" in text(pages[loser])
-    assert f"<dd class=\"col-sm-7 text-break mb-1\">{loser}</dd>" in pages[loser]
+    assert f'<dd class="col-sm-7 text-break mb-1">{loser}</dd>' in pages[loser]
     assert item.step_run.status == StepStatus.COMPLETED
     assert WorkItem.objects.filter(run=run, status=WorkItemStatus.COMPLETED).count() == 1

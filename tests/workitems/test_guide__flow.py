@@ -230,7 +230,11 @@ def test_defaults_come_from_expressions_over_inputs_record_vars_and_steps(alice_
             "key": "prefilled",
             "fields": [
                 {"name": "from_input", "label": "From input", "default": "inputs.hint"},
-                {"name": "from_record", "label": "From record", "default": "record.name ~ ' / ' ~ record.severity"},
+                {
+                    "name": "from_record",
+                    "label": "From record",
+                    "default": "record.name ~ ' / ' ~ record.severity",
+                },
                 {"name": "from_vars", "type": "number", "label": "From vars", "default": "vars.limit * 2"},
                 {"name": "flag", "type": "boolean", "label": "Flag", "default": "true"},
                 {"name": "broken", "label": "Broken", "default": "1 / 0"},
@@ -253,7 +257,9 @@ def test_defaults_come_from_expressions_over_inputs_record_vars_and_steps(alice_
     assert "checked" in input_tag(html, item, "flag")
     assert "value=" not in input_tag(html, item, "broken")  # a failing default leaves it empty
     # A default is only a starting point: an answer the person cleared stays cleared.
-    html = post_screen(alice_client, item, 0, "next", from_input="", from_record="x", from_vars="1").content.decode()
+    html = post_screen(
+        alice_client, item, 0, "next", from_input="", from_record="x", from_vars="1"
+    ).content.decode()
     assert 'value="review"' in input_tag(html, item, "late")
     html = post_screen(alice_client, item, 1, "back", late="").content.decode()
     assert "value=" not in input_tag(html, item, "from_input")

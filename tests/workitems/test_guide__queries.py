@@ -37,7 +37,7 @@ def alice_client(client, personas):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("assignee", [{"user": "alice"}, {"group": "engineering"}, {"queue": "eng_queue"}])
 def test_the_list_costs_the_same_for_one_item_or_many_on_many_records(alice_client, assignee):
     define(assignee=assignee, then=[then_approve("alice")])
-    case, run = start("Busy")
+    case, _ = start("Busy")
     url = f"/records/case/{case.pk}/panels/work_guide/"
     one, html = count(alice_client, url)
     assert html.count('class="work-item ') == 1

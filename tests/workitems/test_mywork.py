@@ -63,7 +63,7 @@ def test_each_row_links_to_the_record_page_with_the_item_opened(client, personas
     client.force_login(personas.alice)
     html = page(client)
     mine = item(run, "mine")
-    link = f"/records/case/{case.pk}/?item={mine.pk}"
+    link = f"/records/case/{case.pk}/?item={mine.pk}#work-item-{mine.pk}"
     assert f'<a class="fw-semibold" href="{link}">Check the facts</a>' in html
     assert f'<a href="{link}">Printer on fire</a>' in html
     # Process, stage (the stage's label from the definition) and who it is assigned to.
@@ -164,7 +164,7 @@ def test_sorts_by_age_either_way_and_by_record_name(client, personas):
     client.force_login(personas.alice)
 
     def records(url: str) -> list[str]:
-        return re.findall(r'<a href="/records/case/\d+/\?item=\d+">([^<]+)</a>', page(client, url))
+        return re.findall(r'<a href="/records/case/\d+/\?item=\d+#work-item-\d+">([^<]+)</a>', page(client, url))
 
     assert records(URL) == ["Charlie", "Bravo", "alpha"]  # oldest first by default
     assert records(f"{URL}?sort=oldest") == ["Charlie", "Bravo", "alpha"]

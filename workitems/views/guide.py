@@ -1,11 +1,11 @@
-"""Work Guide actions: open an item, move through its screens (Next / Back / Finish), keep it
-for later, claim and release group or queue items.
+"""Work Guide actions: open an item, move through its screens (Next / Back / Finish / Save for
+later), claim and release group or queue items.
 
-htmx requests get the part of the panel that changed (one item, or the whole panel after
-Finish, claim and release). Plain requests (no JavaScript) get a redirect to the record page
-with the item open (`?item=<id>`, plus `check=1` to show the errors of a refused screen):
-post/redirect/get, so a reload never posts twice. Values typed are kept in the person's draft
-before anything else happens, so no path loses them.
+htmx requests get the part of the panel that changed: one item, or the whole panel (with the
+record's other panels out of band) after Finish, claim and release. Plain requests (no
+JavaScript) get a redirect to the record page with the item open (`?item=<id>`, plus `check=1`
+to show the errors of a refused screen): post/redirect/get, so a reload never posts twice.
+What was typed is kept in the person's draft before anything else happens, so no path loses it.
 
 Only people who may act on an item reach it: anyone else gets a 404, as for an item that does
 not exist. The one exception is a person whose item was moved to someone else while they had
@@ -23,8 +23,15 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, replace_url, reswap, retarget
+from django_htmx.http import (
+    HttpResponseClientRedirect,
+    replace_url,
+    reswap,
+    retarget,
+    trigger_client_event,
+)
 
+from records.models import Record
 from records.panels import panel_render, record_panels
 
 from .. import panels, selectors
@@ -44,6 +51,55 @@ from ..services import (
 
 ITEM_TEMPLATE = "workitems/guide/panel.html#item"
 ACTIONS = {"next", "back", "finish", "save"}
+# Sent with every response after which the viewer's open items changed, for other parts of the
+# page (the My Work badge) to refresh: `hx-trigger="workitems-changed from:body"`.
+CHANGED_EVENT = "workitems-changed"
+
+
+class Target:
+    """The item an action is about, its record page (None for a run on no record) and the
+    request: what every response here needs."""
+
+    def __init__(self, request: HttpRequest, item: WorkItem):
+        self.request = request
+        self.item = item
+        self.record: Record | None = panels.record_of(item)
+
+    def row(self, **parts: Any) -> ItemRow:
+        return ItemRow(
+            item=self.item, viewer=self.request.user, href=panels.item_href(self.item, self.record), **parts
+        )
+
+    def item_response(self, row: ItemRow) -> HttpResponse:
+        """One item, swapped in place of itself (`#work-item-<id>`)."""
+        return HttpResponse(render_to_string(ITEM_TEMPLATE, {"row": row}, request=self.request))
+
+    def panel_response(self, notice: Notice, *, open_pk: int | None = None) -> HttpResponse:
+        """The whole Work Guide, swapped into `#panel-work_guide`, and the record's other
+        panels out of band: finishing a step moves the run, and the runs panel shows it."""
+        if self.record is None:
+            return HttpResponseClientRedirect(panels.item_href(self.item, None))
+        context = panels.guide_context(self.request, self.record, notice=notice, open_pk=open_pk)
+        others = [
+            panel_render(self.request, self.record, p) for p in record_panels() if p.name != panels.PANEL
+        ]
+        html = render_to_string(
+            "workitems/guide/refresh.html",
+            {**context, "others": [o for o in others if o is not None]},
+            request=self.request,
+        )
+        response = retarget(HttpResponse(html), f"#panel-{panels.PANEL}")
+        response = reswap(response, "innerHTML")
+        response = trigger_client_event(response, CHANGED_EVENT)
+        # The address bar shows the item open while it is; afterwards, the record page itself.
+        url = panels.item_href(self.item, self.record) if open_pk else self.record.get_absolute_url()
+        return replace_url(response, url)
+
+    def redirect(self, *, check: bool = False, open_item: bool = True) -> HttpResponse:
+        """The no-JavaScript answer: the record page, with the item open unless it is done."""
+        if not open_item and self.record is not None:
+            return redirect(self.record.get_absolute_url())
+        return redirect(panels.item_href(self.item, self.record, **({"check": "1"} if check else {})))
 
 
 def _load(pk: int) -> WorkItem:
@@ -61,49 +117,6 @@ def _item(request: HttpRequest, pk: int) -> WorkItem:
     return item
 
 
-def _record(item: WorkItem) -> Any:
-    """The item's record page, looked up once per request (None for an item on no record)."""
-    if not hasattr(item, "_guide_record"):
-        item._guide_record = panels.record_of(item)  # type: ignore[attr-defined]
-    return item._guide_record  # type: ignore[attr-defined]
-
-
-def _row(request: HttpRequest, item: WorkItem, **parts: Any) -> ItemRow:
-    return ItemRow(item=item, viewer=request.user, href=panels.item_href(item, _record(item)), **parts)
-
-
-def _render_item(request: HttpRequest, row: ItemRow) -> HttpResponse:
-    return HttpResponse(render_to_string(ITEM_TEMPLATE, {"row": row}, request=request))
-
-
-def _render_panel(
-    request: HttpRequest, item: WorkItem, *, notice: Notice | None = None, open_pk: int | None = None
-) -> HttpResponse:
-    """The whole Work Guide (swapped into `#panel-work_guide`), and the record's other panels
-    out of band: finishing a step moves the run, and the runs panel shows it at once."""
-    record = _record(item)
-    if record is None:
-        return HttpResponseClientRedirect(panels.item_href(item, None))
-    context = panels.guide_context(request, record, notice=notice, open_pk=open_pk)
-    others = [panel_render(request, record, p) for p in record_panels() if p.name != panels.PANEL]
-    html = render_to_string(
-        "workitems/guide/refresh.html",
-        {**context, "panel_name": panels.PANEL, "others": [o for o in others if o is not None]},
-        request=request,
-    )
-    response = HttpResponse(html)
-    retarget(response, f"#panel-{panels.PANEL}")
-    reswap(response, "innerHTML")
-    return response
-
-
-def _redirect_to(item: WorkItem, *, check: bool = False, open_item: bool = True) -> HttpResponse:
-    record = _record(item)
-    if not open_item and record is not None:
-        return redirect(record.get_absolute_url())
-    return redirect(panels.item_href(item, record, **({"check": "1"} if check else {})))
-
-
 # --- opening ----------------------------------------------------------------------------------
 
 
@@ -113,19 +126,19 @@ def _redirect_to(item: WorkItem, *, check: bool = False, open_item: bool = True)
 def guide_item(request: HttpRequest, pk: int) -> HttpResponse:
     """One item opened at the screen the viewer's draft is on (htmx), or the record page with
     it open (a plain link)."""
-    item = _item(request, pk)
+    target = Target(request, _item(request, pk))
     if not request.htmx:
-        return _redirect_to(item)
-    row = _row(request, item)
+        return target.redirect()
+    item = target.item
+    row = target.row()
     if item.status != WorkItemStatus.ASSIGNED:
         row.notice = Notice(panels.closed_message(item, request.user), "info")
     elif row.holder:
         row.notice = Notice(panels.held_message(row.holder), "warning")
     else:
-        draft = selectors.workitem_draft(item=item, user=request.user)
-        row.screen = panels.screen_state(item, draft=draft)
-    response = _render_item(request, row)
-    return replace_url(response, row.href)
+        row.screen = panels.screen_state(item, draft=selectors.workitem_draft(item=item, user=request.user))
+    # A reload (or a copied address) opens the same item again.
+    return replace_url(target.item_response(row), row.href)
 
 
 # --- the screen flow --------------------------------------------------------------------------
@@ -142,39 +155,42 @@ def _not_open_reason(item: WorkItem, user: Any, allowed: bool) -> str:
     return ""
 
 
-def _input_shown_back(
-    request: HttpRequest, item: WorkItem, text: str, values: dict[str, Any], level: str = "warning"
-) -> HttpResponse:
-    """The item is out of the viewer's hands: say why, and show what they typed (kept in their
-    draft, so the record page shows it again after a reload)."""
-    shown = panels.shown_values(screen_flow_for(item), values)
-    if not request.htmx:
-        messages.warning(request, text)
-        return _redirect_to(item)
-    notice = Notice(text, level, shown)
-    return _render_item(request, _row(request, item, notice=notice))
+def _input_shown_back(target: Target, text: str, values: dict[str, Any]) -> HttpResponse:
+    """The item is out of the viewer's hands: say why, and show what they typed. It stays in
+    their draft, so the record page shows it again after a reload."""
+    if not target.request.htmx:
+        messages.warning(target.request, text)
+        return target.redirect()
+    shown = panels.shown_values(screen_flow_for(target.item), values)
+    return target.item_response(target.row(notice=Notice(text, "warning", shown)))
+
+
+def _show(target: Target, draft: WorkItemDraft | None, **state: Any) -> HttpResponse:
+    """The screen the draft is on (after Next or Back), or the one `state` names."""
+    if not target.request.htmx:
+        return target.redirect(check=bool(state))
+    return target.item_response(target.row(screen=panels.screen_state(target.item, draft=draft, **state)))
 
 
 @login_required
 @require_POST
 @vary_on_headers("HX-Request")
 def guide_screen(request: HttpRequest, pk: int) -> HttpResponse:
-    """Next / Back / Finish / Save for later, with the current screen's values."""
+    """Next / Back / Finish / Save for later, with the values of the screen shown."""
     item = _load(pk)
     user = request.user
     allowed = may_act(item, user)
     draft = WorkItemDraft.objects.filter(item=item, user_id=user.pk).first()
     if not allowed and draft is None:
         raise Http404("no such work item")
-    action = request.POST.get("action", "next")
+    target = Target(request, item)
     flow = screen_flow_for(item)
-    try:
-        index = int(request.POST.get("screen", ""))
-    except ValueError:
-        index = -1
+    action = request.POST.get("action", "next")
+    raw_index = request.POST.get("screen", "")
+    index = int(raw_index) if raw_index.isdigit() else -1
     if action not in ACTIONS or not 0 <= index < len(flow.screens):
         # Not something our form sends: show the item as it stands rather than guess.
-        return _show(request, item, draft)
+        return _show(target, draft)
     form = ScreenForm(screen=flow.screens[index], data=request.POST, id_prefix=f"wi{item.pk}")
     typed = form.typed()
 
@@ -182,85 +198,71 @@ def guide_screen(request: HttpRequest, pk: int) -> HttpResponse:
     if reason:
         if allowed:
             draft = workitem_draft_save(item=item, user=user, screen=index, values=typed)
-        values = {**(draft.values if draft else {}), **typed}
-        return _input_shown_back(request, item, reason, values)
+        return _input_shown_back(target, reason, {**(draft.values if draft else {}), **typed})
 
     if action in {"back", "save"}:
-        # Going back or keeping it for later checks nothing: half-typed input is kept as is.
-        target = max(index - 1, 0) if action == "back" else index
-        draft = workitem_draft_save(item=item, user=user, screen=target, values=typed)
-        if action == "save":
-            return _saved_for_later(request, item)
-        return _show(request, item, draft)
+        # Going back, or keeping the item for later, checks nothing: half-typed input is kept.
+        draft = workitem_draft_save(
+            item=item, user=user, screen=max(index - 1, 0) if action == "back" else index, values=typed
+        )
+        return _saved_for_later(target) if action == "save" else _show(target, draft)
 
     if not form.is_valid():
         workitem_draft_save(item=item, user=user, screen=index, values=typed)
-        if not request.htmx:
-            return _redirect_to(item, check=True)
-        row = _row(request, item, screen=panels.screen_state(item, draft=None, index=index, form=form))
-        return _render_item(request, row)
+        return _show(target, None, index=index, form=form)
 
-    last = index == len(flow.screens) - 1
-    if not last:
+    if index < len(flow.screens) - 1:
         draft = workitem_draft_save(item=item, user=user, screen=index + 1, values=form.cleaned_data)
-        return _show(request, item, draft)
+        return _show(target, draft)
     draft = workitem_draft_save(item=item, user=user, screen=index, values=form.cleaned_data)
-    return _finish(request, item, draft)
+    return _finish(target, draft)
 
 
-def _show(request: HttpRequest, item: WorkItem, draft: WorkItemDraft | None) -> HttpResponse:
-    """The screen the draft is on (after Next or Back)."""
-    if not request.htmx:
-        return _redirect_to(item)
-    return _render_item(request, _row(request, item, screen=panels.screen_state(item, draft=draft)))
+def _saved_for_later(target: Target) -> HttpResponse:
+    text = f"Your answers to “{target.item.label}” are kept: open it again to go on where you left off."
+    if not target.request.htmx:
+        messages.info(target.request, text)
+        return target.redirect(open_item=False)
+    return target.panel_response(Notice(text, "info"))
 
 
-def _saved_for_later(request: HttpRequest, item: WorkItem) -> HttpResponse:
-    text = f"Your answers to “{item.label}” are kept: open it again to go on where you left off."
-    if not request.htmx:
-        messages.info(request, text)
-        return _redirect_to(item, open_item=False)
-    response = _render_panel(request, item, notice=Notice(text, "info"))
-    record = _record(item)
-    return replace_url(response, record.get_absolute_url()) if record is not None else response
-
-
-def _finish(request: HttpRequest, item: WorkItem, draft: WorkItemDraft) -> HttpResponse:
-    """Complete the item with every screen's values; exactly one of two racing Finishes counts."""
-    user = request.user
+def _finish(target: Target, draft: WorkItemDraft) -> HttpResponse:
+    """Complete the item with every screen's values: of two racing Finishes, exactly one
+    counts (the service decides, under the run's lock); the other is told who completed it."""
+    request, item, user = target.request, target.item, target.request.user
     try:
         workitem_complete(item=item, user=user, data=draft.values)
     except ValidationError as exc:
-        # The service checks every screen again; show the first screen with an error.
+        # The service checks every screen again: show the first screen with an error.
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-        flow = screen_flow_for(item)
         index = next(
-            (i for i, s in enumerate(flow.screens) if any(f.name in errors for f in s.fields)), draft.screen
+            (
+                i
+                for i, s in enumerate(screen_flow_for(item).screens)
+                if any(f.name in errors for f in s.fields)
+            ),
+            draft.screen,
         )
         draft = workitem_draft_save(item=item, user=user, screen=index, values={})
         if not request.htmx:
             for message in errors.get("__all__", []):
                 messages.error(request, message)
-            return _redirect_to(item, check=True)
-        state = panels.screen_state(item, draft=draft, errors=errors)
-        return _render_item(request, _row(request, item, screen=state))
+        return _show(target, draft, errors=errors)
     except WorkItemClosed as exc:
         closed = exc.item
         text = panels.closed_message(closed, user) if closed.status != WorkItemStatus.ASSIGNED else str(exc)
-        return _input_shown_back(request, item, text, draft.values)
+        return _input_shown_back(target, text, draft.values)
     except PermissionDenied as exc:
-        # Claimed or reassigned between the page load and this Finish.
+        # Claimed by someone else, or reassigned, between the page load and this Finish.
         fresh = _load(item.pk)
         text = _not_open_reason(fresh, user, may_act(fresh, user)) or str(exc)
-        return _input_shown_back(request, fresh, text, draft.values)
+        return _input_shown_back(target, text, draft.values)
     workitem_draft_discard(item=item, user=user)
     text = f"Done: “{item.label}” is completed."
     if not request.htmx:
         messages.success(request, text)
-        return _redirect_to(item, open_item=False)
-    response = _render_panel(request, item, notice=Notice(text, "success"))
-    record = _record(item)
-    return replace_url(response, record.get_absolute_url()) if record is not None else response
+        return target.redirect(open_item=False)
+    return target.panel_response(Notice(text, "success"))
 
 
 # --- claim and release ------------------------------------------------------------------------
@@ -270,26 +272,31 @@ def _finish(request: HttpRequest, item: WorkItem, draft: WorkItemDraft) -> HttpR
 @require_POST
 @vary_on_headers("HX-Request")
 def guide_claim(request: HttpRequest, pk: int) -> HttpResponse:
-    """Assign a group or queue item to oneself: the others see who holds it."""
-    item = _item(request, pk)
+    """Assign a group or queue item to oneself (others then see who holds it), and open it."""
+    target = Target(request, _item(request, pk))
+    item = target.item
     try:
         workitem_claim(item=item, user=request.user)
     except WorkItemClosed as exc:
         notice = Notice(panels.closed_message(exc.item, request.user) or str(exc), "warning")
-    except ValidationError:
+    except ValidationError as exc:
         fresh = _load(pk)
-        holder = fresh.claimed_by.get_username() if fresh.claimed_by else "Someone else"
-        notice = Notice(panels.held_message(holder), "warning")
+        text = (
+            panels.held_message(fresh.claimed_by.get_username())
+            if fresh.claimed_by
+            else " ".join(exc.messages)
+        )
+        notice = Notice(text, "warning")
     else:
         notice = Notice(f"“{item.label}” is assigned to you: the others see that you hold it.", "success")
         if not request.htmx:
             messages.success(request, notice.text)
-            return _redirect_to(item)
-        return _render_panel(request, item, notice=notice, open_pk=item.pk)
+            return target.redirect()
+        return target.panel_response(notice, open_pk=item.pk)
     if not request.htmx:
         messages.warning(request, notice.text)
-        return _redirect_to(item, open_item=False)
-    return _render_panel(request, item, notice=notice)
+        return target.redirect(open_item=False)
+    return target.panel_response(notice)
 
 
 @login_required
@@ -297,16 +304,14 @@ def guide_claim(request: HttpRequest, pk: int) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def guide_release(request: HttpRequest, pk: int) -> HttpResponse:
     """Give a claimed item back to its group or queue."""
-    item = _item(request, pk)
+    target = Target(request, _item(request, pk))
     try:
-        workitem_release(item=item, user=request.user)
+        workitem_release(item=target.item, user=request.user)
     except PermissionDenied:
         notice = Notice("You do not hold this item (any more), so there is nothing to release.", "warning")
     else:
-        notice = Notice(f"“{item.label}” is back with the team: any member can take it.", "success")
+        notice = Notice(f"“{target.item.label}” is back with the team: any member can take it.", "success")
     if not request.htmx:
-        getattr(messages, notice.level if notice.level != "danger" else "error")(request, notice.text)
-        return _redirect_to(item, open_item=False)
-    response = _render_panel(request, item, notice=notice)
-    record = _record(item)
-    return replace_url(response, record.get_absolute_url()) if record is not None else response
+        (messages.success if notice.level == "success" else messages.warning)(request, notice.text)
+        return target.redirect(open_item=False)
+    return target.panel_response(notice)

@@ -26,18 +26,19 @@ def _outbox(request: HttpRequest) -> Path:
 @require_GET
 def outbox_list(request: HttpRequest) -> HttpResponse:
     folder = _outbox(request)
-    messages = outbox_messages(folder)
+    # Not "messages": that name is the messages framework's, shown at the top of every page.
+    emails = outbox_messages(folder)
     return render(
         request,
         "workitems/outbox.html",
-        {"folder": folder, "messages": messages[:PAGE_SIZE], "total": len(messages)},
+        {"folder": folder, "emails": emails[:PAGE_SIZE], "total": len(emails)},
     )
 
 
 @require_GET
 def outbox_message_view(request: HttpRequest, name: str, index: int) -> HttpResponse:
     folder = _outbox(request)
-    message = outbox_message(folder, name, index)
-    if message is None:
+    email = outbox_message(folder, name, index)
+    if email is None:
         raise Http404("no such message in the outbox")
-    return render(request, "workitems/outbox_message.html", {"message": message})
+    return render(request, "workitems/outbox_message.html", {"email": email})

@@ -8,6 +8,7 @@ Next shows exactly the message Finish would, and the two can never disagree."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from django import forms
@@ -122,9 +123,10 @@ class UserField(FlowChecked, forms.ModelChoiceField):
         return value
 
 
-def whole(bound: float | None) -> float | int | None:
-    """`min="1"`, not `min="1.0"`, on a whole-number input."""
-    return int(bound) if bound is not None and float(bound).is_integer() else bound
+def whole(bound: float | None, rounding: Any) -> int | None:
+    """A whole-number input's `min`/`max` attribute (`1`, not `1.0`). Only drawn: the flow's own
+    check decides what is accepted."""
+    return None if bound is None else int(rounding(bound))
 
 
 def form_field(spec: ScreenField) -> forms.Field:
@@ -140,7 +142,11 @@ def form_field(spec: ScreenField) -> forms.Field:
         case DataType.long_text:
             field = TextField(widget=forms.Textarea(attrs={"rows": 4}), max_length=spec.max_length, **common)
         case DataType.number:
-            field = IntField(min_value=whole(spec.min_value), max_value=whole(spec.max_value), **common)
+            field = IntField(
+                min_value=whole(spec.min_value, math.ceil),
+                max_value=whole(spec.max_value, math.floor),
+                **common,
+            )
         case DataType.decimal:
             field = DecimalField(
                 widget=forms.TextInput(attrs={"inputmode": "decimal"}),
@@ -159,7 +165,7 @@ def form_field(spec: ScreenField) -> forms.Field:
             common["required"] = False
             field = BoolField(**common)
         case DataType.choice:
-            choices = [(c, c) for c in spec.choices]
+            choices: list[tuple[str, Any]] = [(c, c) for c in spec.choices]
             if not spec.required:
                 choices = [("", BLANK_CHOICE_LABEL), *choices]
             field = ChoiceField(choices=choices, **common)
@@ -215,7 +221,7 @@ class ScreenForm(forms.Form):
     def bound_to(cls, *, screen: Screen, values: dict[str, Any], id_prefix: str = "wi") -> ScreenForm:
         """A form bound to stored values as if they had just been posted: checking it shows
         the same errors the person saw when they sent them."""
-        data = MultiValueDict()
+        data: MultiValueDict[str, str] = MultiValueDict()
         for spec in screen.fields:
             key = f"{PREFIX}-{spec.name}"
             value = display_value(spec, values.get(spec.name))

@@ -9,11 +9,13 @@ show exactly the same thing. Listing costs one query whatever the number of item
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -22,11 +24,12 @@ from django.utils.translation import gettext as _
 
 from orchestration.definitions import DataType, Screen, ScreenFlow
 from records.models import Record
-from records.panels import register_record_panel
+from records.panels import register_record_panel, register_view_grant
 
 from . import selectors
 from .forms import ScreenForm
 from .models import WorkItem, WorkItemDraft, WorkItemStatus
+from .selectors import actionable_q
 from .services import screen_flow_for, workitem_screen_defaults
 
 PANEL = "work_guide"
@@ -91,7 +94,7 @@ class ItemRow:
     @property
     def age(self) -> str:
         """How long the item has waited, humanized: "Waiting 3 hours"."""
-        if timezone.now() - self.item.created_at < timezone.timedelta(minutes=1):
+        if timezone.now() - self.item.created_at < dt.timedelta(minutes=1):
             return _("Assigned just now")
         return _("Waiting %(age)s") % {"age": timesince(self.item.created_at, depth=1)}
 
@@ -231,14 +234,13 @@ def screen_state(
     id_prefix = f"wi{item.pk}"
     if form is None:
         values = dict(draft.values) if draft is not None else {}
-        missing = [f.name for f in screen.fields if f.name not in values and f.default]
-        if missing:
-            values = {**workitem_screen_defaults(item=item, screen=index, skip=values.keys()), **values}
+        values = {**workitem_screen_defaults(item=item, screen=index, skip=values.keys()), **values}
         if check or errors:
             form = ScreenForm.bound_to(screen=screen, values=values, id_prefix=id_prefix)
             form.is_valid()
-            if errors:
-                form.add_errors({k: v for k, v in errors.items() if k not in form.errors})
+            # The service's messages that the form did not find itself (this screen's only).
+            extra = {k: v for k, v in (errors or {}).items() if k in form.fields or k == "__all__"}
+            form.add_errors({k: v for k, v in extra.items() if k not in form.errors})
         else:
             form = ScreenForm(screen=screen, values=values, id_prefix=id_prefix)
     form.focus_first()
@@ -262,21 +264,18 @@ def guide_context(
     request: HttpRequest,
     record: Record,
     *,
-    open_row: ItemRow | None = None,
     open_pk: int | None = None,
     check: bool = False,
     notice: Notice | None = None,
 ) -> dict[str, Any]:
-    """The panel's context. `open_row` is an item state a view already built (after a POST);
-    `open_pk` an item to open from the draft (a link); `notice` a message at the top."""
+    """The panel's context: `open_pk` is an item to open where the viewer's draft is (a link,
+    or after a claim), `check` shows that screen's errors, `notice` is a message at the top."""
     user = request.user
     rows = [
         ItemRow(item=i, viewer=user, href=item_href(i, record))
         for i in selectors.workitems_actionable(user=user, record=record)
     ]
-    if open_row is not None:
-        rows = [open_row if r.item.pk == open_row.item.pk else r for r in rows]
-    elif open_pk is not None:
+    if open_pk is not None:
         row = next((r for r in rows if r.item.pk == open_pk), None)
         if row is None:
             notice = notice or link_notice(pk=open_pk, record=record, viewer=user)
@@ -313,3 +312,15 @@ def work_guide_context(request: HttpRequest, record: Record) -> dict[str, Any] |
 def register() -> None:
     # Order 10: the Work Guide comes before the runs panel (50), at the top of the side column.
     register_record_panel(PANEL, TEMPLATE, work_guide_context, order=10)
+    register_view_grant(has_work_on_record)
+
+
+def has_work_on_record(user: Any, record: Any) -> bool:
+    """Someone with work on a record may open it (from the email link) without the general
+    records.view_record permission: items they may act on, or items they completed."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    ct = ContentType.objects.get_for_model(record)
+    return WorkItem.objects.filter(
+        actionable_q(user) | Q(completed_by=user), record_type=ct, record_id=record.pk
+    ).exists()

@@ -12,7 +12,7 @@ launched through the API on something else) is listed with the run's record labe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Value, When
@@ -32,8 +32,9 @@ from .selectors import actionable_q
 SORTS = {
     "oldest": "Oldest first",
     "newest": "Newest first",
-    "record": "Record name (A–Z)",
+    "record": "Record name, A to Z",
 }
+MINUTE = timedelta(minutes=1)
 DEFAULT_SORT = "oldest"  # the item that has waited longest is the one to pick up first
 
 
@@ -61,7 +62,9 @@ def my_work_items(
     record = Record.objects.filter(pk=OuterRef("record_id"))
     qs = (
         actionable_items(user=user)
-        .select_related("run__orchestration", "assignee_user", "assignee_group", "assignee_queue", "claimed_by")
+        .select_related(
+            "run__orchestration", "assignee_user", "assignee_group", "assignee_queue", "claimed_by"
+        )
         # The run's JSON columns can be large and the table shows none of them.
         .defer("run__variables", "run__inputs", "run__step_outputs", "outputs")
         .annotate(
@@ -118,7 +121,7 @@ class MyWorkRow:
     stage_label: str
     assignee: str  # "you", "group support", "queue Triage"
     held_by: str  # "" when nobody holds it, "you" or a username
-    age: str  # "3 days": how long the item has waited
+    age: str  # "3 days": how long the item has waited; "" for under a minute
     overdue: bool
     highlighted: bool
 
@@ -171,7 +174,7 @@ def my_work_rows(*, items: list[WorkItem], user: Any, highlight: int | None = No
                 stage_label=stages.get((item.run.version_id, stage_key), stage_key),
                 assignee=assignee,
                 held_by=held_by,
-                age=timesince(item.created_at, now, depth=1),
+                age=timesince(item.created_at, now, depth=1) if now - item.created_at >= MINUTE else "",
                 overdue=bool(item.due_at and item.due_at < now),
                 highlighted=item.pk == highlight,
             )

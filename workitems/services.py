@@ -277,7 +277,7 @@ def workitem_release(*, item: WorkItem, user: Actor) -> WorkItem:
 # --- drafts: what a person typed, kept between screens ------------------------------------------
 
 
-def workitem_draft_save(*, item: WorkItem, user: Actor, screen: int, values: dict[str, Any]) -> WorkItemDraft:
+def workitem_draft_save(*, item: WorkItem, user: Any, screen: int, values: dict[str, Any]) -> WorkItemDraft:
     """Remember `values` (merged over what `user` typed before) and the screen they are on, so
     a reload, a second tab or another device resumes there with nothing lost.
 
@@ -300,7 +300,7 @@ def workitem_draft_save(*, item: WorkItem, user: Actor, screen: int, values: dic
     return draft
 
 
-def workitem_draft_discard(*, item: WorkItem, user: Actor) -> None:
+def workitem_draft_discard(*, item: WorkItem, user: Any) -> None:
     """Forget what `user` typed into `item` (after their Finish completed it)."""
     WorkItemDraft.objects.filter(item=item, user_id=user.pk).delete()
 

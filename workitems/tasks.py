@@ -34,7 +34,12 @@ def send_assignment_email(  # type: ignore[no-untyped-def]
         return assignment_email_send(work_item_id=work_item_id, assignee=assignee, user_ids=user_ids)
     except EmailSendFailed as exc:
         if self.request.retries >= self.max_retries:
-            log.error("work item %s: assignment email not sent after %s tries: %s", work_item_id, self.request.retries + 1, exc)
+            log.error(
+                "work item %s: assignment email not sent after %s tries: %s",
+                work_item_id,
+                self.request.retries + 1,
+                exc,
+            )
             raise
         log.warning("work item %s: assignment email failed, retrying: %s", work_item_id, exc)
         raise self.retry(

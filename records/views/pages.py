@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 from .. import selectors
 from ..forms import initial_for, record_form_class
 from ..models import Record, RecordType
-from ..panels import PANELS, panel_render, panels_render
+from ..panels import PANELS, may_view_record, panel_render, panels_render
 from ..services import record_create, record_update
 from .display import change_rows, change_user_ids, field_rows, format_value, list_columns
 
@@ -52,11 +52,19 @@ def record_list(request: HttpRequest, type_name: str) -> HttpResponse:
     )
 
 
+def _viewable_record(request: HttpRequest, type_name: str, pk: int) -> Record:
+    """The record, if the viewer may see it: with records.view_record, or through a grant (an
+    assignee of work on it reaches it from the email link without that permission)."""
+    record = _record(type_name, pk)
+    if not may_view_record(request.user, record):
+        raise PermissionDenied("you may not view this record")
+    return record
+
+
 @login_required
-@permission_required("records.view_record", raise_exception=True)
 @require_GET
 def record_detail(request: HttpRequest, type_name: str, pk: int) -> HttpResponse:
-    record = _record(type_name, pk)
+    record = _viewable_record(request, type_name, pk)
     rt = record.record_type
     changes = selectors.record_changes(record=record)
     history_truncated = len(changes) > selectors.HISTORY_LIMIT
@@ -80,11 +88,10 @@ def record_detail(request: HttpRequest, type_name: str, pk: int) -> HttpResponse
 
 
 @login_required
-@permission_required("records.view_record", raise_exception=True)
 @require_GET
 def record_panel(request: HttpRequest, type_name: str, pk: int, panel: str) -> HttpResponse:
     """One panel alone, for htmx to swap into `#panel-<name>` after an action."""
-    record = _record(type_name, pk)
+    record = _viewable_record(request, type_name, pk)
     if panel not in PANELS:
         raise Http404("no such panel")
     rendered = panel_render(request, record, PANELS[panel])

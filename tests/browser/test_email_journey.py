@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from tests.browser.conftest import login
 from tests.factories import RECORD_PERMS, grant, load, make_case, orchestration, screen_flow
@@ -20,7 +20,7 @@ from workitems.services import workitem_reassign
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-PHONE = {"width": 375, "height": 812}
+PHONE: ViewportSize = {"width": 375, "height": 812}
 FILE_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 
 
@@ -121,7 +121,9 @@ def open_the_link_and_finish(page: Page, link: str, case: Any, item: WorkItem) -
     expect(guide(page)).to_contain_text("This item was already completed by you")
 
 
-def test_the_email_link_goes_through_login_to_the_open_item(page: Page, live_server, settings, personas, mailoutbox):
+def test_the_email_link_goes_through_login_to_the_open_item(
+    page: Page, live_server, settings, personas, mailoutbox
+):
     case, item = launch_for_alice(live_server, settings, personas)
     [email] = mailoutbox
     assert email.subject == "Refund to check: Refund for ACME"
@@ -136,7 +138,9 @@ def test_on_a_phone_through_the_development_outbox(page: Page, live_server, sett
     settings.DEBUG = True
     settings.MAILERS = {"default": {"BACKEND": FILE_BACKEND, "OPTIONS": {"file_path": str(tmp_path)}}}
     page.set_viewport_size(PHONE)
-    case, item = launch_for_alice(live_server, settings, personas, name="Refund for a very long customer name")
+    case, item = launch_for_alice(
+        live_server, settings, personas, name="Refund for a very long customer name"
+    )
 
     page.goto(f"{live_server.url}/dev/outbox/")
     expect(page.get_by_role("heading", name="Outbox")).to_be_visible()
@@ -148,9 +152,9 @@ def test_on_a_phone_through_the_development_outbox(page: Page, live_server, sett
     link = f"{live_server.url}/records/case/{case.pk}/?item={item.pk}"
     expect(page.locator("iframe.outbox-html")).to_be_visible()
     # The HTML version, in its sandboxed frame, has the button to the task.
-    expect(page.frame_locator("iframe.outbox-html").get_by_role("link", name="Open the task")).to_have_attribute(
-        "href", link
-    )
+    expect(
+        page.frame_locator("iframe.outbox-html").get_by_role("link", name="Open the task")
+    ).to_have_attribute("href", link)
     page.locator(".outbox-links").get_by_role("link", name=link).click()
     page.wait_for_url(re.compile(r"/login/\?next="))
     assert no_horizontal_scroll(page)
@@ -159,10 +163,12 @@ def test_on_a_phone_through_the_development_outbox(page: Page, live_server, sett
 
 
 @pytest.mark.parametrize("viewport", [None, PHONE], ids=["desktop", "phone"])
-def test_links_to_items_no_longer_yours_say_so(page: Page, live_server, settings, personas, mailoutbox, viewport):
+def test_links_to_items_no_longer_yours_say_so(
+    page: Page, live_server, settings, personas, mailoutbox, viewport
+):
     if viewport:
         page.set_viewport_size(viewport)
-    case, item = launch_for_alice(live_server, settings, personas)
+    _, item = launch_for_alice(live_server, settings, personas)
     link = link_in(mailoutbox[0].body)
     login(page, live_server, "alice")
 

@@ -20,7 +20,14 @@ from workitems.models import WorkItem, WorkItemStatus
 
 
 def interactive(key: str, label: str, assignee: dict[str, str], **extra: Any) -> dict[str, Any]:
-    return {"key": key, "label": label, "kind": "interactive", "flow": "review", "assignee": assignee, **extra}
+    return {
+        "key": key,
+        "label": label,
+        "kind": "interactive",
+        "flow": "review",
+        "assignee": assignee,
+        **extra,
+    }
 
 
 def load_process(
@@ -41,7 +48,7 @@ def load_process(
 
 
 def everyone_process() -> None:
-    """"proc": five parallel steps, one per kind of assignee."""
+    """ "proc": five parallel steps, one per kind of assignee."""
     load_process(
         "proc",
         "Case review",

@@ -68,6 +68,8 @@ def test_without_subject_or_body_a_default_says_what_and_where(personas, mailout
     assert text.startswith("Hello alice,\n\nYou have a new task: Check the facts\nRecord: Printer on fire\n")
     assert "Process: Case review" in text
     assert f"?item={item(run, 'check').pk}" in text
+    assert "<p>Hello alice,</p>" in html
+    assert "Check the facts" in html and "Printer on fire" in html
 
 
 def test_record_values_are_text_in_the_html_version(personas, mailoutbox):

@@ -84,7 +84,9 @@ def test_messages_are_newest_first_and_several_in_one_file_are_all_read(client, 
     connection = mailers.default
     connection.open()
     for n in (1, 2):
-        connection.send_messages([EmailMultiAlternatives(f"Batch {n}", "x", "f@example.com", ["a@example.com"])])
+        connection.send_messages(
+            [EmailMultiAlternatives(f"Batch {n}", "x", "f@example.com", ["a@example.com"])]
+        )
     connection.close()
     # A plain text body with a line that looks like the backend's separator stays one message.
     send("Later", "b@example.com", "above\n" + "-" * 79 + "\nbelow")

@@ -39,8 +39,9 @@ class FlakyBackend(LocmemBackend):
 
 
 @pytest.fixture
-def flaky(settings, eager_retries):  # type: ignore[no-untyped-def]
+def flaky(settings, request):  # type: ignore[no-untyped-def]
     """Mail goes through FlakyBackend; failed sends are retried at once (see eager_retries)."""
+    request.getfixturevalue("eager_retries")
     settings.MAILERS = {"default": {"BACKEND": f"{__name__}.FlakyBackend"}}
     FlakyBackend.failures = {}
     FlakyBackend.attempts = []

@@ -73,7 +73,9 @@ def test_the_email_arrives_over_smtp_with_both_versions_and_the_link(personas, s
     load_process(
         "proc",
         "Case review",
-        interactive("check", "Check the facts", {"user": "alice"}, email={"subject": "Über {{ record.name }}"}),
+        interactive(
+            "check", "Check the facts", {"user": "alice"}, email={"subject": "Über {{ record.name }}"}
+        ),
     )
     case = make_case("Drucker brennt")
     run = launch("proc", case)
@@ -91,7 +93,8 @@ def test_the_email_arrives_over_smtp_with_both_versions_and_the_link(personas, s
     assert "Drucker brennt" in text and "Drucker brennt" in html
 
 
-def test_a_server_that_refuses_for_a_while_gets_the_email_on_a_retry(personas, smtp, eager_retries):
+@pytest.mark.usefixtures("eager_retries")
+def test_a_server_that_refuses_for_a_while_gets_the_email_on_a_retry(personas, smtp):
     folder = smtp("--fail-first", "2")
     load_process("proc", "Case review", interactive("check", "Check", {"user": "alice"}))
     run = launch("proc", make_case())
@@ -102,7 +105,8 @@ def test_a_server_that_refuses_for_a_while_gets_the_email_on_a_retry(personas, s
     assert item(run, "check").status == WorkItemStatus.ASSIGNED
 
 
-def test_no_server_at_all_leaves_the_assignment_in_place(personas, settings, eager_retries, caplog):
+@pytest.mark.usefixtures("eager_retries")
+def test_no_server_at_all_leaves_the_assignment_in_place(personas, settings, caplog):
     import socket
 
     with socket.socket() as s:  # a port nobody listens on

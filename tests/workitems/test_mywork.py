@@ -71,6 +71,7 @@ def test_each_row_links_to_the_record_page_with_the_item_opened(client, personas
     assert "Case review" in row
     assert "Review" in row
     assert re.search(r'd-md-table-cell">\s*you\s*</td>', row)
+    assert ">just now</time>" in row  # created a moment ago
 
 
 def test_completed_and_canceled_items_leave_the_list(client, personas, everyone):
@@ -164,7 +165,9 @@ def test_sorts_by_age_either_way_and_by_record_name(client, personas):
     client.force_login(personas.alice)
 
     def records(url: str) -> list[str]:
-        return re.findall(r'<a href="/records/case/\d+/\?item=\d+#work-item-\d+">([^<]+)</a>', page(client, url))
+        return re.findall(
+            r'<a href="/records/case/\d+/\?item=\d+#work-item-\d+">([^<]+)</a>', page(client, url)
+        )
 
     assert records(URL) == ["Charlie", "Bravo", "alpha"]  # oldest first by default
     assert records(f"{URL}?sort=oldest") == ["Charlie", "Bravo", "alpha"]

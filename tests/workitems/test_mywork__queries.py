@@ -36,9 +36,7 @@ def processes() -> None:
 
 
 @pytest.mark.parametrize("url", ["/my-work/", "/my-work/?sort=record&orchestration=cases&record_type=case"])
-def test_my_work_queries_do_not_grow_with_items_and_records(
-    client, personas, django_assert_num_queries, url
-):
+def test_my_work_queries_do_not_grow_with_items_and_records(client, personas, django_assert_num_queries, url):
     processes()
     launch("cases", make_case("First"))  # three items on one record
     client.force_login(personas.alice)

@@ -30,6 +30,7 @@ from django_htmx.http import (
     retarget,
     trigger_client_event,
 )
+from django_htmx.middleware import HtmxDetails
 
 from records.models import Record
 from records.panels import panel_render, record_panels
@@ -49,6 +50,11 @@ from ..services import (
     workitem_release,
 )
 
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
 ITEM_TEMPLATE = "workitems/guide/panel.html#item"
 ACTIONS = {"next", "back", "finish", "save"}
 # Sent with every response after which the viewer's open items changed, for other parts of the
@@ -60,7 +66,7 @@ class Target:
     """The item an action is about, its record page (None for a run on no record) and the
     request: what every response here needs."""
 
-    def __init__(self, request: HttpRequest, item: WorkItem):
+    def __init__(self, request: HtmxHttpRequest, item: WorkItem):
         self.request = request
         self.item = item
         self.record: Record | None = panels.record_of(item)
@@ -109,7 +115,7 @@ def _load(pk: int) -> WorkItem:
     )
 
 
-def _item(request: HttpRequest, pk: int) -> WorkItem:
+def _item(request: HtmxHttpRequest, pk: int) -> WorkItem:
     """The item, if the viewer may act on it; a 404 otherwise (as if it did not exist)."""
     item = _load(pk)
     if not may_act(item, request.user):
@@ -123,7 +129,7 @@ def _item(request: HttpRequest, pk: int) -> WorkItem:
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def guide_item(request: HttpRequest, pk: int) -> HttpResponse:
+def guide_item(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """One item opened at the screen the viewer's draft is on (htmx), or the record page with
     it open (a plain link)."""
     target = Target(request, _item(request, pk))
@@ -175,12 +181,12 @@ def _show(target: Target, draft: WorkItemDraft | None, **state: Any) -> HttpResp
 @login_required
 @require_POST
 @vary_on_headers("HX-Request")
-def guide_screen(request: HttpRequest, pk: int) -> HttpResponse:
+def guide_screen(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Next / Back / Finish / Save for later, with the values of the screen shown."""
     item = _load(pk)
     user = request.user
     allowed = may_act(item, user)
-    draft = WorkItemDraft.objects.filter(item=item, user_id=user.pk).first()
+    draft = selectors.workitem_draft(item=item, user=user)
     if not allowed and draft is None:
         raise Http404("no such work item")
     target = Target(request, item)
@@ -271,7 +277,7 @@ def _finish(target: Target, draft: WorkItemDraft) -> HttpResponse:
 @login_required
 @require_POST
 @vary_on_headers("HX-Request")
-def guide_claim(request: HttpRequest, pk: int) -> HttpResponse:
+def guide_claim(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Assign a group or queue item to oneself (others then see who holds it), and open it."""
     target = Target(request, _item(request, pk))
     item = target.item
@@ -302,7 +308,7 @@ def guide_claim(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 @vary_on_headers("HX-Request")
-def guide_release(request: HttpRequest, pk: int) -> HttpResponse:
+def guide_release(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Give a claimed item back to its group or queue."""
     target = Target(request, _item(request, pk))
     try:

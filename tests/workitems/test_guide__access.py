@@ -51,7 +51,10 @@ def test_anonymous_visitors_are_sent_to_log_in(client, personas):
     response = client.get(f"/work-items/{item.pk}/")
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")
-    assert post_screen(client, item, 0, "next", amount="5").status_code == 302
+    assert post_screen(client, item, 0, "next", htmx=False, amount="5").status_code == 302
+    # From htmx (a panel whose session expired) the whole page goes to the login form.
+    htmx_response = post_screen(client, item, 0, "next", amount="5")
+    assert htmx_response["HX-Redirect"].startswith("/login/?next=")
     assert WorkItem.objects.get(pk=item.pk).status == WorkItemStatus.ASSIGNED
 
 

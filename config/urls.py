@@ -12,5 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("records/", include("records.urls")),
     path("api/", include("orchestration.api_urls")),
+    path("monitor/", include("orchestration.monitor_urls")),
     path("", include("workitems.urls")),
 ]

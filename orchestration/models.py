@@ -152,6 +152,12 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [
+            ("cancel_run", "Can cancel runs"),
+            ("suspend_run", "Can suspend and resume runs"),
+            ("retry_step", "Can retry failed steps and re-check runs"),
+            ("skip_step", "Can skip failed steps"),
+        ]
         indexes = [
             models.Index(fields=["record_type", "record_id"], name="run_record"),
             models.Index(fields=["status", "-id"], name="run_status_id"),

@@ -49,7 +49,11 @@ log = logging.getLogger(__name__)
 # (orchestration id, record id) of the run whose background flow is executing in this context.
 CURRENT_RUN: ContextVar[tuple[int, int | None] | None] = ContextVar("orchestration_current_run", default=None)
 
-PERM_ADMIN = "orchestration.change_run"
+# Each admin action has its own permission (Meta.permissions of Run).
+PERM_CANCEL = "orchestration.cancel_run"
+PERM_SUSPEND = "orchestration.suspend_run"  # suspend and resume
+PERM_RETRY = "orchestration.retry_step"  # retry a failed step, re-check conditions
+PERM_SKIP = "orchestration.skip_step"
 PERM_LAUNCH = "orchestration.launch_orchestration"
 PERM_IMPORT = "orchestration.import_definitions"
 
@@ -610,7 +614,7 @@ def _run_back_in_progress(p: engine.Pass) -> None:
 
 def step_retry(*, step_run_id: int, actor: Actor = None, reason: str = "") -> StepRun:
     """Retry a failed step: start its work again (a new attempt for background steps)."""
-    actor_id = _require(actor, PERM_ADMIN)
+    actor_id = _require(actor, PERM_RETRY)
     with transaction.atomic():
         run, sr = _step_for_admin(step_run_id)
         if sr.status != StageStatus.ERROR or sr.stage_run.status != StageStatus.IN_PROGRESS:
@@ -637,7 +641,7 @@ def step_skip(
     *, step_run_id: int, outputs: dict[str, Any] | None = None, actor: Actor = None, reason: str = ""
 ) -> StepRun:
     """Mark a failed step completed with the given outputs, and move on."""
-    actor_id = _require(actor, PERM_ADMIN)
+    actor_id = _require(actor, PERM_SKIP)
     with transaction.atomic():
         run, sr = _step_for_admin(step_run_id)
         if sr.status != StageStatus.ERROR or sr.stage_run.status != StageStatus.IN_PROGRESS:
@@ -687,7 +691,7 @@ def _clean_outputs(sr: StepRun, outputs: dict[str, Any]) -> dict[str, Any]:
 
 def run_cancel(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
     """Cancel a run: open steps are discontinued and their work items canceled."""
-    actor_id = _require(actor, PERM_ADMIN)
+    actor_id = _require(actor, PERM_CANCEL)
     with transaction.atomic():
         run = engine.lock_run(run_id)
         _check_action(run, "cancel")
@@ -704,7 +708,7 @@ def run_cancel(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
 
 def run_suspend(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
     """Pause a run: nothing starts or routes until it is resumed (open work items stay open)."""
-    actor_id = _require(actor, PERM_ADMIN)
+    actor_id = _require(actor, PERM_SUSPEND)
     with transaction.atomic():
         run = engine.lock_run(run_id)
         _check_action(run, "suspend")
@@ -716,7 +720,7 @@ def run_suspend(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
 
 
 def run_resume(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
-    actor_id = _require(actor, PERM_ADMIN)
+    actor_id = _require(actor, PERM_SUSPEND)
     with transaction.atomic():
         run = engine.lock_run(run_id)
         _check_action(run, "resume")
@@ -734,7 +738,7 @@ def run_resume(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
 
 def run_recheck(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
     """Re-evaluate conditions now. A run in error (a failed condition) is given another go."""
-    actor_id = _require(actor, PERM_ADMIN)
+    actor_id = _require(actor, PERM_RETRY)
     with transaction.atomic():
         run = engine.lock_run(run_id)
         _check_action(run, "recheck")

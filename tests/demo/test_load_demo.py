@@ -62,14 +62,14 @@ def test_every_demo_user_can_log_in_with_demo_and_work_on_records():
         [
             "workitems.reassign_workitem",
             "orchestration.view_run",
-            "orchestration.change_run",
+            "orchestration.cancel_run",
             "orchestration.import_definitions",
             "orchestration.launch_orchestration",
         ]
     )
     alice = User.objects.get(username="alice")
     assert not alice.has_perm("workitems.reassign_workitem")
-    assert not alice.has_perm("orchestration.change_run")
+    assert not alice.has_perm("orchestration.cancel_run")
 
 
 def test_a_changed_password_survives_a_reload():

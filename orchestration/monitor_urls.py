@@ -1,0 +1,20 @@
+"""Monitoring pages for admins (issue: monitoring dashboard). Each area has its own module."""
+
+from django.urls import path
+
+from .views import definitions, run_detail, runs
+
+app_name = "monitor"
+urlpatterns = [
+    path("runs/", runs.run_list, name="runs"),
+    path("runs/bulk/", runs.run_bulk, name="runs_bulk"),
+    path("runs/<int:pk>/", run_detail.run_detail, name="run"),
+    path("runs/<int:pk>/action/<str:action>/", run_detail.run_action, name="run_action"),
+    path("steps/<int:pk>/<str:action>/", run_detail.step_action, name="step_action"),
+    path("orchestrations/", definitions.orchestration_list, name="orchestrations"),
+    path("orchestrations/upload/", definitions.definitions_upload, name="upload"),
+    path("orchestrations/<slug:api_name>/", definitions.orchestration_detail, name="orchestration"),
+    path("orchestrations/<slug:api_name>/v<int:number>/", definitions.version_detail, name="version"),
+    path("orchestrations/<slug:api_name>/v<int:number>/activate/", definitions.version_activate_view,
+         name="version_activate"),
+]

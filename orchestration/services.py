@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from contextvars import ContextVar
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +40,9 @@ from .validation import DefinitionError, load_paths, validate_documents
 from .values import TypeCoercionError, to_json
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AbstractUser, AnonymousUser
 
-    Actor = AbstractBaseUser | AnonymousUser | None
+    Actor = AbstractUser | AnonymousUser | None
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,9 @@ def definitions_import(
                 versions: Any = owner.versions
                 extra: dict[str, Any] = {}
             else:
-                owner, _ = Orchestration.objects.get_or_create(api_name=doc.api_name)
-                versions = owner.versions
+                orch, _ = Orchestration.objects.get_or_create(api_name=doc.api_name)
+                owner = orch  # type: ignore[assignment]  # both are Definition subclasses
+                versions = orch.versions
                 extra = {
                     "start_type": doc.start.type,
                     "record_type": doc.start.record_type or "",
@@ -388,8 +389,9 @@ def launch_for_record_change(
             continue
         if qualifies:
             runs.append(
-                run_launch(orchestration=doc.api_name, record=record, _version=version,
-                           _triggered_by_id=actor_id)
+                run_launch(
+                    orchestration=doc.api_name, record=record, _version=version, _triggered_by_id=actor_id
+                )
             )
     ct = ContentType.objects.get_for_model(record)
     open_ids = list(
@@ -462,7 +464,10 @@ def dispatch_step(step_run_id: int, attempt: int, *, countdown: float = 0) -> No
     from .tasks import run_background_step
 
     def send() -> None:
-        run_background_step.apply_async((step_run_id, attempt), countdown=countdown or None)
+        if countdown:
+            run_background_step.apply_async((step_run_id, attempt), countdown=countdown)
+        else:
+            run_background_step.apply_async((step_run_id, attempt))
 
     transaction.on_commit(send)
 

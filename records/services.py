@@ -14,9 +14,9 @@ from .models import FieldChange, FieldType, Record, RecordType
 from .signals import record_saved
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AbstractUser, AnonymousUser
 
-    Actor = AbstractBaseUser | AnonymousUser | None
+    Actor = AbstractUser | AnonymousUser | None
 
 FIELD_TYPES = {c.value for c in FieldType}
 

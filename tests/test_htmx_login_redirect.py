@@ -5,7 +5,10 @@ import pytest
 
 @pytest.mark.django_db
 def test_htmx_request_with_expired_session_redirects_the_whole_page(client):
-    resp = client.get("/my-work/", headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/records/case/1/?item=3"})
+    resp = client.get(
+        "/my-work/",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/records/case/1/?item=3"},
+    )
     assert resp.status_code == 200
     assert resp["HX-Redirect"] == "/login/?next=/records/case/1/%3Fitem%3D3"
 

@@ -3,6 +3,7 @@ reassignment, and assignment emails."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
@@ -24,12 +25,19 @@ from orchestration.values import TypeCoercionError, to_json, to_jsonable
 from .models import Queue, WorkItem, WorkItemDraft, WorkItemStatus
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AbstractUser, AnonymousUser
 
-    Actor = AbstractBaseUser | AnonymousUser
+    Actor = AbstractUser | AnonymousUser
 
 log = logging.getLogger(__name__)
 User = get_user_model()
+
+
+def _user_id(user: Any) -> int:
+    """The id of an authenticated user (callers have checked may_act or the permission)."""
+    if user.pk is None:
+        raise PermissionDenied("log in first")
+    return int(user.pk)
 
 
 class WorkItemClosed(Exception):
@@ -94,7 +102,7 @@ class InteractiveKind:
 
     def start(self, *, run: Run, step_run: StepRun, step: Any, context: dict[str, Any]) -> None:
         fields = resolve_assignee(step.assignee, context)
-        due = timezone.now() + timezone.timedelta(hours=step.due_in_hours) if step.due_in_hours else None
+        due = timezone.now() + dt.timedelta(hours=step.due_in_hours) if step.due_in_hours else None
         item = WorkItem.objects.create(
             run=run,
             step_run=step_run,
@@ -130,9 +138,10 @@ def may_act(item: WorkItem, user: Any) -> bool:
     group_ids = set(user.groups.values_list("pk", flat=True))
     if item.assignee_group_id is not None:
         return item.assignee_group_id in group_ids
-    return (
-        Queue.objects.filter(pk=item.assignee_queue_id).filter(models_q_member(user.pk, group_ids)).exists()
-    )
+    queue_id = item.assignee_queue_id
+    if queue_id is None:
+        return False
+    return Queue.objects.filter(pk=queue_id).filter(models_q_member(_user_id(user), group_ids)).exists()
 
 
 def models_q_member(user_id: int, group_ids: set[int]) -> Any:
@@ -193,7 +202,7 @@ def workitem_complete(*, item: WorkItem, user: Actor, data: dict[str, Any]) -> W
         item.status, item.completed_at, item.outputs = WorkItemStatus.COMPLETED, now, clean
         item.completed_by_id = user.pk
         try:
-            step_complete_locked(run=run, step_run=item.step_run, outputs=clean, actor_id=int(user.pk))
+            step_complete_locked(run=run, step_run=item.step_run, outputs=clean, actor_id=_user_id(user))
         except StepNotOpen as exc:
             raise WorkItemClosed(str(exc), item) from exc
     return item
@@ -258,7 +267,7 @@ def workitem_claim(*, item: WorkItem, user: Actor) -> WorkItem:
             raise ValidationError("someone else already holds this item")
         item.claimed_by_id = user.pk
         item.save(update_fields=["claimed_by"])
-        workitem_log(item, "claimed", int(user.pk))
+        workitem_log(item, "claimed", _user_id(user))
     return item
 
 
@@ -270,7 +279,7 @@ def workitem_release(*, item: WorkItem, user: Actor) -> WorkItem:
             raise PermissionDenied("you do not hold this item")
         item.claimed_by = None
         item.save(update_fields=["claimed_by"])
-        workitem_log(item, "released", int(user.pk))
+        workitem_log(item, "released", _user_id(user))
     return item
 
 

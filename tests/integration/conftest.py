@@ -58,13 +58,33 @@ def celery_worker_process(transactional_db, tmp_path, monkeypatch) -> Iterator[s
     url = redis_url_for_worker()
     _require_redis(url)
     log = tmp_path / "worker.log"
-    env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": url,
-           "CELERY_TASK_ALWAYS_EAGER": "false", "ORCHESTRATION_RETRY_BASE_SECONDS": "0.2",
-           "VAR_DIR": str(tmp_path / "var")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": url,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "ORCHESTRATION_RETRY_BASE_SECONDS": "0.2",
+        "VAR_DIR": str(tmp_path / "var"),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork", "--concurrency=2",
-         "--loglevel=INFO", f"--hostname=test-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=prefork",
+            "--concurrency=2",
+            "--loglevel=INFO",
+            f"--hostname=test-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )
     old = (app.conf.task_always_eager, app.conf.broker_url)
     app.conf.task_always_eager = False

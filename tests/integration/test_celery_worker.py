@@ -27,16 +27,27 @@ def _diamond() -> None:
             "diamond",
             variables=[{"name": "total", "type": "number"}],
             stages=[
-                {"key": "work", "steps": [
-                    {"key": "a", "kind": "background", "flow": "fa"},
-                    {"key": "b", "kind": "background", "flow": "fb", "start": {"after": ["a"]}},
-                    {"key": "c", "kind": "background", "flow": "fc", "start": {"after": ["a"]}},
-                    {"key": "d", "kind": "background", "flow": "fd", "start": {"after": ["b", "c"]},
-                     "outputs": {"total": "x"}},
-                ]},
-                {"key": "check", "steps": [
-                    {"key": "r", "kind": "interactive", "flow": "review", "assignee": {"user": "alice"}},
-                ]},
+                {
+                    "key": "work",
+                    "steps": [
+                        {"key": "a", "kind": "background", "flow": "fa"},
+                        {"key": "b", "kind": "background", "flow": "fb", "start": {"after": ["a"]}},
+                        {"key": "c", "kind": "background", "flow": "fc", "start": {"after": ["a"]}},
+                        {
+                            "key": "d",
+                            "kind": "background",
+                            "flow": "fd",
+                            "start": {"after": ["b", "c"]},
+                            "outputs": {"total": "x"},
+                        },
+                    ],
+                },
+                {
+                    "key": "check",
+                    "steps": [
+                        {"key": "r", "kind": "interactive", "flow": "review", "assignee": {"user": "alice"}},
+                    ],
+                },
             ],
         ),
     )
@@ -52,7 +63,10 @@ def test_worker_runs_background_steps_end_to_end(personas, celery_worker_process
         assert run.variables["total"] == 5  # d = (1+1) + (1+2)
         assert run.step_outputs["d"] == {"x": 5}
         # The worker ran each step exactly once.
-        assert StepRun.objects.filter(run=run, kind="background", attempts=1, exec_state=ExecState.DONE).count() == 4
+        assert (
+            StepRun.objects.filter(run=run, kind="background", attempts=1, exec_state=ExecState.DONE).count()
+            == 4
+        )
         item = WorkItem.objects.get(run=run)
         workitem_complete(item=item, user=personas.alice, data={"approved": "true"})
         run.refresh_from_db()
@@ -63,12 +77,22 @@ def test_duplicate_delivery_runs_the_flow_once(personas, celery_worker_process):
     """The same task message delivered twice (e.g. a redelivery after a lost ack) must not
     run the step's effects twice: the second delivery finds the attempt already claimed."""
     load(
-        auto_flow("make_task", outputs={"created": "outputs.created"}, actions=[
-            {"type": "create_record", "record_type": "case", "name": "'follow-up'",
-             "values": {"severity": "'Low'"}, "output": "created"},
-        ]),
-        orchestration("dup", stages=[{"key": "s", "steps": [
-            {"key": "a", "kind": "background", "flow": "make_task"}]}]),
+        auto_flow(
+            "make_task",
+            outputs={"created": "outputs.created"},
+            actions=[
+                {
+                    "type": "create_record",
+                    "record_type": "case",
+                    "name": "'follow-up'",
+                    "values": {"severity": "'Low'"},
+                    "output": "created",
+                },
+            ],
+        ),
+        orchestration(
+            "dup", stages=[{"key": "s", "steps": [{"key": "a", "kind": "background", "flow": "make_task"}]}]
+        ),
     )
     from orchestration.tasks import run_background_step
 
@@ -90,8 +114,12 @@ def test_duplicate_delivery_runs_the_flow_once(personas, celery_worker_process):
 def test_failing_step_retries_on_the_worker_then_errors(personas, celery_worker_process):
     load(
         auto_flow("boom", outputs={"x": "1 / 0"}),
-        orchestration("fails", stages=[{"key": "s", "steps": [
-            {"key": "a", "kind": "background", "flow": "boom", "max_attempts": 3}]}]),
+        orchestration(
+            "fails",
+            stages=[
+                {"key": "s", "steps": [{"key": "a", "kind": "background", "flow": "boom", "max_attempts": 3}]}
+            ],
+        ),
     )
     run = run_launch(orchestration="fails", record=make_case())
     wait_for(lambda: Run.objects.get(pk=run.pk).status == RunStatus.ERROR)

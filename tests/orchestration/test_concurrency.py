@@ -48,12 +48,28 @@ def race(fn: Callable[[int], Any], n: int = THREADS) -> list[Any]:
 def test_twenty_users_completing_the_same_item_give_one_completion(personas):
     load(
         screen_flow("review"),
-        orchestration("p", stages=[
-            {"key": "one", "steps": [{"key": "r", "kind": "interactive", "flow": "review",
-                                       "assignee": {"group": "engineering"}}]},
-            {"key": "two", "steps": [{"key": "r2", "kind": "interactive", "flow": "review",
-                                       "assignee": {"user": "bob"}}]},
-        ]),
+        orchestration(
+            "p",
+            stages=[
+                {
+                    "key": "one",
+                    "steps": [
+                        {
+                            "key": "r",
+                            "kind": "interactive",
+                            "flow": "review",
+                            "assignee": {"group": "engineering"},
+                        }
+                    ],
+                },
+                {
+                    "key": "two",
+                    "steps": [
+                        {"key": "r2", "kind": "interactive", "flow": "review", "assignee": {"user": "bob"}}
+                    ],
+                },
+            ],
+        ),
     )
     from tests.factories import UserFactory
 
@@ -63,8 +79,11 @@ def test_twenty_users_completing_the_same_item_give_one_completion(personas):
     run = run_launch(orchestration="p", record=make_case())
     item = WorkItem.objects.get(run=run)
 
-    results = race(lambda i: workitem_complete(item=WorkItem.objects.get(pk=item.pk), user=users[i],
-                                               data={"comment": f"from {i}"}))
+    results = race(
+        lambda i: workitem_complete(
+            item=WorkItem.objects.get(pk=item.pk), user=users[i], data={"comment": f"from {i}"}
+        )
+    )
 
     winners = [r for r in results if isinstance(r, WorkItem)]
     losers = [r for r in results if isinstance(r, WorkItemClosed)]
@@ -84,11 +103,29 @@ def test_twenty_advances_of_the_same_run_start_each_step_once(personas):
     load(
         screen_flow("review"),
         auto_flow("note", outputs={"ok": "true"}),
-        orchestration("p", stages=[{"key": "one", "steps": [
-            {"key": "gate", "kind": "interactive", "flow": "review", "assignee": {"user": "alice"},
-             "start": {"condition": "record.status == 'go'"}},
-            {"key": "bg", "kind": "background", "flow": "note", "start": {"condition": "record.status == 'go'"}},
-        ]}]),
+        orchestration(
+            "p",
+            stages=[
+                {
+                    "key": "one",
+                    "steps": [
+                        {
+                            "key": "gate",
+                            "kind": "interactive",
+                            "flow": "review",
+                            "assignee": {"user": "alice"},
+                            "start": {"condition": "record.status == 'go'"},
+                        },
+                        {
+                            "key": "bg",
+                            "kind": "background",
+                            "flow": "note",
+                            "start": {"condition": "record.status == 'go'"},
+                        },
+                    ],
+                }
+            ],
+        ),
     )
     case = make_case(status="wait")
     run = run_launch(orchestration="p", record=case)
@@ -103,7 +140,9 @@ def test_twenty_advances_of_the_same_run_start_each_step_once(personas):
 
     results = race(advance)
     assert results == ["ok"] * THREADS
-    started = Counter(RunEvent.objects.filter(run=run, name="orchestration.step.started").values_list("step", flat=True))
+    started = Counter(
+        RunEvent.objects.filter(run=run, name="orchestration.step.started").values_list("step", flat=True)
+    )
     assert started == {"gate": 1, "bg": 1}
     assert WorkItem.objects.filter(run=run).count() == 1
     bg = StepRun.objects.get(run=run, key="bg")
@@ -112,11 +151,22 @@ def test_twenty_advances_of_the_same_run_start_each_step_once(personas):
 
 def test_duplicated_task_delivery_runs_the_flow_once(personas):
     load(
-        auto_flow("make_task", outputs={"created": "outputs.created"}, actions=[
-            {"type": "create_record", "record_type": "case", "name": "'follow-up'",
-             "values": {"severity": "'Low'"}, "output": "created"},
-        ]),
-        orchestration("p", stages=[{"key": "one", "steps": [{"key": "a", "kind": "background", "flow": "make_task"}]}]),
+        auto_flow(
+            "make_task",
+            outputs={"created": "outputs.created"},
+            actions=[
+                {
+                    "type": "create_record",
+                    "record_type": "case",
+                    "name": "'follow-up'",
+                    "values": {"severity": "'Low'"},
+                    "output": "created",
+                },
+            ],
+        ),
+        orchestration(
+            "p", stages=[{"key": "one", "steps": [{"key": "a", "kind": "background", "flow": "make_task"}]}]
+        ),
     )
     from config.celery import app
 

@@ -13,8 +13,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _failing(fault_path: bool) -> None:
-    stages = [{"key": "work", "steps": [{"key": "a", "kind": "background", "flow": "boom", "max_attempts": 1}]},
-              {"key": "manual", "steps": [{"key": "m", "kind": "background", "flow": "ok"}]}]
+    stages = [
+        {"key": "work", "steps": [{"key": "a", "kind": "background", "flow": "boom", "max_attempts": 1}]},
+        {"key": "manual", "steps": [{"key": "m", "kind": "background", "flow": "ok"}]},
+    ]
     if fault_path:
         stages[0]["fault_path"] = "manual"
         stages[0]["next"] = "end"
@@ -27,7 +29,7 @@ def test_a_step_failing_while_suspended_is_routed_on_resume(personas, fault_path
     with hold_dispatch() as held:
         run = run_launch(orchestration="p", record=make_case())
     run_suspend(run_id=run.pk)
-    (step_run_id, attempt), = held
+    ((step_run_id, attempt),) = held
     assert background_step_execute(step_run_id=step_run_id, attempt=attempt) == "error"
     run.refresh_from_db()
     assert run.status == RunStatus.SUSPENDED  # nothing routed while suspended
@@ -45,8 +47,14 @@ def test_a_step_failing_while_suspended_is_routed_on_resume(personas, fault_path
 
 
 def test_record_triggered_run_records_who_saved(personas):
-    load(auto_flow("ok"), orchestration("p", start={"type": "record", "record_type": "case", "on": "update"},
-                                        stages=[{"key": "s", "steps": [{"key": "a", "kind": "background", "flow": "ok"}]}]))
+    load(
+        auto_flow("ok"),
+        orchestration(
+            "p",
+            start={"type": "record", "record_type": "case", "on": "update"},
+            stages=[{"key": "s", "steps": [{"key": "a", "kind": "background", "flow": "ok"}]}],
+        ),
+    )
     from tests.factories import grant
 
     grant(personas.alice, "records.change_record")
@@ -67,13 +75,25 @@ def case_runs(case: Record):  # type: ignore[no-untyped-def]
 def test_an_update_triggered_orchestration_does_not_relaunch_itself(personas):
     """Its own background step updates the record: that save must not launch it again."""
     load(
-        auto_flow("touch", actions=[{"type": "update_record", "values": {"status": "'touched'"}}], outputs={}),
+        auto_flow(
+            "touch", actions=[{"type": "update_record", "values": {"status": "'touched'"}}], outputs={}
+        ),
         auto_flow("other"),
-        orchestration("selfie", start={"type": "record", "record_type": "case", "on": "update"},
-                      stages=[{"key": "s", "steps": [{"key": "a", "kind": "background", "flow": "touch"}]}]),
-        orchestration("watcher", start={"type": "record", "record_type": "case", "on": "update",
-                                        "condition": "record.status == 'touched'"},
-                      stages=[{"key": "s", "steps": [{"key": "a", "kind": "background", "flow": "other"}]}]),
+        orchestration(
+            "selfie",
+            start={"type": "record", "record_type": "case", "on": "update"},
+            stages=[{"key": "s", "steps": [{"key": "a", "kind": "background", "flow": "touch"}]}],
+        ),
+        orchestration(
+            "watcher",
+            start={
+                "type": "record",
+                "record_type": "case",
+                "on": "update",
+                "condition": "record.status == 'touched'",
+            },
+            stages=[{"key": "s", "steps": [{"key": "a", "kind": "background", "flow": "other"}]}],
+        ),
     )
     case = make_case()
     record_update(record=case, values={"description": "go"})

@@ -14,8 +14,26 @@ def test_assignee_without_record_permission_sees_the_record_and_item(personas, c
     from orchestration.services import run_launch
     from workitems.models import WorkItem
 
-    load(screen_flow("review"), orchestration("p", stages=[{"key": "s", "steps": [
-        {"key": "r", "label": "Review it", "kind": "interactive", "flow": "review", "assignee": {"user": "alice"}}]}]))
+    load(
+        screen_flow("review"),
+        orchestration(
+            "p",
+            stages=[
+                {
+                    "key": "s",
+                    "steps": [
+                        {
+                            "key": "r",
+                            "label": "Review it",
+                            "kind": "interactive",
+                            "flow": "review",
+                            "assignee": {"user": "alice"},
+                        }
+                    ],
+                }
+            ],
+        ),
+    )
     case = make_case("Access case")
     run_launch(orchestration="p", record=case)
     item = WorkItem.objects.get(run__record_id=case.pk)

@@ -176,15 +176,25 @@ def w1_celery(*, database_url: str, broker_url: str, runs: int, warmup: int = 20
     from django.utils import timezone
 
     fx = workloads.fixture()
-    with running_worker(database_url=database_url, broker_url=broker_url):
+    with running_worker(database_url=database_url, broker_url=broker_url) as worker:
         first, last = _launch(fx, warmup, 0)  # the pool processes connect and parse definitions
         _wait_completed(first, last, timeout=120)
+        # Where the CPU goes: the worker's processes, this (launching) process, the PostgreSQL
+        # server processes of every connection to the database, and Redis.
+        pids = {
+            "worker": worker.pids(),
+            "launcher": [os.getpid()],
+            "postgresql": workloads.backend_pids(all_connections=True),
+            "redis": _pids_named("redis-server"),
+        }
+        cpu = {k: workloads.cpu_seconds(v) for k, v in pids.items()}
         started = timezone.now()
         t0 = time.monotonic()
         first, last = _launch(fx, runs, warmup)
         launch_seconds = time.monotonic() - t0
         counts = _wait_completed(first, last, timeout=max(300.0, runs / 2))
         elapsed = (_last_end(first, last) - started).total_seconds()
+        cpu = {k: workloads.cpu_seconds(v) - cpu[k] for k, v in pids.items()}
     if counts.get("completed", 0) != runs:
         raise SystemExit(f"not every run completed: {counts}")
     return {
@@ -192,7 +202,20 @@ def w1_celery(*, database_url: str, broker_url: str, runs: int, warmup: int = 20
         "seconds": elapsed,
         "runs_per_s": runs / elapsed,
         "launch_runs_per_s": runs / launch_seconds,
+        "cpu_ms": {k: 1000 * v / runs for k, v in cpu.items()},
     }
+
+
+def _pids_named(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def worker_memory(*, database_url: str, broker_url: str, runs: int, every: int) -> dict[str, Any]:

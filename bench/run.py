@@ -127,6 +127,10 @@ def cmd_w1_celery(args: argparse.Namespace) -> dict[str, Any]:
         f"({result['runs']} runs in {result['seconds']:.1f} s from the first launch to the last "
         f"completion; launching alone {result['launch_runs_per_s']:.0f} runs/s; load average {loadavg()})"
     )
+    cpu = result["cpu_ms"]
+    total = sum(cpu.values())
+    parts = " + ".join(f"{v:.1f} ms {k}" for k, v in cpu.items())
+    print(f"    CPU per run: {parts} = {total:.1f} ms, so at most {2000 / total:.0f} runs/s on 2 idle cores")
     return {"w1_celery": result["runs_per_s"]}
 
 

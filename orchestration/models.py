@@ -163,6 +163,12 @@ class Run(models.Model):
             models.Index(fields=["status", "-id"], name="run_status_id"),
             models.Index(fields=["orchestration", "-id"], name="run_orch_id"),
             models.Index(fields=["id"], condition=Q(recheck=True), name="run_recheck"),
+            # The runs page filters on these and orders by -id (keyset pages): see its selectors.
+            models.Index(fields=["version", "-id"], name="run_version_id"),
+            # The counts by status of one orchestration's runs.
+            models.Index(fields=["orchestration", "status", "-id"], name="run_orch_status_id"),
+            models.Index(fields=["current_stage", "-id"], name="run_stage_id"),
+            models.Index(fields=["started_at"], name="run_started_at"),
         ]
 
     def __str__(self) -> str:

@@ -3,9 +3,42 @@ size of the result, so pages and API responses cannot slip into one query per ro
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+import datetime as dt
+import math
+from dataclasses import dataclass, replace
+from typing import Any
 
-from .models import Orchestration, OrchestrationVersion, Run, StageRun, StepRun
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections
+from django.db.models import (
+    Aggregate,
+    Avg,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Window,
+)
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from .models import (
+    Orchestration,
+    OrchestrationVersion,
+    Run,
+    RunEvent,
+    RunStatus,
+    StageRun,
+    StageStatus,
+    StepRun,
+)
 
 # Ids come from URLs and query strings: anything beyond a bigint cannot exist, and PostgreSQL
 # would reject it with an error instead of "no such row".
@@ -65,3 +98,483 @@ def active_version(api_name: str) -> OrchestrationVersion | None:
         .filter(orchestration__api_name=api_name, is_active=True)
         .first()
     )
+
+
+# --- run detail (monitoring) ------------------------------------------------------------------
+
+# The run detail page shows the latest events only: a run that loops or retries for months
+# must not make its page slower (the full log stays in the admin and the API).
+RUN_DETAIL_EVENTS = 200
+
+
+def run_detail_page(run_id: int) -> Run | None:
+    """A run with its stage runs (each with its step runs and their flow versions): three
+    queries, or None."""
+    if not 0 < run_id <= MAX_ID:
+        return None
+    steps = Prefetch("step_runs", queryset=StepRun.objects.select_related("flow_version").order_by("id"))
+    stages = Prefetch("stage_runs", queryset=StageRun.objects.order_by("id").prefetch_related(steps))
+    return _runs().prefetch_related(stages).filter(pk=run_id).first()
+
+
+def run_events_latest(run: Run, *, limit: int | None = None) -> tuple[list[RunEvent], bool]:
+    """The run's latest `limit` events (default RUN_DETAIL_EVENTS), newest first, and whether
+    older ones were left out. One query."""
+    limit = limit or RUN_DETAIL_EVENTS
+    rows = list(RunEvent.objects.filter(run=run).select_related("actor").order_by("-id")[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def step_assignees(run: Run) -> dict[int, str]:
+    """Who holds each step run's work: the open work item's assignee, else the last item's.
+    `{step_run_id: label}`; one query (none when the work items app is not installed).
+
+    Work items belong to the `workitems` app, which `orchestration` does not import: the model
+    is looked up by name, so the engine still runs without it."""
+    if not apps.is_installed("workitems"):
+        return {}
+    work_item = apps.get_model("workitems", "WorkItem")
+    rows = (
+        work_item.objects.filter(run_id=run.pk)
+        .select_related("assignee_user", "assignee_group", "assignee_queue", "claimed_by")
+        .order_by("step_run_id", "-id")
+    )
+    out: dict[int, str] = {}
+    open_seen: set[int] = set()
+    for item in rows:
+        label = item.assignee_label
+        if item.claimed_by is not None:
+            label = f"{label} (held by {item.claimed_by.get_username()})"
+        is_open = item.status == "assigned"
+        # Newest first per step; an open item wins over a newer closed one (there is at most one).
+        if item.step_run_id not in out or (is_open and item.step_run_id not in open_seen):
+            out[item.step_run_id] = label
+        if is_open:
+            open_seen.add(item.step_run_id)
+    return out
+
+
+# --- orchestrations page (monitoring) --------------------------------------------------------
+
+# SQLite has no percentile_cont: there the duration figures come from the newest completed runs
+# of each orchestration, at most this many, computed in Python.
+DURATION_SAMPLE = 10_000
+FINISHED = (RunStatus.COMPLETED, RunStatus.CANCELED, RunStatus.ERROR)
+
+
+@dataclass
+class OrchestrationStats:
+    orchestration: Orchestration
+    active_number: int | None
+    version_count: int
+    by_status: dict[str, int]
+    avg_seconds: float | None = None
+    p90_seconds: float | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def failed(self) -> int:
+        return self.by_status.get(RunStatus.ERROR, 0)
+
+    @property
+    def completion_rate(self) -> float | None:
+        """Completed runs among finished ones (completed, canceled, error); None before any ends."""
+        finished = sum(self.by_status.get(s, 0) for s in FINISHED)
+        return self.by_status.get(RunStatus.COMPLETED, 0) / finished if finished else None
+
+
+def percentile_cont(values: list[float], fraction: float) -> float | None:
+    """PostgreSQL's percentile_cont: linear interpolation between the two nearest ranks."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = fraction * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+class _P90(Aggregate):
+    function = "percentile_cont"
+    template = "%(function)s(0.9) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+def _completed_runs() -> QuerySet[Run]:
+    return Run.objects.filter(
+        status=RunStatus.COMPLETED, started_at__isnull=False, ended_at__isnull=False
+    ).order_by()
+
+
+def _durations() -> dict[int, tuple[float | None, float | None]]:
+    """{orchestration id: (average, p90) seconds of its completed runs}. One query."""
+    if connections[Run.objects.db].vendor == "postgresql":
+        seconds = Func(
+            F("ended_at") - F("started_at"),
+            template="EXTRACT(EPOCH FROM %(expressions)s)::double precision",
+            output_field=FloatField(),
+        )
+        rows = (
+            _completed_runs()
+            .values("orchestration_id")
+            .annotate(avg=Avg(seconds), p90=_P90(seconds))
+            .values_list("orchestration_id", "avg", "p90")
+        )
+        return {oid: (avg, p90) for oid, avg, p90 in rows}
+    newest_first = Window(RowNumber(), partition_by=[F("orchestration_id")], order_by=F("id").desc())
+    sample = (
+        _completed_runs()
+        .annotate(rank=newest_first)
+        .filter(rank__lte=DURATION_SAMPLE)
+        .values_list("orchestration_id", "started_at", "ended_at")
+    )
+    by_orch: dict[int, list[float]] = {}
+    for oid, started, ended in sample:
+        if started and ended:  # always, by the filter; says so to the type checker
+            by_orch.setdefault(oid, []).append((ended - started).total_seconds())
+    return {oid: (sum(v) / len(v), percentile_cont(v, 0.9)) for oid, v in by_orch.items()}
+
+
+def orchestration_stats() -> list[OrchestrationStats]:
+    """Every orchestration with its active version number, version count, runs by status and
+    duration figures. Three queries, however many orchestrations and runs."""
+    active = OrchestrationVersion.objects.filter(orchestration=OuterRef("pk"), is_active=True)
+    orchestrations = Orchestration.objects.order_by("api_name").annotate(
+        active_number=Subquery(active.values("number")[:1]),
+        version_count=Count("versions"),
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for row in Run.objects.order_by().values("orchestration_id", "status").annotate(n=Count("id")):
+        counts.setdefault(row["orchestration_id"], {})[row["status"]] = row["n"]
+    durations = _durations()
+    out = []
+    for o in orchestrations:
+        avg, p90 = durations.get(o.pk, (None, None))
+        out.append(
+            OrchestrationStats(
+                orchestration=o,
+                active_number=o.active_number,  # type: ignore[attr-defined]
+                version_count=o.version_count,  # type: ignore[attr-defined]
+                by_status=counts.get(o.pk, {}),
+                avg_seconds=avg,
+                p90_seconds=p90,
+            )
+        )
+    return out
+
+
+def orchestration_versions(orchestration: Orchestration) -> list[OrchestrationVersion]:
+    """Versions, newest first, each with `run_count` and its author. One query."""
+    return list(
+        orchestration.versions.select_related("created_by")
+        .annotate(run_count=Count("runs"))
+        .order_by("-number")
+    )
+
+
+def orchestration_version(api_name: str, number: int) -> OrchestrationVersion | None:
+    if not 0 < number <= MAX_ID:
+        return None
+    return (
+        OrchestrationVersion.objects.select_related("orchestration", "created_by")
+        .filter(orchestration__api_name=api_name, number=number)
+        .first()
+    )
+
+
+# --- runs page and bulk operations (monitoring) -----------------------------------------------
+
+RUNS_PAGE_SIZE = 50
+# Statuses a run can be canceled from (services.run_actions_available says the same).
+CANCELABLE = (RunStatus.IN_PROGRESS, RunStatus.SUSPENDED, RunStatus.ERROR)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What the runs page is narrowed to; every field empty means all runs."""
+
+    orchestration: str = ""
+    version: int | None = None
+    status: str = ""
+    stage: str = ""
+    record_type: str = ""
+    record: int | None = None
+    started_from: dt.date | None = None
+    started_to: dt.date | None = None
+    started_by: str = ""
+    q: str = ""
+
+
+# The business records runs are anchored on, named rather than imported: orchestration does not
+# import the records app.
+RECORD_MODEL = ("records", "record")
+
+
+def _record_content_type() -> ContentType | None:
+    try:
+        return ContentType.objects.get_by_natural_key(*RECORD_MODEL)  # cached per process
+    except ContentType.DoesNotExist:
+        return None
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def runs_filtered(f: RunFilter) -> QuerySet[Run]:
+    """Runs matching the filter, unordered.
+
+    Orchestrations, versions, record types and users are looked up first (a small indexed query
+    each, only when that filter is set) so that the run query carries literal ids: the planner
+    can then estimate how many runs match and use the (column, -id) indexes on Run, where a
+    subquery made it guess and scan a million rows. Dates become ranges on started_at rather
+    than a function of it, which no index serves."""
+    qs = Run.objects.all()
+    if f.orchestration:
+        ids = list(Orchestration.objects.filter(api_name=f.orchestration).values_list("id", flat=True))
+        qs = qs.filter(orchestration_id__in=ids)
+    versions: set[int] | None = None
+    if f.version is not None:
+        found = OrchestrationVersion.objects.filter(number=f.version)
+        if f.orchestration:
+            found = found.filter(orchestration__api_name=f.orchestration)
+        versions = set(found.values_list("id", flat=True))
+    if f.record_type:
+        # The record type an orchestration runs on is kept on its versions (indexed), so this
+        # needs neither the records app nor a join over a million records.
+        of_type = set(
+            OrchestrationVersion.objects.filter(record_type=f.record_type).values_list("id", flat=True)
+        )
+        versions = of_type if versions is None else versions & of_type
+    if versions is not None:
+        qs = qs.filter(version_id__in=sorted(versions))
+    if f.status:
+        qs = qs.filter(status=f.status)
+    if f.stage:
+        qs = qs.filter(current_stage=f.stage)
+    if f.record is not None:
+        if not 0 < f.record <= MAX_ID:
+            return Run.objects.none()
+        # Ids are per kind of record: the form means business records. Giving the content type
+        # also lets the planner use the run_record index (record_type, record_id).
+        qs = qs.filter(record_id=f.record)
+        ct = _record_content_type()
+        if ct is not None:
+            qs = qs.filter(record_type=ct)
+    if f.started_from is not None:
+        qs = qs.filter(started_at__gte=_day_start(f.started_from))
+    if f.started_to is not None:
+        qs = qs.filter(started_at__lt=_day_start(f.started_to + dt.timedelta(days=1)))
+    if f.started_by:
+        user_model = get_user_model()
+        users = list(
+            user_model._default_manager.filter(**{user_model.USERNAME_FIELD: f.started_by}).values_list(
+                "pk", flat=True
+            )
+        )
+        qs = qs.filter(started_by_id__in=users)
+    if f.q:
+        qs = qs.filter(record_label__icontains=f.q)
+    return qs
+
+
+# Counting a million runs exactly takes most of a second; past this many per status the badge
+# says "1000+" and stays fast (each count reads at most this many index entries).
+COUNT_CAP = 1_000
+
+
+def run_status_counts(f: RunFilter) -> dict[str, int]:
+    """{status: number of matching runs, at most COUNT_CAP + 1} for every status. One query of
+    one capped count per status; the status filter itself is left out, so the badges show what
+    each status holds under the other filters."""
+    base = runs_filtered(replace(f, status="")).order_by()
+    parts: list[str] = []
+    params: list[Any] = []
+    for status in RunStatus.values:
+        # Ordered like the index (status, -id), so the scan stops after the cap instead of
+        # building a bitmap of every run of the status.
+        capped = base.filter(status=status).order_by("-id").values("id")[: COUNT_CAP + 1]
+        sql, p = capped.query.sql_with_params()
+        # The SQL is Django's own compilation; every value stays a parameter.
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS capped_{len(parts)})")  # noqa: S608
+        params.extend(p)
+    with connections[base.db].cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        row = cursor.fetchone()
+    return dict(zip(RunStatus.values, row, strict=True))
+
+
+@dataclass
+class RunPage:
+    runs: list[Run]
+    # Keyset cursors: the id to pass as ?after= (newer runs) and ?before= (older runs), or None.
+    newer: int | None
+    older: int | None
+
+
+def runs_for_display(qs: QuerySet[Run]) -> QuerySet[Run]:
+    """What a list of runs shows, in the same query: orchestration, version, who started it.
+    The JSON columns and the version's document can be large and a list shows none of them."""
+    return qs.select_related("orchestration", "version", "started_by").defer(
+        "variables", "inputs", "step_outputs", "error", "version__document"
+    )
+
+
+def run_page(
+    f: RunFilter, *, before: int | None = None, after: int | None = None, size: int = RUNS_PAGE_SIZE
+) -> RunPage:
+    """A page of matching runs, newest first, keyset-paginated on id: the cost of a page does not
+    grow with how far back it is (no OFFSET). One query, two when paging newer reaches the top."""
+    qs = runs_for_display(runs_filtered(f))
+    if after is not None:
+        rows = list(qs.filter(id__gt=after).order_by("id")[: size + 1])
+        if len(rows) > size:
+            rows = rows[:size]
+            rows.reverse()
+            return RunPage(rows, newer=rows[0].pk, older=rows[-1].pk)
+        # Fewer than a page of newer runs: show the newest page instead, so it is full.
+        before = None
+    if before is not None:
+        rows = list(qs.filter(id__lt=before).order_by("-id")[: size + 1])
+        more = len(rows) > size
+        rows = rows[:size]
+        return RunPage(rows, newer=rows[0].pk if rows else before - 1, older=rows[-1].pk if more else None)
+    rows = list(qs.order_by("-id")[: size + 1])
+    return RunPage(rows[:size], newer=None, older=rows[size - 1].pk if len(rows) > size else None)
+
+
+@dataclass
+class RunRow:
+    run: Run
+    stage_label: str
+    record_name: str
+    record_url: str
+    duration: dt.timedelta | None
+
+    @property
+    def duration_text(self) -> str:
+        """ "2 d 3 h", "4 h 12 min", "3 min 5 s", "12 s": the two largest units are enough."""
+        if self.duration is None:
+            return ""
+        seconds = max(0, int(self.duration.total_seconds()))
+        days, rest = divmod(seconds, 86400)
+        hours, rest = divmod(rest, 3600)
+        minutes, secs = divmod(rest, 60)
+        if days:
+            return f"{days} d {hours} h"
+        if hours:
+            return f"{hours} h {minutes} min"
+        if minutes:
+            return f"{minutes} min {secs} s"
+        return f"{secs} s"
+
+
+def _record_urls(runs: list[Run]) -> dict[tuple[int, int], str]:
+    """{(content type id, record id): URL} for the runs' records: one query per kind of record
+    on the page (one in practice). The record's required foreign keys come in the same query:
+    a URL is built from them (a Record's URL names its type)."""
+    by_type: dict[int, set[int]] = {}
+    for run in runs:
+        if run.record_type_id and run.record_id:
+            by_type.setdefault(run.record_type_id, set()).add(run.record_id)
+    urls: dict[tuple[int, int], str] = {}
+    for ct_id, ids in by_type.items():
+        model = ContentType.objects.get_for_id(ct_id).model_class()
+        if model is None or not hasattr(model, "get_absolute_url"):
+            continue
+        required = [f.name for f in model._meta.concrete_fields if f.many_to_one and not f.null]
+        for obj in model._default_manager.select_related(*required).filter(pk__in=ids):
+            urls[(ct_id, obj.pk)] = obj.get_absolute_url()
+    return urls
+
+
+def _stage_labels(runs: list[Run]) -> dict[tuple[int, str], str]:
+    """{(version id, stage key): label}: one query for the page's versions; their documents are
+    parsed once per process (engine.orchestration_doc)."""
+    from . import engine
+
+    wanted = {run.version_id for run in runs if run.current_stage}
+    labels: dict[tuple[int, str], str] = {}
+    for version in OrchestrationVersion.objects.filter(pk__in=wanted):
+        for stage in engine.orchestration_doc(version).stages:
+            labels[(version.pk, stage.key)] = stage.label or stage.key
+    return labels
+
+
+def run_rows(runs: list[Run], *, now: dt.datetime) -> list[RunRow]:
+    """What the runs table shows for each run. At most two queries whatever the page size."""
+    urls = _record_urls(runs)
+    labels = _stage_labels(runs)
+    rows = []
+    for run in runs:
+        end = run.ended_at or now
+        rows.append(
+            RunRow(
+                run=run,
+                stage_label=labels.get((run.version_id, run.current_stage), run.current_stage),
+                record_name=run.record_label,
+                record_url=urls.get((run.record_type_id or 0, run.record_id or 0), ""),
+                duration=(end - run.started_at) if run.started_at else None,
+            )
+        )
+    return rows
+
+
+def run_filter_choices() -> dict[str, Any]:
+    """Choices for the filter form: orchestrations (one query) and the record types
+    orchestrations run on (one query)."""
+    return {
+        "orchestrations": list(Orchestration.objects.order_by("api_name").only("api_name", "label")),
+        "record_types": list(
+            OrchestrationVersion.objects.exclude(record_type="")
+            .order_by("record_type")
+            .values_list("record_type", flat=True)
+            .distinct()
+        ),
+    }
+
+
+def run_stage_choices(orchestration: str) -> list[tuple[str, str]]:
+    """(key, label) of the stages of every version of an orchestration, in order of first
+    appearance (newest version first). One query."""
+    from . import engine
+
+    seen: dict[str, str] = {}
+    versions = OrchestrationVersion.objects.filter(orchestration__api_name=orchestration).order_by("-number")
+    for version in versions:
+        for stage in engine.orchestration_doc(version).stages:
+            seen.setdefault(stage.key, stage.label or stage.key)
+    return list(seen.items())
+
+
+def runs_for_bulk(f: RunFilter, action: str) -> QuerySet[Run]:
+    """The matching runs for which a bulk action is valid, oldest first (so repeated batches
+    work through them in a stable order): `cancel` takes open runs (in progress, suspended, in
+    error); `retry` takes runs in error with a failed step in their current stage."""
+    qs = runs_filtered(f)
+    if action == "cancel":
+        qs = qs.filter(status__in=CANCELABLE)
+    elif action == "retry":
+        qs = qs.filter(status=RunStatus.ERROR).filter(
+            Exists(_failed_current_steps().filter(run_id=OuterRef("pk")))
+        )
+    else:
+        raise ValueError(f"unknown bulk action {action!r}")
+    return qs.order_by("id")
+
+
+def _failed_current_steps() -> QuerySet[StepRun]:
+    return StepRun.objects.filter(status=StageStatus.ERROR, stage_run__status=StageStatus.IN_PROGRESS)
+
+
+def failed_step_ids(run_ids: list[int]) -> dict[int, list[int]]:
+    """{run id: ids of its failed steps in the current stage}. One query."""
+    out: dict[int, list[int]] = {}
+    for run_id, step_id in (
+        _failed_current_steps().filter(run_id__in=run_ids).order_by("id").values_list("run_id", "id")
+    ):
+        out.setdefault(run_id, []).append(step_id)
+    return out

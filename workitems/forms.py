@@ -259,3 +259,89 @@ class ScreenForm(forms.Form):
         names = [n for n in self.fields if self.is_bound and n in self.errors] or list(self.fields)
         if names:
             self.fields[names[0]].widget.attrs["autofocus"] = True
+
+
+# --- the Work Items monitoring page -------------------------------------------------------------
+
+
+class ManageFilterForm(forms.Form):
+    """The filters of the Work Items page (GET). A value that does not parse is reported next to
+    its field and ignored, so a hand-edited address still shows a page."""
+
+    view = forms.ChoiceField(choices=[], required=False)
+    user = forms.CharField(label="Assigned to user", required=False, max_length=150)
+    group = forms.CharField(label="Group", required=False, max_length=150)
+    queue = forms.CharField(label="Queue", required=False, max_length=80)
+    orchestration = forms.CharField(label="Orchestration", required=False, max_length=80)
+    record_type = forms.CharField(label="Record type", required=False, max_length=80)
+    older_than = forms.IntegerField(label="Older than (days)", required=False, min_value=0, max_value=36500)
+
+    def __init__(self, *args: Any, views: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["view"].choices = views  # type: ignore[attr-defined]
+
+
+REASSIGN_KINDS = [("user", "User"), ("group", "Group"), ("queue", "Queue")]
+
+
+class ReassignForm(forms.Form):
+    """Who to move the selected items to (a user by username, a group by name, a queue by api
+    name or label), and why. `target_object` is the resolved user, group or queue."""
+
+    items = forms.TypedMultipleChoiceField(
+        coerce=int,
+        choices=[],
+        error_messages={"required": "Select at least one item to reassign."},
+    )
+    kind = forms.ChoiceField(label="Reassign to a", choices=REASSIGN_KINDS, initial="user")
+    target = forms.CharField(
+        label="Name",
+        max_length=150,
+        error_messages={"required": "Name the user, group or queue to reassign to."},
+    )
+    reason = forms.CharField(label="Reason", required=False, max_length=500, widget=forms.TextInput)
+
+    target_object: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "reassign-%s")
+        super().__init__(*args, **kwargs)
+        # Any id may be sent: the service reports the ones that do not exist or are closed.
+        items = self.data.getlist("items") if hasattr(self.data, "getlist") else self.data.get("items", [])
+        self.fields["items"].choices = [(v, v) for v in items if str(v).isdigit()]  # type: ignore[attr-defined]
+        self.fields["items"].error_messages["invalid_choice"] = "Select the items to reassign by their boxes."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind, target = data.get("kind"), (data.get("target") or "").strip()
+        if not (kind and target):
+            return data
+        from django.contrib.auth.models import Group
+
+        from .models import Queue
+
+        if kind == "user":
+            self.target_object = active_users().filter(**{get_user_model().USERNAME_FIELD: target}).first()
+            missing = f"There is no active user “{target}”."
+        elif kind == "group":
+            self.target_object = Group.objects.filter(name=target).first()
+            missing = f"There is no group “{target}”."
+        else:
+            from django.db.models import Q
+
+            self.target_object = Queue.objects.filter(Q(api_name=target) | Q(label=target)).first()
+            missing = f"There is no queue “{target}”."
+        if self.target_object is None:
+            self.add_error("target", missing)
+        return data
+
+    def target_label(self) -> str:
+        """ "dave", "group support", "queue Triage": how messages name the new assignee."""
+        obj, kind = self.target_object, self.cleaned_data.get("kind")
+        if kind == "user":
+            return str(obj.get_username())
+        return f"{kind} {obj.name if kind == 'group' else obj.label}"
+
+    def assignee(self) -> dict[str, Any]:
+        """The keyword argument the reassign service takes: user=, group= or queue=."""
+        return {self.cleaned_data["kind"]: self.target_object}

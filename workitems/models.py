@@ -81,6 +81,18 @@ class WorkItem(models.Model):
             models.Index(fields=["assignee_user", "status"], name="wi_user_status"),
             models.Index(fields=["assignee_group", "status"], name="wi_group_status"),
             models.Index(fields=["assignee_queue", "status"], name="wi_queue_status"),
+            # The Work Items monitoring page (workitems/views/manage.py) pages by keyset in each
+            # view's order; partial indexes keep the open ones small, as most items are closed.
+            models.Index(fields=["-id"], condition=Q(status="assigned"), name="wi_open_id"),
+            models.Index(fields=["created_at", "id"], condition=Q(status="assigned"), name="wi_open_created"),
+            models.Index(
+                fields=["due_at", "id"],
+                condition=Q(status="assigned", due_at__isnull=False),
+                name="wi_open_due",
+            ),
+            models.Index(
+                fields=["-completed_at", "-id"], condition=Q(status="completed"), name="wi_completed_at"
+            ),
         ]
         permissions = [("reassign_workitem", "Can reassign work items")]
 

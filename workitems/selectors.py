@@ -4,12 +4,19 @@ tests/workitems/test_guide__queries.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Q, QuerySet
+from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from records.models import Record
 
 from .models import Queue, WorkItem, WorkItemDraft, WorkItemStatus
 
@@ -71,3 +78,163 @@ def stage_label(item: WorkItem) -> str:
         if stage.get("key") == key:
             return str(stage.get("label") or key)
     return key
+
+
+# --- the Work Items monitoring page (workitems/views/manage.py) ---------------------------------
+
+# Each view of the page: which items, and the order they are paged in. The order is a column and
+# the id as a tie-break, both in one direction, so a page boundary is one (value, id) pair (keyset
+# paging: page N costs what page 1 costs, with 3,000,000 items). Each has a partial index
+# (migration 0003_workitem_monitoring_indexes).
+MANAGE_VIEWS: dict[str, tuple[str, str | None, bool]] = {
+    # key: (label, order column or None for the id alone, descending)
+    "open": ("Open", None, True),
+    "overdue": ("Overdue", "due_at", False),  # the most overdue first
+    "stalled": ("Stalled", "created_at", False),  # the longest waiting first
+    "completed": ("Completed", "completed_at", True),  # the last completed first
+}
+
+
+@dataclass(frozen=True)
+class ManageFilters:
+    """What the Work Items page is asked to show; empty strings and None mean "any"."""
+
+    view: str = "open"
+    user: str = ""  # username of the assignee
+    group: str = ""  # group name
+    queue: str = ""  # queue api name
+    orchestration: str = ""  # orchestration api name
+    record_type: str = ""  # records.RecordType api name
+    older_than_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A page boundary: the order column's value (None for id-only orders) and the id."""
+
+    value: datetime | None
+    pk: int
+
+    def encode(self) -> str:
+        return f"{self.value.isoformat()}|{self.pk}" if self.value is not None else str(self.pk)
+
+    @classmethod
+    def decode(cls, raw: str, *, with_value: bool) -> Cursor | None:
+        """The cursor in a query string, or None if it was tampered with (then: the first page)."""
+        value_text, _, pk_text = raw.rpartition("|")
+        if not pk_text.isdigit() or bool(value_text) != with_value:
+            return None
+        value = parse_datetime(value_text) if with_value else None
+        if with_value and value is None:
+            return None
+        return cls(value=value, pk=int(pk_text))
+
+
+@dataclass
+class ManagePage:
+    items: list[WorkItem]
+    next_cursor: str  # "" when this is the last page
+    prev_cursor: str  # "" when this is the first page
+
+
+def workitems_manage_queryset(*, filters: ManageFilters, now: datetime | None = None) -> QuerySet[WorkItem]:
+    """Items of one view of the Work Items page, filtered, unordered and unpaged, with what a row
+    shows: the run, its orchestration and version, the stage key, assignee, holder, who completed
+    it, and the record's name and type read by correlated subqueries on the same row (one query
+    for a page however many records it spans; see selectors_mywork)."""
+    now = now or timezone.now()
+    record = Record.objects.filter(pk=OuterRef("record_id"))
+    on_a_record = Q(record_type__app_label=Record._meta.app_label, record_type__model=Record._meta.model_name)
+    qs = (
+        WorkItem.objects.select_related(*LIST_RELATED, "completed_by")
+        # The run's JSON columns can be large and the table shows none of them.
+        .defer("run__variables", "run__inputs", "run__step_outputs", "run__version__document", "outputs")
+        .annotate(
+            stage_key=F("step_run__stage_run__key"),
+            record_name=Coalesce(
+                Case(When(on_a_record, then=Subquery(record.values("name")[:1]))),
+                F("run__record_label"),
+                Value(""),
+            ),
+            record_type_name=Case(
+                When(on_a_record, then=Subquery(record.values("record_type__api_name")[:1])),
+                default=Value(""),
+            ),
+            record_type_label=Case(
+                When(on_a_record, then=Subquery(record.values("record_type__label")[:1])),
+                default=Value(""),
+            ),
+        )
+    )
+    if filters.view == "completed":
+        qs = qs.filter(status=WorkItemStatus.COMPLETED)
+    else:
+        qs = qs.filter(status=WorkItemStatus.ASSIGNED)
+    if filters.view == "overdue":
+        qs = qs.filter(due_at__lt=now)
+    if filters.user:
+        qs = qs.filter(assignee_user__username=filters.user)
+    if filters.group:
+        qs = qs.filter(assignee_group__name=filters.group)
+    if filters.queue:
+        qs = qs.filter(assignee_queue__api_name=filters.queue)
+    if filters.orchestration:
+        qs = qs.filter(run__orchestration__api_name=filters.orchestration)
+    if filters.record_type:
+        # The record type users know (records.RecordType) is the one the run's version starts on.
+        qs = qs.filter(run__version__record_type=filters.record_type)
+    if filters.older_than_days is not None:
+        qs = qs.filter(created_at__lt=now - timedelta(days=filters.older_than_days))
+    return qs
+
+
+def _keyset(qs: QuerySet[WorkItem], column: str | None, desc: bool, cursor: Cursor, *, forward: bool) -> Any:
+    """Rows strictly after (`forward`) or before `cursor` in the order (column, id)."""
+    later = desc != forward  # moving towards greater values?
+    op = "gt" if later else "lt"
+    if column is None:
+        return qs.filter(**{f"pk__{op}": cursor.pk})
+    # The redundant `column >= value` (or <=) lets PostgreSQL start the index scan at the cursor
+    # instead of filtering every row before it.
+    return qs.filter(**{f"{column}__{op}e": cursor.value}).filter(
+        Q(**{f"{column}__{op}": cursor.value}) | Q(**{column: cursor.value, f"pk__{op}": cursor.pk})
+    )
+
+
+def workitems_manage_page(
+    *, filters: ManageFilters, after: str = "", before: str = "", per_page: int = 50
+) -> ManagePage:
+    """One page of the Work Items page's view: the first, the one after cursor `after`, or the
+    one before cursor `before` (cursors come from a previous ManagePage). One query."""
+    _, column, desc = MANAGE_VIEWS[filters.view]
+    qs = workitems_manage_queryset(filters=filters)
+    fields = [column, "pk"] if column else ["pk"]
+
+    def ordered(reverse: bool) -> QuerySet[WorkItem]:
+        down = desc != reverse
+        return qs.order_by(*[f"-{f}" if down else f for f in fields])
+
+    def cursor_of(item: WorkItem) -> str:
+        return Cursor(value=getattr(item, column) if column else None, pk=item.pk).encode()
+
+    after_cursor = Cursor.decode(after, with_value=bool(column)) if after else None
+    before_cursor = Cursor.decode(before, with_value=bool(column)) if before else None
+    if before_cursor is not None:
+        rows = list(_keyset(ordered(True), column, desc, before_cursor, forward=False)[: per_page + 1])
+        more_before = len(rows) > per_page
+        items = list(reversed(rows[:per_page]))
+        return ManagePage(
+            items=items,
+            next_cursor=cursor_of(items[-1]) if items else "",
+            prev_cursor=cursor_of(items[0]) if items and more_before else "",
+        )
+    base = ordered(False)
+    if after_cursor is not None:
+        base = _keyset(base, column, desc, after_cursor, forward=True)
+    rows = list(base[: per_page + 1])
+    items = rows[:per_page]
+    return ManagePage(
+        items=items,
+        next_cursor=cursor_of(items[-1]) if len(rows) > per_page else "",
+        prev_cursor=cursor_of(items[0]) if items and after_cursor is not None else "",
+    )

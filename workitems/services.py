@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
@@ -340,3 +341,53 @@ def workitem_screen_defaults(*, item: WorkItem, screen: int, skip: Collection[st
         except (expressions.ExpressionError, TypeCoercionError) as exc:
             log.warning("work item %s: default of field %r not used: %s", item.pk, f.name, exc)
     return out
+
+
+@dataclass
+class ReassignOutcome:
+    """What `workitems_reassign_many` did: the items moved, and why each other one was not."""
+
+    reassigned: list[WorkItem] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (item id, sentence saying why)
+
+
+def workitems_reassign_many(
+    *,
+    item_ids: Collection[int],
+    actor: Actor,
+    user: Any = None,
+    group: Group | None = None,
+    queue: Queue | None = None,
+    reason: str = "",
+) -> ReassignOutcome:
+    """Move each open item of `item_ids` to one new user, group or queue (see `workitem_reassign`:
+    an event with the actor, old and new assignee and reason; the new assignee is emailed).
+
+    Each item moves in a transaction of its own, holding only its own run's lock (never two run
+    locks at once): an item completed or canceled meanwhile fails alone and is reported, the
+    others still move. Raises PermissionDenied, before touching anything, if the
+    actor may not reassign."""
+    if not (actor.is_authenticated and actor.has_perm("workitems.reassign_workitem")):
+        raise PermissionDenied("you may not reassign work items")
+    outcome = ReassignOutcome()
+    items = {i.pk: i for i in WorkItem.objects.filter(pk__in=item_ids).order_by("pk")}
+    for pk in sorted(set(item_ids)):
+        item = items.get(pk)
+        if item is None:
+            outcome.failed.append((pk, f"Item {pk} does not exist (any more)."))
+            continue
+        try:
+            moved = workitem_reassign(
+                item=item, actor=actor, user=user, group=group, queue=queue, reason=reason
+            )
+        except WorkItemClosed as exc:
+            # "This item was already completed by bob …" -> "“Check” (item 7) was already completed by bob …"
+            said = str(exc).removeprefix("This item was ")
+            outcome.failed.append((pk, f"“{item.label}” (item {pk}) was not reassigned: {said}"))
+        except ValidationError as exc:
+            outcome.failed.append(
+                (pk, f"“{item.label}” (item {pk}) was not reassigned: {' '.join(exc.messages)}")
+            )
+        else:
+            outcome.reassigned.append(moved)
+    return outcome

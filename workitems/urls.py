@@ -1,12 +1,14 @@
 from django.urls import path
 
-from .views import guide, mywork, outbox
+from .views import guide, manage, mywork, outbox
 
 app_name = "workitems"
 urlpatterns: list = [
     path("my-work/", mywork.my_work, name="my_work"),
     path("my-work/<int:pk>/claim/", mywork.my_work_claim, name="my_work_claim"),
     path("my-work/<int:pk>/release/", mywork.my_work_release, name="my_work_release"),
+    path("work-items/", manage.manage, name="manage"),
+    path("work-items/reassign/", manage.reassign, name="reassign"),
     path("work-items/<int:pk>/", guide.guide_item, name="guide_item"),
     path("work-items/<int:pk>/screen", guide.guide_screen, name="guide_screen"),
     path("work-items/<int:pk>/claim", guide.guide_claim, name="guide_claim"),

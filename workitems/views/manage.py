@@ -1,0 +1,162 @@
+"""Work Items: the monitoring page where managers see open, overdue, stalled and completed items of
+everyone, and move open ones to another user, group or queue.
+
+Who may do what: the page needs `workitems.view_workitem`; reassigning also needs
+`workitems.reassign_workitem` (superusers have both). Without the second the page shows no
+checkboxes and no forms, and a POST is refused with 403 before anything is read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.timesince import timesince
+from django.views.decorators.http import require_GET, require_POST
+
+from orchestration.models import Orchestration
+from records.models import RecordType
+
+from ..forms import REASSIGN_KINDS, ManageFilterForm, ReassignForm
+from ..models import Queue
+from ..selectors import MANAGE_VIEWS, ManageFilters, workitems_manage_page
+from ..selectors_mywork import MINUTE, _stage_labels, item_link
+from ..services import workitems_reassign_many
+
+PER_PAGE = 50
+# The GET parameters that make a view of the page: carried through a reassign POST and back.
+STATE = ("view", "user", "group", "queue", "orchestration", "record_type", "older_than", "after", "before")
+
+
+def _require_viewer(request: HttpRequest) -> None:
+    if not request.user.has_perm("workitems.view_workitem"):
+        raise PermissionDenied("you may not see the work items of others")
+
+
+def _may_reassign(request: HttpRequest) -> bool:
+    return bool(request.user.has_perm("workitems.reassign_workitem"))
+
+
+def _filters(params: QueryDict) -> tuple[ManageFilterForm, ManageFilters]:
+    form = ManageFilterForm(params, views=[(k, v[0]) for k, v in MANAGE_VIEWS.items()])
+    form.is_valid()  # invalid fields are left out of cleaned_data, and shown with their error
+    data = form.cleaned_data
+    filters = ManageFilters(
+        view=data.get("view") or "open",
+        user=data.get("user", ""),
+        group=data.get("group", ""),
+        queue=data.get("queue", ""),
+        orchestration=data.get("orchestration", ""),
+        record_type=data.get("record_type", ""),
+        older_than_days=data.get("older_than"),
+    )
+    return form, filters
+
+
+def _rows(items: list[Any]) -> list[dict[str, Any]]:
+    """What each row shows, beyond the item itself (one more query, for the stage labels)."""
+    stages = _stage_labels(items)
+    now = timezone.now()
+    rows = []
+    for item in items:
+        rows.append(
+            {
+                "item": item,
+                "url": item_link(item, item.record_type_name),
+                "stage_label": stages.get((item.run.version_id, item.stage_key), item.stage_key),
+                "assignee": item.assignee_label,
+                "held_by": item.claimed_by.get_username() if item.claimed_by_id else "",
+                "completed_by": item.completed_by.get_username() if item.completed_by_id else "",
+                "age": timesince(item.created_at, now, depth=1) if now - item.created_at >= MINUTE else "",
+                "overdue": bool(item.status == "assigned" and item.due_at and item.due_at < now),
+            }
+        )
+    return rows
+
+
+def _render(
+    request: HttpRequest, params: QueryDict, reassign: ReassignForm | None = None, status: int = 200
+) -> HttpResponse:
+    form, filters = _filters(params)
+    page = workitems_manage_page(
+        filters=filters, after=params.get("after", ""), before=params.get("before", ""), per_page=PER_PAGE
+    )
+    may_reassign = _may_reassign(request)
+    if may_reassign and reassign is None:
+        reassign = ReassignForm()
+    # After bad input (`params` is then the POST) the boxes that were ticked stay ticked.
+    selected = set(params.getlist("items")) if reassign is not None and reassign.is_bound else set()
+    state = {k: params[k] for k in STATE if params.get(k)}
+    return render(
+        request,
+        "workitems/manage.html",
+        {
+            "form": form,
+            "filters": filters,
+            "views": [(k, v[0]) for k, v in MANAGE_VIEWS.items()],
+            "view_label": MANAGE_VIEWS[filters.view][0],
+            "rows": _rows(page.items),
+            "page": page,
+            "filtered": any(state.get(k) for k in STATE if k not in ("view", "after", "before")),
+            "state": state,
+            "may_reassign": may_reassign,
+            "reassign": reassign,
+            # (A template cannot walk form.errors: `errors.items` is the "items" field's errors.)
+            "reassign_errors": [m for errs in reassign.errors.values() for m in errs]
+            if reassign is not None and reassign.is_bound
+            else [],
+            "reassign_kinds": REASSIGN_KINDS,
+            "selected": selected,
+            "groups": Group.objects.order_by("name").values_list("name", flat=True),
+            "queues": Queue.objects.order_by("label").values_list("api_name", "label"),
+            "orchestrations": Orchestration.objects.order_by("label", "api_name").values_list(
+                "api_name", "label"
+            ),
+            "record_types": RecordType.objects.order_by("label").values_list("api_name", "label"),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_GET
+def manage(request: HttpRequest) -> HttpResponse:
+    _require_viewer(request)
+    return _render(request, request.GET)
+
+
+@login_required
+@require_POST
+def reassign(request: HttpRequest) -> HttpResponse:
+    """Reassign the items ticked (or the one row's item) and return to the same view of the list.
+    Bad input shows the list again with the message, the boxes still ticked and the reason kept."""
+    _require_viewer(request)
+    if not _may_reassign(request):
+        raise PermissionDenied("you may not reassign work items")
+    form = ReassignForm(request.POST)
+    if not form.is_valid():
+        return _render(request, request.POST, reassign=form, status=400)
+    outcome = workitems_reassign_many(
+        item_ids=form.cleaned_data["items"],
+        actor=request.user,
+        reason=form.cleaned_data["reason"].strip(),
+        **form.assignee(),
+    )
+    moved = len(outcome.reassigned)
+    if moved:
+        messages.success(
+            request, f"{moved} item{'s' if moved != 1 else ''} reassigned to {form.target_label()}."
+        )
+    for _pk, message in outcome.failed:
+        messages.error(request, message)
+    # Back to the list as it was: only its own parameters are carried, so this cannot point elsewhere.
+    keep = {k: request.POST[k] for k in STATE if request.POST.get(k)}
+    url = reverse("workitems:manage")
+    return HttpResponseRedirect(f"{url}?{urlencode(keep)}" if keep else url)

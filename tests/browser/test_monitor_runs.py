@@ -5,7 +5,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from orchestration.models import RunStatus
+from orchestration.models import Run, RunStatus
+from orchestration.services import run_cancel
 from tests.browser.conftest import login, screenshot
 from tests.factories import make_case
 from tests.orchestration.test_monitor_runs import define, launch, ticket
@@ -45,3 +46,10 @@ def test_an_admin_filters_the_runs_to_those_in_error(page: Page, live_server, pe
         "href", re.compile(rf"/records/case/{failed.record_id}/$")
     )
     screenshot(page, "runs", full_page=True)
+
+    # The table refreshes in place while runs progress: someone cancels a run elsewhere.
+    other = Run.objects.filter(status=RunStatus.IN_PROGRESS).order_by("id").first()
+    run_cancel(run_id=other.pk)
+    expect(page.locator('[data-status="canceled"] .run-count')).to_have_text("1", timeout=10_000)
+    expect(page.locator('[data-status="in_progress"] .run-count')).to_have_text("3")
+    expect(page.get_by_label("Status", exact=True)).to_have_value("error")  # the form is left alone

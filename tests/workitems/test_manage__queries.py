@@ -18,11 +18,11 @@ from .mywork_support import interactive, item, launch, load_process, ticket, tic
 
 pytestmark = pytest.mark.django_db
 
-# session, user, the viewer's permissions (user's, groups'), then: the page of items (with runs,
-# orchestrations, versions, stages, assignees, holders, who completed them, and their records),
-# the versions' stage labels, the filter choices (groups, queues, orchestrations, record types),
-# and the My Work badge of the navigation.
-PAGE_QUERIES = 11
+# session, user, the viewer's permissions (user's, groups'), then: the page of items (with their
+# runs' ids, stage keys, and their records' names and types), the people it names (assignees,
+# holders, completers), the versions' stage labels, the filter choices that also name each row's
+# group, queue, orchestration and record type (four), and the My Work badge of the navigation.
+PAGE_QUERIES = 12
 
 
 def count(client, url: str) -> int:  # type: ignore[no-untyped-def]

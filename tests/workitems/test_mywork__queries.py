@@ -14,8 +14,9 @@ from .mywork_support import interactive, launch, load_process, ticket, ticket_ty
 pytestmark = pytest.mark.django_db
 
 # session, user, then: orchestration choices, record type choices, count, the page of items (with
-# their runs, processes, assignees, holders and records), the versions' stage labels, the badge.
-MY_WORK_QUERIES = 8
+# their runs, processes, assignees, holders and records), the versions' stage labels, the badge,
+# and the viewer's permissions (user's, groups') for the menu's Monitoring link.
+MY_WORK_QUERIES = 10
 
 
 def count(client, url: str) -> int:  # type: ignore[no-untyped-def]

@@ -7,8 +7,6 @@ checkboxes and no forms, and a POST is refused with 403 before anything is read.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
@@ -16,9 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import urlencode
-from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_POST
 
 from orchestration.models import Orchestration
@@ -26,8 +22,7 @@ from records.models import RecordType
 
 from ..forms import REASSIGN_KINDS, ManageFilterForm, ReassignForm
 from ..models import Queue
-from ..selectors import MANAGE_VIEWS, ManageFilters, workitems_manage_page
-from ..selectors_mywork import MINUTE, _stage_labels, item_link
+from ..selectors import MANAGE_VIEWS, ManageFilters, workitems_manage_page, workitems_manage_rows
 from ..services import workitems_reassign_many
 
 PER_PAGE = 50
@@ -60,27 +55,6 @@ def _filters(params: QueryDict) -> tuple[ManageFilterForm, ManageFilters]:
     return form, filters
 
 
-def _rows(items: list[Any]) -> list[dict[str, Any]]:
-    """What each row shows, beyond the item itself (one more query, for the stage labels)."""
-    stages = _stage_labels(items)
-    now = timezone.now()
-    rows = []
-    for item in items:
-        rows.append(
-            {
-                "item": item,
-                "url": item_link(item, item.record_type_name),
-                "stage_label": stages.get((item.run.version_id, item.stage_key), item.stage_key),
-                "assignee": item.assignee_label,
-                "held_by": item.claimed_by.get_username() if item.claimed_by_id else "",
-                "completed_by": item.completed_by.get_username() if item.completed_by_id else "",
-                "age": timesince(item.created_at, now, depth=1) if now - item.created_at >= MINUTE else "",
-                "overdue": bool(item.status == "assigned" and item.due_at and item.due_at < now),
-            }
-        )
-    return rows
-
-
 def _render(
     request: HttpRequest, params: QueryDict, reassign: ReassignForm | None = None, status: int = 200
 ) -> HttpResponse:
@@ -94,6 +68,18 @@ def _render(
     # After bad input (`params` is then the POST) the boxes that were ticked stay ticked.
     selected = set(params.getlist("items")) if reassign is not None and reassign.is_bound else set()
     state = {k: params[k] for k in STATE if params.get(k)}
+    # The filter choices, also used to name each row's group, queue, orchestration and record type.
+    groups = list(Group.objects.order_by("name"))
+    queues = list(Queue.objects.order_by("label"))
+    orchestrations = list(Orchestration.objects.order_by("label", "api_name"))
+    record_types = list(RecordType.objects.only("pk", "api_name", "label").order_by("label"))
+    rows = workitems_manage_rows(
+        items=page.items,
+        groups=groups,
+        queues=queues,
+        orchestrations=orchestrations,
+        record_types=record_types,
+    )
     return render(
         request,
         "workitems/manage.html",
@@ -102,7 +88,7 @@ def _render(
             "filters": filters,
             "views": [(k, v[0]) for k, v in MANAGE_VIEWS.items()],
             "view_label": MANAGE_VIEWS[filters.view][0],
-            "rows": _rows(page.items),
+            "rows": rows,
             "page": page,
             "filtered": any(state.get(k) for k in STATE if k not in ("view", "after", "before")),
             "state": state,
@@ -114,12 +100,10 @@ def _render(
             else [],
             "reassign_kinds": REASSIGN_KINDS,
             "selected": selected,
-            "groups": Group.objects.order_by("name").values_list("name", flat=True),
-            "queues": Queue.objects.order_by("label").values_list("api_name", "label"),
-            "orchestrations": Orchestration.objects.order_by("label", "api_name").values_list(
-                "api_name", "label"
-            ),
-            "record_types": RecordType.objects.order_by("label").values_list("api_name", "label"),
+            "groups": groups,
+            "queues": queues,
+            "orchestrations": orchestrations,
+            "record_types": record_types,
         },
         status=status,
     )

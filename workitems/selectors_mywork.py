@@ -50,8 +50,28 @@ def actionable_items(*, user: Any) -> QuerySet[WorkItem]:
 
 
 def my_work_count(*, user: Any) -> int:
-    """How many open items the user may act on: the navigation badge (one COUNT query)."""
-    return actionable_items(user=user).count()
+    """How many open items the user may act on: the navigation badge (one COUNT query).
+
+    Counted as a UNION ALL of the three kinds of assignee rather than one OR: each branch uses
+    its (assignee_*, status) index, where the OR made PostgreSQL scan every open item (about
+    400 ms with 300,000 open items, on every page). The branches are disjoint: an item has
+    exactly one kind of assignee (a check constraint)."""
+    from django.contrib.auth.models import Group
+
+    from .models import Queue
+
+    open_items = WorkItem.objects.filter(status=WorkItemStatus.ASSIGNED).values("pk")
+    groups = Group.objects.filter(user=user).values("pk")
+    queues = Queue.objects.filter(Q(users=user) | Q(groups__user=user)).values("pk")
+    return (
+        open_items.filter(assignee_user=user)
+        .union(
+            open_items.filter(assignee_group__in=groups),
+            open_items.filter(assignee_queue__in=queues),
+            all=True,
+        )
+        .count()
+    )
 
 
 def my_work_items(

@@ -43,7 +43,7 @@ test: venv
 
 lint: venv
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check . || true
+	$(PY) -m ruff format --check .
 
 typecheck: venv
 	$(PY) -m mypy .

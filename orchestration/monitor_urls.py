@@ -15,6 +15,9 @@ urlpatterns = [
     path("orchestrations/upload/", definitions.definitions_upload, name="upload"),
     path("orchestrations/<slug:api_name>/", definitions.orchestration_detail, name="orchestration"),
     path("orchestrations/<slug:api_name>/v<int:number>/", definitions.version_detail, name="version"),
-    path("orchestrations/<slug:api_name>/v<int:number>/activate/", definitions.version_activate_view,
-         name="version_activate"),
+    path(
+        "orchestrations/<slug:api_name>/v<int:number>/activate/",
+        definitions.version_activate_view,
+        name="version_activate",
+    ),
 ]

@@ -49,6 +49,7 @@ def test_an_admin_filters_the_runs_to_those_in_error(page: Page, live_server, pe
 
     # The table refreshes in place while runs progress: someone cancels a run elsewhere.
     other = Run.objects.filter(status=RunStatus.IN_PROGRESS).order_by("id").first()
+    assert other is not None
     run_cancel(run_id=other.pk)
     expect(page.locator('[data-status="canceled"] .run-count')).to_have_text("1", timeout=10_000)
     expect(page.locator('[data-status="in_progress"] .run-count')).to_have_text("3")

@@ -72,7 +72,7 @@ def _map_input(docs: list[Doc], expression: str) -> None:
     _step(docs, 0, 1)["inputs"] = {"base": expression}
 
 
-CASES: list[tuple[str, Callable[[list[Doc]], None], str, str]] = [
+CASES: list[tuple[str, Callable[[list[Doc]], object], str, str]] = [
     # --- references
     ("unknown flow", _set(flow="nope"), "stages[0].steps[0].flow", "unknown flow 'nope'"),
     (

@@ -192,8 +192,12 @@ def test_admin_actions_need_the_permission(personas, action, status):
     assert fresh(run).status == status
     assert events(run) == before
     # The permission, not being a superuser, is what counts.
-    codename = {run_cancel: "cancel_run", run_suspend: "suspend_run", run_resume: "suspend_run",
-                run_recheck: "retry_step"}[action]
+    codename = {
+        run_cancel: "cancel_run",
+        run_suspend: "suspend_run",
+        run_resume: "suspend_run",
+        run_recheck: "retry_step",
+    }[action]
     personas.charlie.user_permissions.add(Permission.objects.get(codename=codename))
     from django.contrib.auth import get_user_model
 

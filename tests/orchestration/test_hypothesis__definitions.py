@@ -249,7 +249,7 @@ def small_orchestrations(draw: st.DrawFn) -> dict[str, Any]:
     stages = []
     for si, skey in enumerate(stage_keys):
         step_count = draw(st.integers(1, 4))
-        steps = []
+        steps: list[dict[str, Any]] = []
         for ti in range(step_count):
             key = f"s{si}_{ti}"
             earlier = [s["key"] for s in steps]

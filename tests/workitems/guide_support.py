@@ -44,7 +44,7 @@ DECISION = {
         {"name": "reason", "type": "text", "label": "Reason", "required": True, "max_length": 40},
     ],
 }
-TWO_SCREENS = [FACTS, DECISION]
+TWO_SCREENS: list[dict[str, Any]] = [FACTS, DECISION]
 
 
 def check_step(assignee: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:

@@ -68,9 +68,6 @@ def _worker_env(database_url: str, broker_url: str) -> dict[str, str]:
             "LOG_LEVEL": "WARNING",
         }
     )
-    if os.environ.get("BENCH_WORKER_SETTINGS"):  # EXPERIMENT
-        env["DJANGO_SETTINGS_MODULE"] = os.environ["BENCH_WORKER_SETTINGS"]
-        env["PYTHONPATH"] = "/tmp/benchsettings"
     return env
 
 

@@ -1,11 +1,27 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(sender: Any = None, **kwargs: Any) -> None:
+    """Around each task, close the database connection if it is broken or older than
+    DB_CONN_MAX_AGE, as Django does around each request (CELERY_DB_REUSE_MAX keeps Celery's own
+    fixup from closing it every time: with persistent connections a task then costs no new
+    PostgreSQL connection). Eager tasks run inside the caller's transaction: leave them be."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

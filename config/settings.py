@@ -169,6 +169,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes the database connection before and after every task (so every
+# task opened a new PostgreSQL connection) unless this is set; config/celery.py lets Django
+# decide instead, as it does per request: DB_CONN_MAX_AGE, and broken connections.
+CELERY_DB_REUSE_MAX = 1_000_000
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     for sub in ("queue", "processed", "control"):

@@ -68,6 +68,14 @@ def load_w1() -> None:
     )
 
 
+def extra_row_writes(rows: int) -> int:
+    """Several step rows changed in one pass are one UPDATE … FROM (VALUES …) on PostgreSQL and
+    one UPDATE per row on SQLite (the default of `make test` on a laptop)."""
+    from django.db import connection
+
+    return 0 if connection.vendor == "postgresql" else rows - 1
+
+
 def test_w1_launch_and_each_background_transition(
     personas: Any, dispatched: list, django_assert_num_queries: Any
 ) -> None:
@@ -90,7 +98,7 @@ def test_w1_launch_and_each_background_transition(
     # in one transaction (+2) the run lock (3), the stage's step runs (4), the active versions
     # of the stage's flows for b and c (5), one UPDATE for a completed and b, c started (6),
     # UPDATE the run's outputs (7), INSERT the events (8).
-    with django_assert_num_queries(8 + 2):
+    with django_assert_num_queries(8 + 2 + extra_row_writes(3)):
         assert background_step_execute(step_run_id=steps["a"], attempt=1) == "completed"
     assert sorted(dispatched[1:]) == sorted([(steps["b"], 1), (steps["c"], 1)])
 
@@ -100,7 +108,7 @@ def test_w1_launch_and_each_background_transition(
         assert background_step_execute(step_run_id=steps["b"], attempt=1) == "completed"
 
     # Step c starts d: as for a (one UPDATE for c and d, one flow versions query).
-    with django_assert_num_queries(8 + 2):
+    with django_assert_num_queries(8 + 2 + extra_row_writes(2)):
         assert background_step_execute(step_run_id=steps["c"], attempt=1) == "completed"
     assert dispatched[-1] == (steps["d"], 1)
 

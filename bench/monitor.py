@@ -303,7 +303,7 @@ def _sql_steps(runs: int, items: int) -> list[tuple[str, str]]:
                 WHERE o.n <= {items // 10}
                 UNION ALL
                 SELECT c.id, c.run_id, c.started_at,
-                       CASE WHEN g % 30 = 0 THEN 'canceled' ELSE 'completed' END, g
+                       CASE WHEN g % 31 = 0 THEN 'canceled' ELSE 'completed' END, g
                 FROM generate_series(1, {items - items // 10}) g
                 CROSS JOIN ids
                 JOIN bench_closed_steps c ON c.n = g % ids.closed
@@ -434,7 +434,7 @@ def _targets(session) -> list[tuple[str, list[str]]]:
         ("work items: completed", ["/work-items/?view=completed"]),
         ("work items: group=support", ["/work-items/?group=support"]),
         (f"work items: orchestration={orch}", [f"/work-items/?orchestration={orch}"]),
-        ("work items: user=alice, completed", ["/work-items/?view=completed&user=alice"]),
+        ("work items: user=bob, completed", ["/work-items/?view=completed&user=bob"]),
     ]
 
 

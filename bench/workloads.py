@@ -291,7 +291,7 @@ def inprocess_throughput(workload: str, *, processes: int, runs: int, warmup: in
     procs = [ctx.Process(target=inprocess_child, args=(workload, n, warmup, barrier, out)) for n in share]
     for p in procs:
         p.start()
-    results = []
+    results: list[tuple[float, float, int, float, float]] = []
     while len(results) < len(procs):
         try:
             results.append(out.get(timeout=5))

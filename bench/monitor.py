@@ -425,8 +425,11 @@ def _targets(session) -> list[tuple[str, list[str]]]:
         ),
         ("runs: Older page (before=)", [f"/monitor/runs/?before={before}"]),
         ("runs: page at mid-history", [f"/monitor/runs/?before={deep}"]),
-        # Not timed here: the free-text search on the record name (?q=) scans the runs table (see
-        # bench/MONITOR.md); 200 requests of it would take minutes.
+        # Free-text search on the record name: a rare term (a hundred runs), a term every run
+        # matches, and one nothing matches (answered by the trigram index, migration 0004).
+        ("runs: search q=Case 4242", ["/monitor/runs/?q=Case+4242"]),
+        ("runs: search q=case (every run)", ["/monitor/runs/?q=case"]),
+        ("runs: search q=nomatch", ["/monitor/runs/?q=nomatch"]),
         ("run detail (random runs with stages)", [f"/monitor/runs/{i}/" for i in detail_ids]),
         ("work items: open", ["/work-items/"]),
         ("work items: overdue", ["/work-items/?view=overdue"]),

@@ -41,6 +41,8 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "orchestration.import_definitions",
         "orchestration.launch_orchestration",
         "workitems.view_workitem",
+        # "Who may reassign: users with a reassign permission and admins" (issue 4).
+        "workitems.reassign_workitem",
     ],
     "IT": [],
     "Facilities": [],

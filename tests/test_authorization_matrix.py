@@ -7,7 +7,8 @@ what counts is the permissions, not `is_superuser`):
 - end user (alice): the demo's Staff permissions, records.view/add/change_record;
 - manager (charlie): the "managers" group (workitems.reassign_workitem) and view_workitem;
 - admin (ops): an "Orchestration Admins" group with the orchestration permissions and
-  workitems.view_workitem (not reassign_workitem, as in the demo).
+  workitems.view_workitem and workitems.reassign_workitem, as in the demo (managers and admins
+  move work).
 
 Each row of MATRIX is one page or action; the test asks it as every persona, the refused ones
 first, and checks that a refused POST changed nothing before the allowed persona acts. The same
@@ -58,6 +59,7 @@ ADMIN_PERMS = (
     "orchestration.import_definitions",
     "orchestration.launch_orchestration",
     "workitems.view_workitem",
+    "workitems.reassign_workitem",
 )
 # The order the personas are tried in: the refused ones act first, so the allowed one finds the
 # state untouched (and its own change is then checked).
@@ -317,7 +319,7 @@ MATRIX: list[Row] = [
         "reassign",
         "POST",
         lambda w: "/work-items/reassign/",
-        only({"manager": "302 /work-items/"}),
+        only({"manager": "302 /work-items/", "admin": "302 /work-items/"}),
         data=lambda w: {"items": [w.item.pk], "kind": "user", "target": "bob", "reason": "matrix"},
         state=lambda w: WorkItem.objects.get(pk=w.item.pk).assignee_user_id,
         after=lambda w: w.personas.bob.pk,
@@ -471,15 +473,24 @@ def test_the_end_users_record_page_has_no_monitoring_link(client, world):  # typ
     assert "/work-items/reassign/" not in html
 
 
-def test_the_manager_gets_reassign_controls_and_the_admin_does_not(client, world):  # type: ignore[no-untyped-def]
+def test_the_manager_and_the_admin_get_reassign_controls(client, world):  # type: ignore[no-untyped-def]
     client.force_login(world.users["manager"])
     html = client.get("/work-items/").content.decode()
     assert 'action="/work-items/reassign/"' in html
     assert "Reassign the selected items" in html
     assert f'name="items" value="{world.item.pk}"' in html
 
-    # The admin group may see every work item but not move them (no reassign_workitem).
     client.force_login(world.users["admin"])
+    html = client.get("/work-items/").content.decode()
+    assert 'action="/work-items/reassign/"' in html
+    assert f'name="items" value="{world.item.pk}"' in html
+
+
+def test_who_may_see_work_items_but_not_reassign_gets_no_control(client, world):  # type: ignore[no-untyped-def]
+    # view_workitem alone: the list, without checkboxes or the reassign form.
+    viewer = UserFactory(username="viewer")
+    grant(viewer, "workitems.view_workitem")
+    client.force_login(viewer)
     html = client.get("/work-items/").content.decode()
     assert f"/records/case/{world.case.pk}/" in html  # the item is listed
     assert "/work-items/reassign/" not in html

@@ -67,6 +67,9 @@ def test_every_demo_user_can_log_in_with_demo_and_work_on_records():
             "orchestration.launch_orchestration",
         ]
     )
+    # Orchestration Admins move work too ("managers and admins", issue 4).
+    admins = User.objects.filter(groups__name="Orchestration Admins")
+    assert admins and all(u.has_perm("workitems.reassign_workitem") for u in admins)
     alice = User.objects.get(username="alice")
     assert not alice.has_perm("workitems.reassign_workitem")
     assert not alice.has_perm("orchestration.cancel_run")

@@ -380,3 +380,33 @@ def test_the_page_query_reads_runs_in_order_from_an_index(personas, f):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Seq Scan on orchestration_run" not in plan, plan
     assert "Sort" not in plan, plan  # read in id order from an index, not sorted afterwards
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("table", "index", "query"),
+    [
+        ("orchestration_run", "run_label_trgm", lambda: selectors.runs_filtered(RunFilter(q="ase 12"))),
+        ("records_record", "record_name_trgm", lambda: Record.objects.filter(name__icontains="ase 12")),
+    ],
+    ids=["runs", "records"],
+)
+def test_name_search_can_use_the_trigram_index(personas, table, index, query):
+    """`icontains` is `UPPER(col) LIKE '%TERM%'`: only the trigram index of the migrations
+    (config/db.py) answers it without reading every row. Told to avoid scans that read every
+    row (sequential, or a whole index in order), the planner must find that index."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("trigram indexes are PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_statistic_ext WHERE stxname = %s", [f"{index}_stats"])
+        assert cursor.fetchone(), "the expression statistics the planner estimates matches with"
+    sql, params = query().order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert f"Bitmap Index Scan on {index}" in plan, plan
+    assert table in plan

@@ -1,0 +1,49 @@
+"""Database helpers shared by migrations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import migrations
+
+
+def trigram_index(*, table: str, column: str, name: str) -> migrations.RunPython:
+    """A migration operation adding a GIN trigram index on UPPER(column), for Django's
+    `icontains` (`UPPER(col) LIKE UPPER('%term%')` on PostgreSQL), so that a free-text search
+    does not scan the table.
+
+    PostgreSQL only (pg_trgm is a trusted extension from PostgreSQL 13, so the database owner
+    may create it); other databases keep scanning, as before. Statistics on the expression
+    (PostgreSQL 14+) let the planner estimate how many rows a term matches: without them it
+    assumes a fixed 0.5 %, and for a term every row matches it picks the trigram index over an
+    index scan that stops after a page (500 ms instead of 5 at a million runs). Built CONCURRENTLY so that
+    migrating a live database does not block writes: the migration must say `atomic = False`.
+    The index is not in the model's Meta (Django cannot express it for SQLite too), so
+    `makemigrations` does not know it; the database does."""
+
+    def forwards(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        schema_editor.execute(
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} "
+            f"USING gin (UPPER({column}) gin_trgm_ops)"
+        )
+        if schema_editor.connection.pg_version >= 140000:
+            schema_editor.execute(
+                f"CREATE STATISTICS IF NOT EXISTS {name}_stats ON (UPPER({column}::text)) FROM {table}"
+            )
+            # Built by the next ANALYZE; run it now on a table that has rows (on a new, empty
+            # table an ANALYZE would only teach the planner that it is empty).
+            with schema_editor.connection.cursor() as cursor:
+                cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+                row = cursor.fetchone()
+            if row and row[0] > 0:
+                schema_editor.execute(f"ANALYZE {table}")
+
+    def backwards(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(f"DROP STATISTICS IF EXISTS {name}_stats")
+            schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+
+    return migrations.RunPython(forwards, backwards, elidable=False)

@@ -33,17 +33,46 @@ def trigram_index(*, table: str, column: str, name: str) -> migrations.RunPython
             schema_editor.execute(
                 f"CREATE STATISTICS IF NOT EXISTS {name}_stats ON (UPPER({column}::text)) FROM {table}"
             )
-            # Built by the next ANALYZE; run it now on a table that has rows (on a new, empty
-            # table an ANALYZE would only teach the planner that it is empty).
-            with schema_editor.connection.cursor() as cursor:
-                cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
-                row = cursor.fetchone()
-            if row and row[0] > 0:
-                schema_editor.execute(f"ANALYZE {table}")
+            _analyze_if_filled(schema_editor, table)
 
     def backwards(apps: Any, schema_editor: Any) -> None:
         if schema_editor.connection.vendor == "postgresql":
             schema_editor.execute(f"DROP STATISTICS IF EXISTS {name}_stats")
             schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+
+    return migrations.RunPython(forwards, backwards, elidable=False)
+
+
+def _analyze_if_filled(schema_editor: Any, table: str) -> None:
+    """ANALYZE a table that has rows, so that new statistics count at once (on a new, empty
+    table an ANALYZE would only teach the planner that it is empty)."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        row = cursor.fetchone()
+    if row and row[0] > 0:
+        schema_editor.execute(f"ANALYZE {table}")
+
+
+def column_statistics(*, table: str, columns: dict[str, tuple[str, ...]]) -> migrations.RunPython:
+    """A migration operation creating multi-column statistics (`{name: (column, …)}`, kinds
+    mcv and dependencies, PostgreSQL 12+) so that the planner knows which combinations of
+    filter values occur: by default it assumes the columns independent, and for a combination
+    that matches nothing (runs started by one user that are in error, say) it walks the whole
+    id index of a million runs expecting to meet a page of matches soon. PostgreSQL only."""
+
+    def forwards(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor != "postgresql" or schema_editor.connection.pg_version < 120000:
+            return
+        for name, cols in columns.items():
+            on = ", ".join(cols)
+            schema_editor.execute(
+                f"CREATE STATISTICS IF NOT EXISTS {name} (mcv, dependencies) ON {on} FROM {table}"
+            )
+        _analyze_if_filled(schema_editor, table)
+
+    def backwards(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            for name in columns:
+                schema_editor.execute(f"DROP STATISTICS IF EXISTS {name}")
 
     return migrations.RunPython(forwards, backwards, elidable=False)

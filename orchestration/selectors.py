@@ -381,16 +381,49 @@ def runs_filtered(f: RunFilter) -> QuerySet[Run]:
     return qs
 
 
+# A date filter matching at most this many runs is answered by reading them through the
+# started_at index and sorting them (see `few_in_date_range`).
+DATE_RANGE_SORT_CAP = 100_000
+
+
+def few_in_date_range(f: RunFilter) -> bool:
+    """Whether the filter has a date range holding at most DATE_RANGE_SORT_CAP runs: one query
+    reading at most that many entries of the started_at index.
+
+    Runs are created in started_at order, so a range of dates is a range of ids, but PostgreSQL
+    does not know the two columns go together: for an older month it walks the id index from the
+    newest run, skipping the hundreds of thousands started since, looking for a page (100 ms at a
+    million runs), where reading the month's runs by date and sorting them takes a few ms. The
+    pages then order by an expression of the id, which no index serves, so it does that."""
+    if f.started_from is None and f.started_to is None:
+        return False
+    probe = runs_filtered(RunFilter(started_from=f.started_from, started_to=f.started_to))
+    return probe.order_by()[: DATE_RANGE_SORT_CAP + 1].count() <= DATE_RANGE_SORT_CAP
+
+
+def _id_order(*, descending: bool, sort: bool) -> Any:
+    """Order by id, from the id index, or (`sort`) by an expression that makes PostgreSQL read
+    the matching rows by another index and sort them (see `few_in_date_range`)."""
+    if not sort:
+        return "-id" if descending else "id"
+    key = F("id") + 0
+    return key.desc() if descending else key.asc()
+
+
 # Counting a million runs exactly takes most of a second; past this many per status the badge
 # says "1000+" and stays fast (each count reads at most this many index entries).
 COUNT_CAP = 1_000
 
 
-def run_status_counts(f: RunFilter) -> dict[str, int]:
+def run_status_counts(f: RunFilter, *, few_in_range: bool = False) -> dict[str, int]:
     """{status: number of matching runs, at most COUNT_CAP + 1} for every status. One query of
     one capped count per status; the status filter itself is left out, so the badges show what
-    each status holds under the other filters."""
+    each status holds under the other filters. `few_in_range`: see `few_in_date_range`."""
     base = runs_filtered(replace(f, status="")).order_by()
+    if few_in_range:
+        # At most DATE_RANGE_SORT_CAP runs: counted exactly in one pass over the range.
+        found = dict(base.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+        return {status: min(found.get(status, 0), COUNT_CAP + 1) for status in RunStatus.values}
     parts: list[str] = []
     params: list[Any] = []
     for status in RunStatus.values:
@@ -424,13 +457,28 @@ def runs_for_display(qs: QuerySet[Run]) -> QuerySet[Run]:
 
 
 def run_page(
-    f: RunFilter, *, before: int | None = None, after: int | None = None, size: int = RUNS_PAGE_SIZE
+    f: RunFilter,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    size: int = RUNS_PAGE_SIZE,
+    few_in_range: bool = False,
 ) -> RunPage:
     """A page of matching runs, newest first, keyset-paginated on id: the cost of a page does not
-    grow with how far back it is (no OFFSET). One query, two when paging newer reaches the top."""
-    qs = runs_for_display(runs_filtered(f))
+    grow with how far back it is (no OFFSET). One query, two when paging newer reaches the top.
+    `few_in_range`: see `few_in_date_range`."""
+    matching = runs_filtered(f)
+
+    def fetch(qs: QuerySet[Run], *, descending: bool) -> list[Run]:
+        order = "-id" if descending else "id"
+        if not few_in_range:
+            return list(runs_for_display(qs).order_by(order)[: size + 1])
+        # The page's ids are picked (and sorted) first, then only those rows are joined.
+        ids = qs.order_by(_id_order(descending=descending, sort=True)).values("id")[: size + 1]
+        return list(runs_for_display(Run.objects.filter(id__in=Subquery(ids))).order_by(order))
+
     if after is not None:
-        rows = list(qs.filter(id__gt=after).order_by("id")[: size + 1])
+        rows = fetch(matching.filter(id__gt=after), descending=False)
         if len(rows) > size:
             rows = rows[:size]
             rows.reverse()
@@ -438,11 +486,11 @@ def run_page(
         # Fewer than a page of newer runs: show the newest page instead, so it is full.
         before = None
     if before is not None:
-        rows = list(qs.filter(id__lt=before).order_by("-id")[: size + 1])
+        rows = fetch(matching.filter(id__lt=before), descending=True)
         more = len(rows) > size
         rows = rows[:size]
         return RunPage(rows, newer=rows[0].pk if rows else before - 1, older=rows[-1].pk if more else None)
-    rows = list(qs.order_by("-id")[: size + 1])
+    rows = fetch(matching, descending=True)
     return RunPage(rows[:size], newer=None, older=rows[size - 1].pk if len(rows) > size else None)
 
 

@@ -107,10 +107,10 @@ def _total_text(counts: dict[str, int]) -> str:
 @vary_on_headers("HX-Request")
 def run_list(request: HttpRequest) -> HttpResponse:
     form, f = _filters(request.GET)
-    page = selectors.run_page(
-        f, before=_cursor(request.GET.get("before")), after=_cursor(request.GET.get("after"))
-    )
-    counts = selectors.run_status_counts(f)
+    few = selectors.few_in_date_range(f)
+    before, after = _cursor(request.GET.get("before")), _cursor(request.GET.get("after"))
+    page = selectors.run_page(f, before=before, after=after, few_in_range=few)
+    counts = selectors.run_status_counts(f, few_in_range=few)
     context: dict[str, Any] = {
         "form": form,
         "filter": f,

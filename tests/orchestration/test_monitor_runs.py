@@ -11,6 +11,8 @@ from unittest import mock
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -410,3 +412,58 @@ def test_name_search_can_use_the_trigram_index(personas, table, index, query):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert f"Bitmap Index Scan on {index}" in plan, plan
     assert table in plan
+
+
+@pytest.mark.django_db
+def test_a_date_range_reads_the_same_runs_whichever_way_it_is_planned(personas):
+    """With few runs in the date range the page picks them by date and sorts them
+    (`few_in_date_range`): the pages and counts must be exactly those of the id-index way."""
+    define()
+    runs = bulk_runs(7) + bulk_runs(3, status=RunStatus.ERROR) + bulk_runs(2, status=RunStatus.COMPLETED)
+    # Spread over three days; today's are outside the range.
+    today = timezone.localdate()
+    for i, run in enumerate(runs):
+        Run.objects.filter(pk=run.pk).update(started_at=timezone.now() - dt.timedelta(days=i % 3))
+    f = RunFilter(started_from=today - dt.timedelta(days=2), started_to=today - dt.timedelta(days=1))
+    assert selectors.few_in_date_range(f)
+    assert not selectors.few_in_date_range(RunFilter(status="error"))  # no dates: never
+    expected = sorted((r.pk for i, r in enumerate(runs) if i % 3), reverse=True)
+    for few in (False, True):
+        pages, before = [], None
+        while True:
+            page = selectors.run_page(f, before=before, size=3, few_in_range=few)
+            pages.append([r.pk for r in page.runs])
+            if page.older is None:
+                break
+            before = page.older
+        assert sum(pages, []) == expected, few
+        back = selectors.run_page(f, after=expected[3], size=3, few_in_range=few)
+        assert [r.pk for r in back.runs] == expected[:3]
+    assert selectors.run_status_counts(f, few_in_range=True) == selectors.run_status_counts(f)
+    assert selectors.run_status_counts(f)[RunStatus.ERROR] == 2
+
+
+@pytest.mark.django_db
+def test_a_date_range_holding_many_runs_is_read_by_the_id_index(personas, monkeypatch):
+    define()
+    bulk_runs(4)
+    today = timezone.localdate()
+    f = RunFilter(started_from=today, started_to=today)
+    assert selectors.few_in_date_range(f)
+    monkeypatch.setattr(selectors, "DATE_RANGE_SORT_CAP", 3)
+    assert not selectors.few_in_date_range(f)
+
+
+@pytest.mark.django_db
+def test_the_runs_page_with_a_date_range_costs_one_query_more(client, personas, viewer):
+    define()
+    bulk_runs(3)
+    client.force_login(viewer)
+    today = timezone.localdate().isoformat()
+    client.get(URL)  # warm the per-process caches
+    with CaptureQueriesContext(connection) as plain:
+        client.get(URL)
+    with CaptureQueriesContext(connection) as dated:
+        response = client.get(f"{URL}?started_from={today}&started_to={today}")
+    assert len(shown(response.content.decode())) == 3
+    assert len(dated.captured_queries) == len(plain.captured_queries) + 1

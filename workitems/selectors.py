@@ -225,7 +225,7 @@ def _keyset(qs: QuerySet[WorkItem], column: str | None, desc: bool, cursor: Curs
 
 # An assignee with at most this many items of the view's status has them read through the
 # assignee index and sorted (see `_few_for_assignee`).
-ASSIGNEE_SORT_CAP = 20_000
+ASSIGNEE_SORT_CAP = 2_000
 
 
 def _few_for_assignee(filters: ManageFilters, named: dict[str, list[int]]) -> bool:

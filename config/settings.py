@@ -99,6 +99,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 
+else:
+    # Options in the URL's query string arrive as text: `?server_side_binding=false&
+    # prepare_threshold=none` must reach psycopg as a boolean and None (or a number).
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    for _key, _value in list(_options.items()):
+        if isinstance(_value, str) and _value.lower() in ("true", "false"):
+            _options[_key] = _value.lower() == "true"
+        elif isinstance(_value, str) and _value.lower() == "none":
+            _options[_key] = None
+        elif isinstance(_value, str) and _value.isdigit():
+            _options[_key] = int(_value)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Parameters bound by the server and statements prepared after 5 uses on a connection:
+        # the engine's few hot statements are then planned once per connection, not at every
+        # call (PostgreSQL's CPU per W1 run 9 → 4 ms, bench/README.md). Behind a connection
+        # pooler in transaction mode that predates prepared statements (PgBouncer < 1.21), set
+        # `?prepare_threshold=none` in DATABASE_URL.
+        _options.setdefault("server_side_binding", True)
+        _options.setdefault("prepare_threshold", 5)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -53,34 +53,42 @@ def require_atomic() -> None:
         raise EngineError("engine changes must run inside transaction.atomic()")
 
 
-@functools.lru_cache(maxsize=512)
-def _parse_version(version_id: int, checksum: str, document_json: str) -> Orchestration:
+# Parsed definitions, per process. A version's document never changes once stored, and its
+# checksum is the document's hash, so (id, checksum) names one document: a pass finds the parsed
+# definition without reading, hashing or even loading the JSON (the engine defers it).
+_PARSED: dict[tuple[str, int, str], Any] = {}
+_PARSED_MAX = 2048
+
+
+def _parsed(version: OrchestrationVersion | FlowVersion, parse: Any) -> Any:
     import json
 
-    return Orchestration.model_validate(json.loads(document_json))
+    checksum = version.checksum
+    if not checksum:  # not stored through the services: the document itself is the key
+        checksum = "doc:" + json.dumps(version.document, sort_keys=True, default=str)
+    key = (type(version).__name__, version.pk, checksum)
+    found = _PARSED.get(key)
+    if found is None:
+        found = parse(version.document)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = found
+    return found
 
 
 def orchestration_doc(version: OrchestrationVersion) -> Orchestration:
     """The parsed definition of a version; versions are immutable, so parse once per process."""
-    import json
-
-    return _parse_version(version.pk, version.checksum, json.dumps(version.document, sort_keys=True))
+    return _parsed(version, Orchestration.model_validate)  # type: ignore[no-any-return]
 
 
-@functools.lru_cache(maxsize=1024)
-def _parse_flow(version_id: int, checksum: str, document_json: str) -> Any:
-    import json
-
+def _parse_flow(document: dict[str, Any]) -> Any:
     from .validation import KIND_MODELS
 
-    raw = json.loads(document_json)
-    return KIND_MODELS[raw["kind"]].model_validate(raw)
+    return KIND_MODELS[document["kind"]].model_validate(document)
 
 
 def flow_doc(version: FlowVersion) -> Any:
-    import json
-
-    return _parse_flow(version.pk, version.checksum, json.dumps(version.document, sort_keys=True))
+    return _parsed(version, _parse_flow)
 
 
 # Loading a run's record for `record` in expressions costs a query per pass (and per background
@@ -124,7 +132,13 @@ def definition_uses_record(version: OrchestrationVersion | FlowVersion) -> bool:
 def lock_run(run_id: int) -> Run:
     require_atomic()
     # The row lock is what serialises every change to one run (see module docstring).
-    return Run.objects.select_for_update(of=("self",)).select_related("version").get(pk=run_id)
+    # The version's document is left out: the parsed definition is cached by id and checksum.
+    return (
+        Run.objects.select_for_update(of=("self",))
+        .select_related("version")
+        .defer("version__document")
+        .get(pk=run_id)
+    )
 
 
 def record_context(run: Run) -> dict[str, Any]:

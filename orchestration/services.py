@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.utils import timezone
 
 from . import engine, expressions
@@ -472,6 +472,72 @@ def dispatch_step(step_run_id: int, attempt: int, *, countdown: float = 0) -> No
     transaction.on_commit(send)
 
 
+def _claim(step_run_id: int, attempt: int) -> StepRun | None:
+    """Claim this attempt of a queued step (a compare-and-swap on attempts and exec_state,
+    committed at once) and read the step with its run; None when it was not queued for this
+    attempt (a duplicate or stale delivery).
+
+    On PostgreSQL the claim and the read are one statement, `UPDATE … RETURNING` joined to the
+    run; the versions come with their checksums only, their parsed definitions being cached
+    per process (engine._parsed). Elsewhere: an UPDATE, then a SELECT."""
+    now = timezone.now()
+    connection = connections[StepRun.objects.db]
+    if connection.vendor == "postgresql":
+        return _claim_returning(connection, step_run_id, attempt, now)
+    claimed = StepRun.objects.filter(
+        pk=step_run_id, attempts=attempt, status=StageStatus.IN_PROGRESS, exec_state=ExecState.QUEUED
+    ).update(exec_state=ExecState.RUNNING, claimed_at=now)
+    if claimed != 1:
+        return None
+    return StepRun.objects.select_related("run", "flow_version", "run__version").get(pk=step_run_id)
+
+
+def _claim_returning(connection: Any, step_run_id: int, attempt: int, now: dt.datetime) -> StepRun | None:
+    qn = connection.ops.quote_name
+    step_fields = StepRun._meta.concrete_fields
+    run_fields = Run._meta.concrete_fields
+    columns = [f"c.{qn(f.column)}" for f in step_fields] + [f"r.{qn(f.column)}" for f in run_fields]
+    # Table and column names come from the models; every value is a parameter.
+    sql = (
+        f"WITH c AS (UPDATE {qn(StepRun._meta.db_table)} SET exec_state = %s, claimed_at = %s"  # noqa: S608
+        " WHERE id = %s AND attempts = %s AND status = %s AND exec_state = %s RETURNING *)"
+        f" SELECT {', '.join(columns)}, v.checksum, fv.checksum FROM c"
+        f" JOIN {qn(Run._meta.db_table)} r ON r.id = c.run_id"
+        f" JOIN {qn(OrchestrationVersion._meta.db_table)} v ON v.id = r.version_id"
+        f" LEFT JOIN {qn(FlowVersion._meta.db_table)} fv ON fv.id = c.flow_version_id"
+    )
+    params = [ExecState.RUNNING, now, step_run_id, attempt, StageStatus.IN_PROGRESS, ExecState.QUEUED]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(step_fields)
+    sr = _instance(StepRun, step_fields, row[:n], connection)
+    run = _instance(Run, run_fields, row[n : n + len(run_fields)], connection)
+    version_checksum, flow_checksum = row[-2:]
+    # Versions with their id and checksum only: the rest (the document) loads if ever touched.
+    run.version = OrchestrationVersion.from_db(
+        connection.alias, ["id", "checksum"], [run.version_id, version_checksum]
+    )
+    if sr.flow_version_id is not None:
+        sr.flow_version = FlowVersion.from_db(
+            connection.alias, ["id", "checksum"], [sr.flow_version_id, flow_checksum]
+        )
+    sr.run = run
+    return sr
+
+
+def _instance(model: type[models.Model], fields: Any, values: Any, connection: Any) -> Any:
+    """A model instance from raw column values, converted as the ORM would (JSON, …)."""
+    converted = []
+    for f, value in zip(fields, values, strict=True):
+        if value is not None and hasattr(f, "from_db_value"):
+            value = f.from_db_value(value, None, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
 def _backoff(attempt: int) -> float:
     base = settings.ORCHESTRATION_RETRY_BASE_SECONDS
     return float(min(base * (2 ** max(attempt - 1, 0)), settings.ORCHESTRATION_RETRY_MAX_SECONDS))
@@ -482,12 +548,9 @@ def background_step_execute(*, step_run_id: int, attempt: int) -> str:
 
     The claim is a compare-and-swap on (attempts, exec_state): a redelivered or duplicated task
     for the same attempt finds the row already claimed and runs nothing."""
-    claimed = StepRun.objects.filter(
-        pk=step_run_id, attempts=attempt, status=StageStatus.IN_PROGRESS, exec_state=ExecState.QUEUED
-    ).update(exec_state=ExecState.RUNNING, claimed_at=timezone.now())
-    if claimed != 1:
+    sr = _claim(step_run_id, attempt)
+    if sr is None:
         return "duplicate"
-    sr = StepRun.objects.select_related("run", "flow_version", "run__version").get(pk=step_run_id)
     run = sr.run
     doc = engine.orchestration_doc(run.version)
     fdoc = engine.flow_doc(sr.flow_version) if sr.flow_version else None

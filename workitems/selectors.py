@@ -262,7 +262,7 @@ def workitems_manage_page(
             return [f"-{f}" if down else f for f in fields]
         # An expression of the column, which no index serves: PostgreSQL reads the matching
         # items by the assignee index and sorts them.
-        keys = [F(column) + Value(timedelta(0)) if column else F("pk") + 0, F("pk")]
+        keys: list[Any] = [F(column) + Value(timedelta(0)) if column else F("pk") + 0, F("pk")]
         return [k.desc() if down else k.asc() for k in keys[: len(fields)]]
 
     def fetch(cursor: Cursor | None, *, forward: bool, reverse: bool, limit: int) -> list[WorkItem]:

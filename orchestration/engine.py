@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import expressions
+from . import expressions, hot
 from .definitions import END, Decision, Gate, Orchestration, Stage, Step
 from .flows import FlowError, evaluate_condition_flow, typed_inputs
 from .models import (
@@ -132,13 +132,9 @@ def definition_uses_record(version: OrchestrationVersion | FlowVersion) -> bool:
 def lock_run(run_id: int) -> Run:
     require_atomic()
     # The row lock is what serialises every change to one run (see module docstring).
-    # The version's document is left out: the parsed definition is cached by id and checksum.
-    return (
-        Run.objects.select_for_update(of=("self",))
-        .select_related("version")
-        .defer("version__document")
-        .get(pk=run_id)
-    )
+    # With its version, the document deferred: parsed definitions are cached by id and
+    # checksum. Plain SQL: this runs at every transition (orchestration/hot.py).
+    return hot.lock_run(run_id)
 
 
 def record_context(run: Run) -> dict[str, Any]:
@@ -235,17 +231,7 @@ class Pass:
         """Current stage run and its step runs, in one query."""
         if self.loaded:
             return
-        # `stage_run__run_id` lets PostgreSQL find the stage through the partial unique index
-        # on (run) of stages in progress; without it, it scans every stage in progress (of
-        # every open run) and joins on this run's steps.
-        rows = list(
-            StepRun.objects.filter(
-                run_id=self.run.pk,
-                stage_run__run_id=self.run.pk,
-                stage_run__status=StageStatus.IN_PROGRESS,
-            ).select_related("stage_run")
-        )
-        self.stage_run = rows[0].stage_run if rows else None
+        self.stage_run, rows = hot.stage_in_progress(self.run.pk)
         self.steps = {r.key: r for r in rows}
         self.loaded = True
 
@@ -621,8 +607,7 @@ _START_ATTNAMES = tuple("flow_version_id" if f == "flow_version" else f for f in
 
 def active_flow_versions(api_names: Iterable[str]) -> dict[str, FlowVersion]:
     """The active versions of these flows, by api name (absent: no active version)."""
-    rows = FlowVersion.objects.select_related("flow").filter(flow__api_name__in=api_names, is_active=True)
-    return {v.flow.api_name: v for v in rows}
+    return hot.active_flow_versions(api_names)
 
 
 def active_flow_version(api_name: str) -> FlowVersion:

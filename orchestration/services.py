@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections, models, transaction
 from django.utils import timezone
 
-from . import engine, expressions
+from . import engine, expressions, hot
 from .definitions import FLOW_KINDS, AutolaunchedStart, RecordStart
 from .definitions import Orchestration as OrchestrationDoc
 from .flows import FlowError, run_actions, typed_inputs
@@ -513,8 +513,8 @@ def _claim_returning(connection: Any, step_run_id: int, attempt: int, now: dt.da
     if row is None:
         return None
     n = len(step_fields)
-    sr = _instance(StepRun, step_fields, row[:n], connection)
-    run = _instance(Run, run_fields, row[n : n + len(run_fields)], connection)
+    sr = hot.instance(StepRun, row[:n], connection)
+    run = hot.instance(Run, row[n : n + len(run_fields)], connection)
     version_checksum, flow_checksum = row[-2:]
     # Versions with their id and checksum only: the rest (the document) loads if ever touched.
     run.version = OrchestrationVersion.from_db(
@@ -526,16 +526,6 @@ def _claim_returning(connection: Any, step_run_id: int, attempt: int, now: dt.da
         )
     sr.run = run
     return sr
-
-
-def _instance(model: type[models.Model], fields: Any, values: Any, connection: Any) -> Any:
-    """A model instance from raw column values, converted as the ORM would (JSON, …)."""
-    converted = []
-    for f, value in zip(fields, values, strict=True):
-        if value is not None and hasattr(f, "from_db_value"):
-            value = f.from_db_value(value, None, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
 def _backoff(attempt: int) -> float:

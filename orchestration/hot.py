@@ -1,0 +1,161 @@
+"""The engine's hottest reads as plain SQL, turned into model instances as the ORM would.
+
+Every step transition locks its run, loads the stage in progress with its steps and looks up the
+active versions of the stage's flows. Through the QuerySet API each of these statements cost
+0.5 to 1 ms of Python per call (building the query, compiling it, walking select_related), several
+times what PostgreSQL spends running it; a W1 run makes eleven of them. Here the SQL is written
+once per process from the models' metadata (table and column names, never values) and rows
+become instances through `Model.from_db` after the same converters the ORM applies (JSON text,
+SQLite's datetimes…), so callers get ordinary model instances. bench/README.md has the figures.
+
+The statements are the ones the QuerySets produced (same joins, same index use); the tests of
+the engine run through them on PostgreSQL and SQLite.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from django.db import connections, models
+
+from .models import Flow, FlowVersion, OrchestrationVersion, Run, StageRun, StageStatus, StepRun
+
+Converter = Callable[[Any, Any, Any], Any]
+Converters = tuple[Converter, ...]
+
+
+@functools.cache
+def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[Converter, ...] | None, ...]:
+    """Per concrete field, the converters the ORM applies to a value read from the database
+    (backend ones first, then the field's own `from_db_value`), or None for none."""
+    connection = connections[model._default_manager.db]
+    out: list[tuple[Converter, ...] | None] = []
+    for field in model._meta.concrete_fields:
+        col = field.get_col(model._meta.db_table)
+        found = tuple(connection.ops.get_db_converters(col)) + tuple(field.get_db_converters(connection))
+        out.append(found or None)
+    return tuple(out)
+
+
+def _read_fields(model: type[models.Model]) -> tuple[Any, ...]:
+    """The concrete fields read; a version's document is left out (deferred): parsed
+    definitions are cached by version id and checksum (engine._parsed)."""
+    skip = "document" if model in (OrchestrationVersion, FlowVersion) else None
+    return tuple(f for f in model._meta.concrete_fields if f.attname != skip)
+
+
+def _columns(model: type[models.Model], alias: str, connection: Any) -> str:
+    qn = connection.ops.quote_name
+    return ", ".join(f"{alias}.{qn(f.column)}" for f in _read_fields(model))
+
+
+@functools.cache
+def _plan(model: type[models.Model], vendor: str) -> tuple[tuple[bool, Converters | None, Any], ...]:
+    """Per concrete field: whether it is read, its converters and the column they are given."""
+    read = {f.attname for f in _read_fields(model)}
+    return tuple(
+        (field.attname in read, conv, field.get_col(model._meta.db_table) if conv else None)
+        for field, conv in zip(model._meta.concrete_fields, _converters(model, vendor), strict=True)
+    )
+
+
+def instance(model: type[models.Model], values: Sequence[Any], connection: Any) -> Any:
+    """A model instance from the values of the columns `_columns` reads, in field order; a
+    column not read is deferred (loaded if ever touched)."""
+    out: list[Any] = []
+    it = iter(values)
+    for read, conv, col in _plan(model, connection.vendor):
+        if not read:
+            out.append(models.DEFERRED)
+            continue
+        value = next(it)
+        if conv is not None and value is not None:
+            for c in conv:
+                value = c(value, col, connection)
+        out.append(value)
+    return model.from_db(connection.alias, None, out)  # type: ignore[arg-type]  # None: every field
+
+
+@functools.cache
+def _lock_sql(vendor: str) -> str:
+    connection = connections[Run.objects.db]
+    qn = connection.ops.quote_name
+    lock = " FOR UPDATE OF r" if connection.features.has_select_for_update_of else ""
+    return (
+        f"SELECT {_columns(Run, 'r', connection)}, {_columns(OrchestrationVersion, 'v', connection)}"  # noqa: S608
+        f" FROM {qn(Run._meta.db_table)} r"
+        f" INNER JOIN {qn(OrchestrationVersion._meta.db_table)} v ON v.id = r.version_id"
+        f" WHERE r.id = %s{lock}"
+    )
+
+
+def lock_run(run_id: int) -> Run:
+    """The run, its row locked until the transaction ends, with its version (document deferred)."""
+    connection = connections[Run.objects.db]
+    with connection.cursor() as cursor:
+        cursor.execute(_lock_sql(connection.vendor), [run_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Run.DoesNotExist(f"no run {run_id}")
+    n = len(_read_fields(Run))
+    run: Run = instance(Run, row[:n], connection)
+    run.version = instance(OrchestrationVersion, row[n:], connection)
+    return run
+
+
+@functools.cache
+def _stage_sql(vendor: str) -> str:
+    connection = connections[StepRun.objects.db]
+    qn = connection.ops.quote_name
+    # `g.run_id` as well as `s.run_id`: PostgreSQL then finds the stage through the partial
+    # unique index of stages in progress (one per run) instead of scanning all of them.
+    return (
+        f"SELECT {_columns(StepRun, 's', connection)}, {_columns(StageRun, 'g', connection)}"  # noqa: S608
+        f" FROM {qn(StepRun._meta.db_table)} s"
+        f" INNER JOIN {qn(StageRun._meta.db_table)} g ON g.id = s.stage_run_id"
+        " WHERE s.run_id = %s AND g.run_id = %s AND g.status = %s ORDER BY s.id"
+    )
+
+
+def stage_in_progress(run_id: int) -> tuple[StageRun | None, list[StepRun]]:
+    """The run's stage in progress (None if none) and its step runs, in id order."""
+    connection = connections[StepRun.objects.db]
+    with connection.cursor() as cursor:
+        cursor.execute(_stage_sql(connection.vendor), [run_id, run_id, StageStatus.IN_PROGRESS])
+        rows = cursor.fetchall()
+    if not rows:
+        return None, []
+    n = len(_read_fields(StepRun))
+    stage: StageRun = instance(StageRun, rows[0][n:], connection)
+    steps = []
+    for row in rows:
+        step: StepRun = instance(StepRun, row[:n], connection)
+        step.stage_run = stage
+        steps.append(step)
+    return stage, steps
+
+
+@functools.cache
+def _flows_sql(vendor: str, count: int) -> str:
+    connection = connections[FlowVersion.objects.db]
+    qn = connection.ops.quote_name
+    return (
+        f"SELECT {_columns(FlowVersion, 'v', connection)}, f.{qn('api_name')}"  # noqa: S608 (names only)
+        f" FROM {qn(FlowVersion._meta.db_table)} v"
+        f" INNER JOIN {qn(Flow._meta.db_table)} f ON f.id = v.flow_id"
+        f" WHERE v.is_active AND f.api_name IN ({', '.join(['%s'] * count)})"
+    )
+
+
+def active_flow_versions(api_names: Iterable[str]) -> dict[str, FlowVersion]:
+    """The active versions of these flows, by api name (absent: no active version)."""
+    names = sorted(set(api_names))
+    if not names:
+        return {}
+    connection = connections[FlowVersion.objects.db]
+    with connection.cursor() as cursor:
+        cursor.execute(_flows_sql(connection.vendor, len(names)), names)
+        rows = cursor.fetchall()
+    return {row[-1]: instance(FlowVersion, row[:-1], connection) for row in rows}

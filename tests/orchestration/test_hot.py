@@ -1,0 +1,106 @@
+"""orchestration/hot.py reads the engine's hottest rows with plain SQL: what it returns must be
+what the ORM returns, value for value (JSON, dates, booleans, nulls), on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from orchestration import hot
+from orchestration.models import FlowVersion, OrchestrationVersion, Run, StageRun, StageStatus, StepRun
+from orchestration.services import run_launch
+from tests.factories import auto_flow, load, make_case, orchestration, screen_flow
+
+pytestmark = pytest.mark.django_db
+
+
+def values(obj: Any, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields if f.attname not in skip
+    }
+
+
+def world(personas: Any) -> Run:
+    load(
+        auto_flow("calc", outputs={"x": "1"}),
+        screen_flow("review"),
+        orchestration(
+            "hot",
+            variables=[{"name": "note", "type": "text", "default": "'ünïcode'"}],
+            stages=[
+                {
+                    "key": "one",
+                    "steps": [
+                        {
+                            "key": "ask",
+                            "kind": "interactive",
+                            "flow": "review",
+                            "assignee": {"user": "alice"},
+                        },
+                        {"key": "calc", "kind": "background", "flow": "calc", "start": {"after": ["ask"]}},
+                    ],
+                }
+            ],
+        ),
+    )
+    run = run_launch(orchestration="hot", record=make_case("Hot"), actor=personas.admin)
+    # Every kind of value in the rows: JSON with nesting, a null date, an error text.
+    Run.objects.filter(pk=run.pk).update(step_outputs={"a": {"b": [1, 2.5, None, True]}}, error="x" * 10)
+    return run
+
+
+def test_the_locked_run_is_the_orm_s_run_with_its_version_document_deferred(personas: Any) -> None:
+    from django.db import transaction
+
+    run = world(personas)
+    with transaction.atomic():
+        got = hot.lock_run(run.pk)
+    orm = Run.objects.select_related("version").get(pk=run.pk)
+    assert values(got) == values(orm)
+    assert got.step_outputs == {"a": {"b": [1, 2.5, None, True]}}
+    assert values(got.version, skip=("document",)) == values(orm.version, skip=("document",))
+    assert "document" in got.version.get_deferred_fields()
+    assert got.version.document == orm.version.document  # loads when touched
+    with pytest.raises(Run.DoesNotExist):
+        hot.lock_run(run.pk + 1000)
+
+
+def test_the_stage_in_progress_and_its_steps_are_the_orm_s(personas: Any) -> None:
+    run = world(personas)
+    StepRun.objects.filter(run=run, key="ask").update(claimed_at=timezone.now(), inputs={"k": ["v"]})
+    stage, steps = hot.stage_in_progress(run.pk)
+    orm = list(
+        StepRun.objects.filter(run=run, stage_run__status=StageStatus.IN_PROGRESS)
+        .select_related("stage_run")
+        .order_by("id")
+    )
+    assert [values(s) for s in steps] == [values(s) for s in orm]
+    assert stage is not None and values(stage) == values(orm[0].stage_run)
+    assert all(s.stage_run is stage for s in steps)  # one object, as the engine expects
+    StageRun.objects.filter(run=run).update(status=StageStatus.COMPLETED)
+    assert hot.stage_in_progress(run.pk) == (None, [])
+
+
+def test_active_flow_versions_are_the_orm_s(personas: Any) -> None:
+    world(personas)
+    load(auto_flow("calc", outputs={"x": "2"}))  # a second version of calc, now the active one
+    got = hot.active_flow_versions(["calc", "review", "nonexistent"])
+    assert set(got) == {"calc", "review"}
+    for name, version in got.items():
+        orm = FlowVersion.objects.get(flow__api_name=name, is_active=True)
+        assert values(version, skip=("document",)) == values(orm, skip=("document",))
+        assert version.document == orm.document
+    assert got["calc"].number == 2
+    assert hot.active_flow_versions([]) == {}
+
+
+def test_the_statements_are_written_once_per_process(personas: Any) -> None:
+    run = world(personas)
+    hot.stage_in_progress(run.pk)
+    # Names come from the models, never values: the same text for every run.
+    assert "%s" in hot._stage_sql(connection.vendor)
+    assert str(run.pk) not in hot._stage_sql(connection.vendor)
+    assert OrchestrationVersion._meta.db_table in hot._lock_sql(connection.vendor)

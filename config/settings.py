@@ -209,6 +209,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orchestration.tasks.sweep",
         "schedule": float(os.environ.get("ORCHESTRATION_SWEEP_SECONDS", "30")),
     },
+    "workitems-drafts-cleanup": {"task": "workitems.tasks.cleanup_drafts", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -315,6 +315,20 @@ def workitem_draft_discard(*, item: WorkItem, user: Any) -> None:
     WorkItemDraft.objects.filter(item=item, user_id=user.pk).delete()
 
 
+def workitem_drafts_cleanup(*, batch: int = 1000) -> int:
+    """Delete the drafts of items no longer open (completed by someone else, canceled with their
+    stage): nobody can resume them. Run by Celery beat (`workitems.tasks.cleanup_drafts`), in
+    batches so that one run stays short. Returns how many were deleted."""
+    ids = list(
+        WorkItemDraft.objects.exclude(item__status=WorkItemStatus.ASSIGNED).values_list("pk", flat=True)[
+            :batch
+        ]
+    )
+    if ids:
+        WorkItemDraft.objects.filter(pk__in=ids).delete()
+    return len(ids)
+
+
 def workitem_screen_defaults(*, item: WorkItem, screen: int, skip: Collection[str] = ()) -> dict[str, Any]:
     """Initial values of the fields of one screen that have a `default`, evaluated when the
     screen is shown and the person has not answered them yet (`skip`): over `record`, `vars`,

@@ -48,3 +48,11 @@ def send_assignment_email(  # type: ignore[no-untyped-def]
             kwargs={"assignee": assignee, "user_ids": exc.unsent},
             countdown=email_retry_delay(self.request.retries),
         ) from exc
+
+
+@shared_task(ignore_result=True)
+def cleanup_drafts() -> int:
+    """Drafts of items that closed (see workitems.services.workitem_drafts_cleanup)."""
+    from .services import workitem_drafts_cleanup
+
+    return workitem_drafts_cleanup()

@@ -7,8 +7,14 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from tests.factories import UserFactory
-from workitems.models import WorkItemDraft
-from workitems.services import workitem_draft_discard, workitem_draft_save, workitem_screen_defaults
+from workitems.models import WorkItem, WorkItemDraft, WorkItemStatus
+from workitems.services import (
+    workitem_draft_discard,
+    workitem_draft_save,
+    workitem_drafts_cleanup,
+    workitem_screen_defaults,
+)
+from workitems.tasks import cleanup_drafts
 
 from .guide_support import define, item_of, start
 
@@ -75,3 +81,28 @@ def test_defaults_are_evaluated_for_unanswered_fields_and_bad_ones_are_left_out(
     values = workitem_screen_defaults(item=item, screen=0, skip={"d"})
     assert values.pop("c")  # today's date, as the ISO string a date field stores
     assert values == {"a": "LEAK", "e": ["y"]}
+
+
+def test_drafts_of_items_that_closed_are_cleaned_up_and_open_ones_kept(personas):
+    define(assignee={"group": "engineering"})
+    erin = UserFactory(username="erin")
+    erin.groups.add(personas.engineering)
+    items = [item_of(start()[1]) for _ in range(3)]
+    for item in items:
+        workitem_draft_save(item=item, user=personas.alice, screen=0, values={"amount": "1"})
+        workitem_draft_save(item=item, user=erin, screen=0, values={"amount": "2"})
+    # One completed (by someone else: erin's draft stays behind), one canceled, one still open.
+    WorkItem.objects.filter(pk=items[0].pk).update(status=WorkItemStatus.COMPLETED)
+    WorkItem.objects.filter(pk=items[1].pk).update(status=WorkItemStatus.CANCELED)
+    assert workitem_drafts_cleanup(batch=3) == 3  # in batches
+    assert cleanup_drafts() == 1  # the task, as Celery beat runs it
+    assert workitem_drafts_cleanup() == 0
+    assert set(WorkItemDraft.objects.values_list("item_id", flat=True)) == {items[2].pk}
+    assert WorkItemDraft.objects.count() == 2
+
+
+def test_the_cleanup_is_scheduled():
+    from django.conf import settings
+
+    entries = {e["task"]: e for e in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert entries["workitems.tasks.cleanup_drafts"]["schedule"] == 3600.0

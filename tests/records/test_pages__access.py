@@ -83,6 +83,7 @@ def test_logout_is_a_post_that_ends_the_session(clerk_client, case):
     assert '<form method="post" action="/logout/"' in home
     response = clerk_client.post("/logout/")
     assert response["Location"] == "/login/"
+    assert "You are logged out." in clerk_client.get("/login/").content.decode()
     assert clerk_client.get("/records/case/").status_code == 302
 
 

@@ -14,13 +14,14 @@ the engine run through them on PostgreSQL and SQLite.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import connections, models
 
-from .models import Flow, FlowVersion, OrchestrationVersion, Run, StageRun, StageStatus, StepRun
+from .models import ExecState, Flow, FlowVersion, OrchestrationVersion, Run, StageRun, StageStatus, StepRun
 
 Converter = Callable[[Any, Any, Any], Any]
 Converters = tuple[Converter, ...]
@@ -159,3 +160,54 @@ def active_flow_versions(api_names: Iterable[str]) -> dict[str, FlowVersion]:
         cursor.execute(_flows_sql(connection.vendor, len(names)), names)
         rows = cursor.fetchall()
     return {row[-1]: instance(FlowVersion, row[:-1], connection) for row in rows}
+
+
+@functools.cache
+def _claim_sql(vendor: str) -> str:
+    connection = connections[StepRun.objects.db]
+    qn = connection.ops.quote_name
+    returning = ", ".join(qn(f.column) for f in _read_fields(StepRun))
+    return (
+        f"WITH c AS (UPDATE {qn(StepRun._meta.db_table)} SET exec_state = %s, claimed_at = %s"  # noqa: S608
+        f" WHERE id = %s AND attempts = %s AND status = %s AND exec_state = %s RETURNING {returning})"
+        f" SELECT {_columns(StepRun, 'c', connection)}, {_columns(Run, 'r', connection)},"
+        f" v.{qn('checksum')}, fv.{qn('checksum')} FROM c"
+        f" INNER JOIN {qn(Run._meta.db_table)} r ON r.id = c.run_id"
+        f" INNER JOIN {qn(OrchestrationVersion._meta.db_table)} v ON v.id = r.version_id"
+        f" LEFT JOIN {qn(FlowVersion._meta.db_table)} fv ON fv.id = c.flow_version_id"
+    )
+
+
+def claim_step(step_run_id: int, attempt: int, *, now: dt.datetime) -> StepRun | None:
+    """PostgreSQL: claim this attempt of a queued step (compare-and-swap on attempts and
+    exec_state) and read the step with its run, in one statement; None if it was not queued
+    for this attempt. The versions come with their id and checksum only (the engine's parsed
+    definitions are cached by those); their other fields load if touched."""
+    connection = connections[StepRun.objects.db]
+    params: list[Any] = [
+        ExecState.RUNNING,
+        now,
+        step_run_id,
+        attempt,
+        StageStatus.IN_PROGRESS,
+        ExecState.QUEUED,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(connection.vendor), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(_read_fields(StepRun))
+    m = n + len(_read_fields(Run))
+    step: StepRun = instance(StepRun, row[:n], connection)
+    run: Run = instance(Run, row[n:m], connection)
+    version_checksum, flow_checksum = row[m:]
+    run.version = OrchestrationVersion.from_db(
+        connection.alias, ["id", "checksum"], [run.version_id, version_checksum]
+    )
+    if step.flow_version_id is not None:
+        step.flow_version = FlowVersion.from_db(
+            connection.alias, ["id", "checksum"], [step.flow_version_id, flow_checksum]
+        )
+    step.run = run
+    return step

@@ -483,49 +483,13 @@ def _claim(step_run_id: int, attempt: int) -> StepRun | None:
     now = timezone.now()
     connection = connections[StepRun.objects.db]
     if connection.vendor == "postgresql":
-        return _claim_returning(connection, step_run_id, attempt, now)
+        return hot.claim_step(step_run_id, attempt, now=now)
     claimed = StepRun.objects.filter(
         pk=step_run_id, attempts=attempt, status=StageStatus.IN_PROGRESS, exec_state=ExecState.QUEUED
     ).update(exec_state=ExecState.RUNNING, claimed_at=now)
     if claimed != 1:
         return None
     return StepRun.objects.select_related("run", "flow_version", "run__version").get(pk=step_run_id)
-
-
-def _claim_returning(connection: Any, step_run_id: int, attempt: int, now: dt.datetime) -> StepRun | None:
-    qn = connection.ops.quote_name
-    step_fields = StepRun._meta.concrete_fields
-    run_fields = Run._meta.concrete_fields
-    columns = [f"c.{qn(f.column)}" for f in step_fields] + [f"r.{qn(f.column)}" for f in run_fields]
-    # Table and column names come from the models; every value is a parameter.
-    sql = (
-        f"WITH c AS (UPDATE {qn(StepRun._meta.db_table)} SET exec_state = %s, claimed_at = %s"  # noqa: S608
-        " WHERE id = %s AND attempts = %s AND status = %s AND exec_state = %s RETURNING *)"
-        f" SELECT {', '.join(columns)}, v.checksum, fv.checksum FROM c"
-        f" JOIN {qn(Run._meta.db_table)} r ON r.id = c.run_id"
-        f" JOIN {qn(OrchestrationVersion._meta.db_table)} v ON v.id = r.version_id"
-        f" LEFT JOIN {qn(FlowVersion._meta.db_table)} fv ON fv.id = c.flow_version_id"
-    )
-    params = [ExecState.RUNNING, now, step_run_id, attempt, StageStatus.IN_PROGRESS, ExecState.QUEUED]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    n = len(step_fields)
-    sr = hot.instance(StepRun, row[:n], connection)
-    run = hot.instance(Run, row[n : n + len(run_fields)], connection)
-    version_checksum, flow_checksum = row[-2:]
-    # Versions with their id and checksum only: the rest (the document) loads if ever touched.
-    run.version = OrchestrationVersion.from_db(
-        connection.alias, ["id", "checksum"], [run.version_id, version_checksum]
-    )
-    if sr.flow_version_id is not None:
-        sr.flow_version = FlowVersion.from_db(
-            connection.alias, ["id", "checksum"], [sr.flow_version_id, flow_checksum]
-        )
-    sr.run = run
-    return sr
 
 
 def _backoff(attempt: int) -> float:

@@ -104,3 +104,31 @@ def test_the_statements_are_written_once_per_process(personas: Any) -> None:
     assert "%s" in hot._stage_sql(connection.vendor)
     assert str(run.pk) not in hot._stage_sql(connection.vendor)
     assert OrchestrationVersion._meta.db_table in hot._lock_sql(connection.vendor)
+
+
+def test_a_claim_returns_the_orm_s_step_and_run_once(personas: Any) -> None:
+    from orchestration.models import ExecState
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the claim is one statement on PostgreSQL only (an UPDATE, then a SELECT elsewhere)")
+    run = world(personas)
+    step = StepRun.objects.get(run=run, key="calc")
+    StepRun.objects.filter(pk=step.pk).update(
+        status=StageStatus.IN_PROGRESS,
+        exec_state=ExecState.QUEUED,
+        attempts=2,
+        inputs={"n": [1]},
+        flow_version=FlowVersion.objects.get(flow__api_name="calc", is_active=True),
+    )
+    now = timezone.now()
+    assert hot.claim_step(step.pk, 1, now=now) is None  # another attempt
+    got = hot.claim_step(step.pk, 2, now=now)
+    assert got is not None
+    orm = StepRun.objects.select_related("run", "run__version", "flow_version").get(pk=step.pk)
+    assert orm.exec_state == ExecState.RUNNING and orm.claimed_at == now
+    assert values(got) == values(orm)
+    assert values(got.run) == values(orm.run)
+    assert (got.run.version.pk, got.run.version.checksum) == (orm.run.version.pk, orm.run.version.checksum)
+    assert got.flow_version is not None and got.flow_version.checksum == orm.flow_version.checksum
+    assert got.flow_version.document == orm.flow_version.document  # loads when touched
+    assert hot.claim_step(step.pk, 2, now=now) is None  # a duplicate delivery claims nothing

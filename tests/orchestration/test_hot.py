@@ -129,6 +129,7 @@ def test_a_claim_returns_the_orm_s_step_and_run_once(personas: Any) -> None:
     assert values(got) == values(orm)
     assert values(got.run) == values(orm.run)
     assert (got.run.version.pk, got.run.version.checksum) == (orm.run.version.pk, orm.run.version.checksum)
-    assert got.flow_version is not None and got.flow_version.checksum == orm.flow_version.checksum
+    assert got.flow_version is not None and orm.flow_version is not None
+    assert got.flow_version.checksum == orm.flow_version.checksum
     assert got.flow_version.document == orm.flow_version.document  # loads when touched
     assert hot.claim_step(step.pk, 2, now=now) is None  # a duplicate delivery claims nothing

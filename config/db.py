@@ -76,3 +76,27 @@ def column_statistics(*, table: str, columns: dict[str, tuple[str, ...]]) -> mig
                 schema_editor.execute(f"DROP STATISTICS IF EXISTS {name}")
 
     return migrations.RunPython(forwards, backwards, elidable=False)
+
+
+def prefer_custom_plans() -> None:
+    """Web processes: PostgreSQL plans every statement for its actual parameters.
+
+    Statements are prepared after 5 uses per connection (config/settings.py), and PostgreSQL
+    then switches to a generic plan, made without the parameters' values, when it looks no
+    worse. For the engine's statements (a run by id, its steps) that is what we want. For the
+    monitoring and work lists, whose filters match from none to a million rows, a generic plan
+    for `status = $1` or `assignee_user_id = $1` is often wrong: with persistent connections
+    pages went from 40 ms to 0.8 to 1.4 s once their statements were prepared (bench/MONITOR.md).
+    `plan_cache_mode = force_custom_plan` keeps the parse saved by preparing and plans each
+    execution for its values. Called by config/wsgi.py before the first connection; workers
+    and commands keep PostgreSQL's default. An explicit plan_cache_mode in the database
+    OPTIONS (`?options=-c plan_cache_mode=…` in DATABASE_URL) wins."""
+    from django.conf import settings
+
+    for db in settings.DATABASES.values():
+        if db.get("ENGINE") != "django.db.backends.postgresql":
+            continue
+        options = db.setdefault("OPTIONS", {})
+        current = str(options.get("options", ""))
+        if "plan_cache_mode" not in current:
+            options["options"] = f"{current} -c plan_cache_mode=force_custom_plan".strip()

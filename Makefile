@@ -8,7 +8,7 @@ PORT ?= 8000
 PYTHON_FOR_VENV := $(shell for p in python3.13 python3.12 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then command -v $$p; break; fi; done)
 
-.PHONY: venv dev-venv run test lint typecheck check migrate demo clean bench
+.PHONY: venv dev-venv run test lint typecheck check migrate demo clean bench screenshots
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON_FOR_VENV)" ]; then \
@@ -50,6 +50,10 @@ typecheck: venv
 
 check: lint typecheck
 	$(PY) manage.py makemigrations --check --dry-run
+
+screenshots: venv  ## the browser tests, writing docs/screenshots/
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -n $${PYTEST_WORKERS:-2} --dist loadgroup tests/browser
 
 bench: venv
 	$(PY) bench/run.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,13 @@ def login(page: Any, live_server: Any, username: str, password: str = "pw") -> N
     page.wait_for_url(f"{live_server.url}/")
 
 
-# Screenshots for the docs are taken by the tests that show the feature (docs/screenshots/).
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots for the docs are taken by the tests that show the feature. They are written to
+# docs/screenshots/ only when asked (`make screenshots`: UPDATE_SCREENSHOTS=1), so that running
+# the tests leaves the checkout as it was; otherwise to var/screenshots/, to look at.
+_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = (
+    _ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else _ROOT / "var" / "screenshots"
+)
 
 
 def screenshot(target: Any, name: str, **kwargs: Any) -> None:

@@ -6,20 +6,18 @@ phone. Also takes the My Work screenshots in docs/screenshots/."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
-from tests.browser.conftest import login
+from tests.browser.conftest import SCREENSHOTS, login
 from tests.factories import RECORD_PERMS, grant, load, make_case, orchestration, screen_flow
 from workitems.models import WorkItem, WorkItemStatus
 from workitems.services import workitem_reassign
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PHONE: ViewportSize = {"width": 375, "height": 812}
 FILE_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 

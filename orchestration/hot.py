@@ -28,11 +28,11 @@ Converters = tuple[Converter, ...]
 
 
 @functools.cache
-def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[Converter, ...] | None, ...]:
+def _converters(model: type[models.Model], vendor: str) -> tuple[Converters | None, ...]:
     """Per concrete field, the converters the ORM applies to a value read from the database
     (backend ones first, then the field's own `from_db_value`), or None for none."""
     connection = connections[model._default_manager.db]
-    out: list[tuple[Converter, ...] | None] = []
+    out: list[Converters | None] = []
     for field in model._meta.concrete_fields:
         col = field.get_col(model._meta.db_table)
         found = tuple(connection.ops.get_db_converters(col)) + tuple(field.get_db_converters(connection))
@@ -40,6 +40,7 @@ def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[Converter
     return tuple(out)
 
 
+@functools.cache
 def _read_fields(model: type[models.Model]) -> tuple[Any, ...]:
     """The concrete fields read; a version's document is left out (deferred): parsed
     definitions are cached by version id and checksum (engine._parsed)."""

@@ -19,9 +19,10 @@ def redis_url_for_worker() -> str:
     base = os.environ.get("CELERY_BROKER_URL", "")
     if not base.startswith("redis://"):
         base = "redis://127.0.0.1:6379/0"
-    # One Redis database per xdist worker, so parallel test processes don't share a queue.
+    # One Redis database per xdist worker, so parallel test processes don't share a queue
+    # (TEST_REDIS_DB_BASE moves the range when two checkouts test on one Redis at once).
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    n = 8 + int(worker.removeprefix("gw") or 0)
+    n = int(os.environ.get("TEST_REDIS_DB_BASE", "8")) + int(worker.removeprefix("gw") or 0)
     return base.rsplit("/", 1)[0] + f"/{n}"
 
 

@@ -65,19 +65,34 @@ def eager() -> Any:
 def print_environment(args: argparse.Namespace) -> None:
     import celery
     import django
-    from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        pg = cursor.fetchone()[0]
+    config = workloads.configuration()
     print(f"date        {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     print(f"machine     {platform.machine()}, {os.cpu_count()} CPUs, load average {loadavg()}")
     print(
-        f"versions    Python {platform.python_version()}, PostgreSQL {pg}, Django {django.get_version()}, "
-        f"Celery {celery.__version__}"
+        f"versions    Python {config['python']} (PGO {'on' if config['python_pgo'] else 'off'}), "
+        f"PostgreSQL {config['postgresql']}, Django {django.get_version()}, Celery {celery.__version__}, "
+        f"psycopg {config['psycopg']}"
     )
     print(f"database    {args.database_url}")
+    print(f"settings    {settings_line(config)}")
+    print(f"calibration {calibration_line()}")
     print()
+
+
+def settings_line(config: dict[str, Any] | None = None) -> str:
+    c = config or workloads.configuration()
+    return (
+        f"DEBUG={c['debug']}, server_side_binding={c['server_side_binding']}, "
+        f"prepare_threshold={c['prepare_threshold']}, CONN_MAX_AGE={c['conn_max_age']}, "
+        f"plan_cache_mode={c['plan_cache_mode']}, synchronous_commit={c['synchronous_commit']}"
+    )
+
+
+def calibration_line() -> str:
+    """How fast the machine is right now (see workloads.calibrate): print it beside every figure."""
+    c = workloads.calibrate()
+    return f"Python loop {c['python_loop_ms']:.1f} ms, SELECT 1 round trip {c['select1_us']:.0f} µs"
 
 
 # --- the measurements -------------------------------------------------------------------------
@@ -108,7 +123,8 @@ def cmd_inprocess(args: argparse.Namespace, workload: str) -> dict[str, Any]:
         f"{workload.upper()} in-process, {args.processes} process(es): {result['runs_per_s']:7.1f} runs/s "
         f"({result['runs']} runs in {result['seconds']:.1f} s; load average {loadavg()})\n"
         f"    CPU per run: {result['cpu_ms_app']:.1f} ms Python + {result['cpu_ms_db']:.1f} ms PostgreSQL "
-        f"= {cpu:.1f} ms, so at most {2000 / cpu:.0f} runs/s on 2 otherwise idle cores"
+        f"= {cpu:.1f} ms, so at most {2000 / cpu:.0f} runs/s on 2 otherwise idle cores\n"
+        f"    machine now: {calibration_line()}"
     )
     return {
         f"{workload}_inprocess_{args.processes}": result["runs_per_s"],
@@ -131,6 +147,7 @@ def cmd_w1_celery(args: argparse.Namespace) -> dict[str, Any]:
     total = sum(cpu.values())
     parts = " + ".join(f"{v:.1f} ms {k}" for k, v in cpu.items())
     print(f"    CPU per run: {parts} = {total:.1f} ms, so at most {2000 / total:.0f} runs/s on 2 idle cores")
+    print(f"    machine now: {calibration_line()}")
     return {"w1_celery": result["runs_per_s"]}
 
 

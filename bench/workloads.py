@@ -228,6 +228,75 @@ def check_completed(run_ids: list[int]) -> None:
         raise SystemExit(f"{bad} of {len(run_ids)} runs did not complete")
 
 
+# --- what the figures depend on ---------------------------------------------------------------
+
+
+def configuration() -> dict[str, Any]:
+    """The settings that change the engine's cost per run, as this process really has them."""
+    import sysconfig
+
+    from django.conf import settings
+    from django.db import connection
+
+    db = settings.DATABASES["default"]
+    options = db.get("OPTIONS", {})
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg = cursor.fetchone()[0].split()[0]
+        cursor.execute("SHOW plan_cache_mode")
+        plan_cache_mode = cursor.fetchone()[0]
+        cursor.execute("SHOW synchronous_commit")
+        synchronous_commit = cursor.fetchone()[0]
+    config_args = sysconfig.get_config_var("CONFIG_ARGS") or ""
+    import psycopg
+
+    return {
+        "debug": settings.DEBUG,
+        "server_side_binding": options.get("server_side_binding", False),
+        "prepare_threshold": options.get("prepare_threshold", "psycopg default (5)"),
+        "conn_max_age": db.get("CONN_MAX_AGE"),
+        "plan_cache_mode": plan_cache_mode,
+        "synchronous_commit": synchronous_commit,
+        "python": sys.version.split()[0],
+        "python_pgo": "--enable-optimizations" in config_args,
+        "postgresql": pg,
+        "psycopg": f"{psycopg.__version__} ({psycopg.pq.__impl__})",
+    }
+
+
+def calibrate() -> dict[str, float]:
+    """Two fixed pieces of work that say how fast this machine is today, so that figures taken
+    on different days or machines can be compared: a pure-Python loop (ms, best of 5) and the
+    round trip of `SELECT 1` on the benchmark's connection (µs, median of 2,000).
+
+    The VM this project is measured on has varied by a factor of 3 between days (bench/README.md,
+    "Reproducing the figures"): engine figures without these beside them cannot be compared."""
+    import json
+    import statistics
+
+    from django.db import connection
+
+    def python_work() -> None:
+        doc = {"steps": {f"s{i}": {"value": i, "label": f"Step {i}"} for i in range(50)}}
+        for _ in range(200):
+            json.loads(json.dumps(doc))
+            sorted(doc["steps"].items(), key=lambda kv: kv[1]["label"])
+
+    python_ms = []
+    for _ in range(5):
+        start = time.perf_counter()
+        python_work()
+        python_ms.append(1000 * (time.perf_counter() - start))
+    trips = []
+    with connection.cursor() as cursor:
+        for _ in range(2000):
+            start = time.perf_counter()
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+            trips.append(1e6 * (time.perf_counter() - start))
+    return {"python_loop_ms": min(python_ms), "select1_us": statistics.median(trips)}
+
+
 # --- throughput -------------------------------------------------------------------------------
 
 

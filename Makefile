@@ -8,7 +8,7 @@ PORT ?= 8000
 PYTHON_FOR_VENV := $(shell for p in python3.13 python3.12 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then command -v $$p; break; fi; done)
 
-.PHONY: venv dev-venv run test lint typecheck check migrate demo clean bench screenshots
+.PHONY: venv dev-venv run test lint typecheck check migrate demo clean bench bench-peer screenshots
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON_FOR_VENV)" ]; then \
@@ -57,6 +57,9 @@ screenshots: venv  ## the browser tests, writing docs/screenshots/
 
 bench: venv
 	$(PY) bench/run.py
+
+bench-peer: venv  ## this engine and Viewflow 2.4 side by side (bench/README.md)
+	$(PY) bench/run.py peer
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -10,6 +10,7 @@
     .venv/bin/python bench/run.py worker-memory --runs 10000 --every 1000
     .venv/bin/python bench/run.py pgbench --seconds 15
     .venv/bin/python bench/run.py setup --recreate      # drop and rebuild the benchmark database
+    .venv/bin/python bench/run.py peer                  # = make bench-peer: side by side with Viewflow 2.4
 
 The database (default postgres://postgres@127.0.0.1:5432/flow_bench, or BENCH_DATABASE_URL /
 --database-url) is created, migrated and loaded with the W1/W2 definitions on first use. The
@@ -198,6 +199,30 @@ def cmd_all(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import peer
+
+    only = set(args.only.split(",")) if args.only else None
+    measures = peer.compare(
+        database_url=args.database_url,
+        broker_url=args.broker_url,
+        peer_dir=Path(args.peer_dir),
+        reps=args.reps,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        celery_runs=args.celery_runs,
+        only=only,
+    )
+    print()
+    print(
+        f"This project and Viewflow 2.4, alternating rep by rep ({time.strftime('%Y-%m-%d %H:%M %Z')}, "
+        f"load average {loadavg()}):"
+    )
+    print()
+    print(peer.table(measures))
+    return {m.key: m.ratio() for m in measures}
+
+
 def summary(r: dict[str, Any]) -> None:
     def row(label: str, key: str, unit: str, target: str, ok: bool | None) -> None:
         value = r.get(key)
@@ -252,6 +277,19 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("all", help="everything, quick sizes unless --full")
     s.add_argument("--full", action="store_true", help="the issue's sizes: 2,000 and 10,000 runs")
     s.add_argument("--seconds", type=int, default=15, help="pgbench duration")
+    s = sub.add_parser("peer", help="this engine and Viewflow 2.4 alternately, rep by rep, with ratios")
+    s.add_argument(
+        "--peer-dir",
+        default=os.environ.get(
+            "VIEWFLOW_PEER_DIR", str(Path(workloads.ROOT).parent / "shared/peers/viewflow")
+        ),
+        help="the Viewflow peer harness (its bench.py and requirements.txt)",
+    )
+    s.add_argument("--reps", type=int, default=3)
+    s.add_argument("--seconds", type=float, default=10, help="measured window of each in-process figure")
+    s.add_argument("--warmup", type=int, default=20, help="untimed runs per process before the window")
+    s.add_argument("--celery-runs", type=int, default=2000, help="runs through Celery per rep (0: skip)")
+    s.add_argument("--only", default="", help="comma list of w1_1,w1_2,w2_1,w2_2,w1_celery")
     return p
 
 
@@ -275,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker-memory": cmd_worker_memory,
         "pgbench": cmd_pgbench,
         "all": cmd_all,
+        "peer": cmd_peer,
     }
     commands[args.command](args)
     return 0

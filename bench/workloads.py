@@ -166,6 +166,22 @@ def database_prepare(database_url: str, *, drop: bool = False) -> None:
     definitions_import(items=items)
 
 
+def database_reset() -> None:
+    """Empty the runtime tables (runs, their stages, steps, events, work items) and analyse
+    them, so that each measurement of a side-by-side comparison starts from empty tables, as
+    the Viewflow peer's `reset` does. Definitions, users and records stay."""
+    from django.db import connection
+
+    tables = ["workitems_workitemdraft", "workitems_workitem", "orchestration_runevent"]
+    tables += ["orchestration_steprun", "orchestration_stagerun", "orchestration_run"]
+    existing = set(connection.introspection.table_names())
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(t for t in tables if t in existing)} RESTART IDENTITY CASCADE")
+        for table in tables:
+            if table in existing:
+                cursor.execute(f"VACUUM ANALYZE {table}")
+
+
 @dataclass
 class Fixture:
     """What one process needs to launch runs: the user (permissions cached) and records."""
@@ -327,8 +343,13 @@ def backend_pids(*, all_connections: bool = False) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def inprocess_child(workload: str, runs: int, warmup: int, barrier: Any, out: Any) -> None:
-    """One process of the in-process benchmark: warm up, wait for the others, run, report."""
+def inprocess_child(
+    workload: str, runs: int, warmup: int, barrier: Any, out: Any, seconds: float = 0
+) -> None:
+    """One process of the in-process benchmark: warm up, wait for the others, run, report.
+
+    With `seconds`, it runs for that long after the barrier (as the Viewflow peer's loop does)
+    instead of a fixed number of runs."""
     configure(database_url=os.environ["DATABASE_URL"], broker_url=os.environ["CELERY_BROKER_URL"], eager=True)
     fx = fixture()
     fn = WORKLOADS[workload]
@@ -339,15 +360,25 @@ def inprocess_child(workload: str, runs: int, warmup: int, barrier: Any, out: An
     ids = []
     cpu_app, cpu_db = cpu_seconds([os.getpid()]), cpu_seconds(backend)
     start = time.monotonic()  # CLOCK_MONOTONIC: comparable across processes on Linux
-    for i in range(runs):
-        ids.append(fn(fx, i))
+    if seconds:
+        deadline, i = start + seconds, 0
+        while True:
+            ids.append(fn(fx, i))
+            i += 1
+            if time.monotonic() >= deadline:
+                break
+    else:
+        for i in range(runs):
+            ids.append(fn(fx, i))
     end = time.monotonic()
     cpu_app, cpu_db = cpu_seconds([os.getpid()]) - cpu_app, cpu_seconds(backend) - cpu_db
     check_completed(ids)
     out.put((start, end, len(ids), cpu_app, cpu_db))
 
 
-def inprocess_throughput(workload: str, *, processes: int, runs: int, warmup: int = 20) -> dict[str, Any]:
+def inprocess_throughput(
+    workload: str, *, processes: int, runs: int = 0, warmup: int = 20, seconds: float = 0
+) -> dict[str, Any]:
     """Runs per second with `processes` processes launching `runs` runs between them, and the
     CPU time one run costs (the benchmark processes and their PostgreSQL server processes)."""
     import multiprocessing as mp
@@ -357,7 +388,9 @@ def inprocess_throughput(workload: str, *, processes: int, runs: int, warmup: in
     barrier = ctx.Barrier(processes)
     out = ctx.Queue()
     share = [runs // processes + (1 if p < runs % processes else 0) for p in range(processes)]
-    procs = [ctx.Process(target=inprocess_child, args=(workload, n, warmup, barrier, out)) for n in share]
+    procs = [
+        ctx.Process(target=inprocess_child, args=(workload, n, warmup, barrier, out, seconds)) for n in share
+    ]
     for p in procs:
         p.start()
     results: list[tuple[float, float, int, float, float]] = []

@@ -13,6 +13,27 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+_task_log_context: dict[str, Any] = {}
+
+
+@task_prerun.connect
+def _bind_task_id(task_id: str | None = None, **kwargs: Any) -> None:
+    """Every log line of a task names it (orchestration.logcontext)."""
+    from orchestration import logcontext
+
+    if task_id:
+        cm = logcontext.bind(task_id=task_id)
+        cm.__enter__()
+        _task_log_context[task_id] = cm
+
+
+@task_postrun.connect
+def _unbind_task_id(task_id: str | None = None, **kwargs: Any) -> None:
+    cm = _task_log_context.pop(task_id or "", None)
+    if cm is not None:
+        cm.__exit__(None, None, None)
+
+
 @task_prerun.connect
 @task_postrun.connect
 def _close_old_connections(sender: Any = None, **kwargs: Any) -> None:

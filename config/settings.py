@@ -187,6 +187,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-task gets the task redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Workers log through LOGGING below (the context filter and LOG_FORMAT), not Celery's own setup.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fixup closes the database connection before and after every task (so every
@@ -223,10 +225,28 @@ ORCHESTRATION_HTTP_ALLOWED_HOSTS = [
     h for h in os.environ.get("ORCHESTRATION_HTTP_ALLOWED_HOSTS", "").split(",") if h
 ]
 
+# Every line carries the run / step / work item / task it is about (orchestration.logcontext);
+# LOG_FORMAT=json writes one JSON object per line for log shippers (docs/operations.md).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+# /metrics (orchestration/metrics.py): a bearer token for Prometheus; the database gauges are
+# read at most once per this many seconds per process.
+METRICS_TOKEN = envsecret("METRICS_TOKEN")
+METRICS_CACHE_SECONDS = float(os.environ.get("METRICS_CACHE_SECONDS", "15"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "orchestration.logcontext.ContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"},
+        "json": {"()": "config.logformat.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["context"],
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
@@ -25,6 +24,20 @@ class LogoutView(auth_views.LogoutView):
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cur:
-        cur.execute("SELECT 1")
-    return JsonResponse({"ok": True})
+    """Liveness: the process answers. Touches neither the database nor the broker, so that a
+    database outage does not make an orchestrator restart every web process (readyz says that)."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: this process can serve: the database answers, the migrations are applied, the
+    broker accepts a connection. 503 naming what failed, for load balancers and Kubernetes."""
+    from . import readiness
+
+    checks = readiness.run_checks()
+    ok = all(c["ok"] for c in checks.values())
+    response = JsonResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
+    response["Cache-Control"] = "no-store"
+    return response

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import expressions, hot
+from . import expressions, hot, logcontext
 from .definitions import END, Decision, Gate, Orchestration, Stage, Step
 from .flows import FlowError, evaluate_condition_flow, typed_inputs
 from .models import (
@@ -277,6 +277,7 @@ class Pass:
             self.run.save(update_fields=sorted(self.run_dirty))
             self.run_dirty.clear()
         if self.events:
+            log_events(self.events)
             RunEvent.objects.bulk_create(self.events)
             self.events = []
 
@@ -626,8 +627,36 @@ def advance(run_id: int, *, actor_id: int | None = None) -> Run:
 
 def advance_locked(run: Run, *, actor_id: int | None = None, pass_: Pass | None = None) -> Run:
     require_atomic()
-    p = pass_ or Pass(run, actor_id)
-    if run.status == RunStatus.IN_PROGRESS:
-        p.go()
-    p.flush()
+    with logcontext.bind(run_id=run.pk):
+        p = pass_ or Pass(run, actor_id)
+        if run.status == RunStatus.IN_PROGRESS:
+            p.go()
+        p.flush()
     return run
+
+
+# The events an operator wants in the logs as they happen; the rest are at DEBUG. The event
+# table stays the record (run detail); the log lines say the same for log search and alerts.
+_EVENT_LEVELS = {
+    "orchestration.run.started": logging.INFO,
+    "orchestration.run.completed": logging.INFO,
+    "orchestration.run.canceled": logging.INFO,
+    "orchestration.run.suspended": logging.INFO,
+    "orchestration.run.resumed": logging.INFO,
+    "orchestration.run.error": logging.WARNING,
+    "orchestration.step.error": logging.WARNING,
+    "orchestration.step.retry_scheduled": logging.WARNING,
+}
+event_log = logging.getLogger("orchestration.events")
+
+
+def log_events(events: Iterable[RunEvent]) -> None:
+    """One log line per event, with the run bound (logcontext) and the stage and step as fields.
+    Cheap when the level is off: the hot path pays one `isEnabledFor` per event."""
+    for e in events:
+        level = _EVENT_LEVELS.get(e.name, logging.DEBUG)
+        if event_log.isEnabledFor(level):
+            extra = {"event": e.name, "stage": e.stage or None, "step": e.step or None}
+            detail = f" {e.payload.get('error')}" if e.payload.get("error") else ""
+            where = "/".join(x for x in (e.stage, e.step) if x)
+            event_log.log(level, "%s%s%s", e.name, f" {where}" if where else "", detail, extra=extra)

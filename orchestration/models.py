@@ -240,6 +240,8 @@ class StepRun(models.Model):
                 condition=Q(exec_state__in=["queued", "running"]),
                 name="step_exec_pending",
             ),
+            # Steps in error are few and looked for often (the failed-steps metric, admins).
+            models.Index(fields=["id"], condition=Q(status="error"), name="step_error"),
         ]
 
     def __str__(self) -> str:

@@ -542,7 +542,12 @@ def background_step_execute(*, step_run_id: int, attempt: int) -> str:
     except (FlowError, expressions.ExpressionError) as exc:
         error = str(exc)
     except Exception as exc:  # a registered Python flow may raise anything
-        log.exception("background step %s attempt %s failed", step_run_id, attempt)
+        log.exception(
+            "background step %s attempt %s failed",
+            step_run_id,
+            attempt,
+            extra={"run_id": run.pk, "step": sr.key},
+        )
         error = f"{type(exc).__name__}: {exc}"
     with transaction.atomic():
         run = engine.lock_run(run.pk)

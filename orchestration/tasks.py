@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
 
-from . import services
+from . import logcontext, metrics, services
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def run_background_step(step_run_id: int, attempt: int) -> str:
-    return services.background_step_execute(step_run_id=step_run_id, attempt=attempt)
+    start = time.monotonic()
+    with logcontext.bind(step_run_id=step_run_id):
+        outcome = services.background_step_execute(step_run_id=step_run_id, attempt=attempt)
+    metrics.observe_step(outcome, time.monotonic() - start)
+    return outcome
 
 
 @shared_task(ignore_result=True)

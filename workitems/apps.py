@@ -6,9 +6,12 @@ class WorkitemsConfig(AppConfig):
     verbose_name = "Work items"
 
     def ready(self) -> None:
+        from orchestration.metrics import register_gauge
         from orchestration.validation import ASSIGNEE_CHECKS
 
-        from . import panels, services
+        from . import metrics, panels, services
+
+        register_gauge(metrics.work_items)
 
         if services.check_assignee not in ASSIGNEE_CHECKS:
             ASSIGNEE_CHECKS.append(services.check_assignee)

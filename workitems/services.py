@@ -4,8 +4,9 @@ reassignment, and assignment emails."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from orchestration import engine, expressions
+from orchestration import engine, expressions, logcontext
 from orchestration.definitions import Assignee, ScreenFlow
 from orchestration.flows import screen_flow_validate, typed_inputs
 from orchestration.models import Run, StageStatus, StepRun
@@ -168,6 +169,19 @@ def screen_flow_for(item: WorkItem) -> ScreenFlow:
     return engine.flow_doc(sr.flow_version)  # type: ignore[no-any-return]
 
 
+def _in_item_context[T](fn: Callable[..., T]) -> Callable[..., T]:
+    """Log lines made while acting on an item name it and its run (orchestration.logcontext)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        item = kwargs.get("item")
+        with logcontext.bind(work_item_id=getattr(item, "pk", None), run_id=getattr(item, "run_id", None)):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_in_item_context
 def workitem_complete(*, item: WorkItem, user: Actor, data: dict[str, Any]) -> WorkItem:
     """Validate `data` against every screen of the item's flow, store the outputs, complete
     the step and advance the run. Exactly one of several concurrent completions counts.
@@ -223,6 +237,7 @@ def workitem_log(item: WorkItem, name: str, actor_id: int | None, **payload: Any
     )
 
 
+@_in_item_context
 def workitem_reassign(
     *,
     item: WorkItem,
@@ -253,6 +268,7 @@ def workitem_reassign(
     return item
 
 
+@_in_item_context
 def workitem_claim(*, item: WorkItem, user: Actor) -> WorkItem:
     """Take a group or queue item: others then see who holds it."""
     if not may_act(item, user):
@@ -272,6 +288,7 @@ def workitem_claim(*, item: WorkItem, user: Actor) -> WorkItem:
     return item
 
 
+@_in_item_context
 def workitem_release(*, item: WorkItem, user: Actor) -> WorkItem:
     with transaction.atomic():
         engine.lock_run(item.run_id)

@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render, resolve_url
+from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
 V = TypeVar("V", bound=Callable[..., Any])
@@ -27,9 +28,12 @@ class HtmxLoginRedirectMiddleware:
         ):
             from urllib.parse import quote
 
-            # django-htmx gives the path only for a same-origin HX-Current-URL (None otherwise);
-            # the login view checks `next` again before following it.
+            # django-htmx gives the path only for a same-origin HX-Current-URL (None otherwise),
+            # but a path can still read as another site ("//evil.example/"): keep only a path
+            # the login view would follow itself.
             page = request.htmx.current_url_abs_path or "/"  # type: ignore[attr-defined]
+            if not url_has_allowed_host_and_scheme(page, allowed_hosts=None):
+                page = "/"
             return HttpResponseClientRedirect(f"{resolve_url(settings.LOGIN_URL)}?next={quote(page)}")
         return response
 

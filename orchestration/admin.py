@@ -300,9 +300,9 @@ class RunEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are created here (or with `manage.py create_api_token`): the raw value is shown
     once on the page that answers the creation, never stored, never put in a message or cookie."""
+
     class Media:
         css = ADMIN_CSS
-
 
     list_display = ("name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
     list_select_related = ("user",)

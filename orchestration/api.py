@@ -60,7 +60,9 @@ def _bearer_user(request: HttpRequest) -> Any:
     try:
         return api_token_authenticate(raw=raw)
     except TokenRefused as exc:
-        raise ApiError(401, str(exc), {"WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'}) from None
+        raise ApiError(
+            401, str(exc), {"WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'}
+        ) from None
 
 
 def api_endpoint(*methods: str, perms: tuple[str, ...] = (), auth: bool = True) -> Callable[[View], View]:

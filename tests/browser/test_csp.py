@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 # Runs in every document before its own scripts (Playwright injects it, outside the page's CSP).
 REPORT_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", (e) => {
-  console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} in ${e.documentURI}`);
+  const what = e.blockedURI || "inline";
+  console.error(`CSP violation: ${e.violatedDirective} blocked ${what} in ${e.documentURI}`);
 });
 """
 
@@ -69,7 +70,9 @@ def test_main_pages_report_no_csp_violation_and_htmx_still_works(page: Page, liv
 
     # The runs table polls with htmx (every 5 s while visible): wait for one refresh.
     page.goto(f"{live_server.url}/monitor/runs/")
-    with page.expect_request(lambda r: r.url.endswith("/monitor/runs/") and r.headers.get("hx-request") == "true", timeout=12_000):
+    with page.expect_request(
+        lambda r: r.url.endswith("/monitor/runs/") and r.headers.get("hx-request") == "true", timeout=12_000
+    ):
         pass
     assert problems == []
 

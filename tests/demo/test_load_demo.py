@@ -8,8 +8,8 @@ from django.db.models import Model
 
 from orchestration.models import FlowVersion, OrchestrationVersion, Run, RunEvent, StepRun
 from orchestration.registry import PYTHON_FLOWS
-from tests.factories import login_request
 from records.models import FieldChange, Record, RecordType
+from tests.factories import login_request
 from workitems.models import Queue, WorkItem
 
 pytestmark = pytest.mark.django_db(transaction=True)

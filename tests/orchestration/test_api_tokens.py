@@ -122,7 +122,15 @@ def test_command_create_refuses_bad_input(personas):
             call_command(*args, stdout=io.StringIO(), stderr=io.StringIO())
     with pytest.raises(CommandError):  # argparse: --days and --never-expires together
         call_command(
-            "api_token", "create", "admin", "--name", "x", "--days", "3", "--never-expires", stderr=io.StringIO()
+            "api_token",
+            "create",
+            "admin",
+            "--name",
+            "x",
+            "--days",
+            "3",
+            "--never-expires",
+            stderr=io.StringIO(),
         )
     assert not ApiToken.objects.exists()
 
@@ -133,7 +141,18 @@ def test_command_list_shows_tokens_but_never_their_value(personas):
     api_token_revoke(token=b)
     out, _ = run("api_token", "list")
     lines = out.splitlines()
-    assert lines[0].split() == ["id", "user", "name", "prefix", "created", "last", "used", "expires", "revoked", "state"]
+    assert lines[0].split() == [
+        "id",
+        "user",
+        "name",
+        "prefix",
+        "created",
+        "last",
+        "used",
+        "expires",
+        "revoked",
+        "state",
+    ]
     assert len(lines) == 3
     assert raw_a not in out and raw_b not in out
     assert a.digest not in out and b.digest not in out
@@ -188,7 +207,9 @@ def test_creating_a_token_shows_it_once(client, personas):
     response = client.post(URL, {"name": "script", "lifetime": "30"})
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
-    raw = re.search(r'<code class="api-token-raw" id="api-token">([^<]+)</code>', response.content.decode()).group(1)
+    raw = re.search(
+        r'<code class="api-token-raw" id="api-token">([^<]+)</code>', response.content.decode()
+    ).group(1)
     token = ApiToken.objects.get()
     assert (token.user, token.name, token.digest) == (personas.alice, "script", ApiToken.digest_of(raw))
     assert token.expires_at - token.created_at < dt.timedelta(days=30, seconds=5)
@@ -208,7 +229,7 @@ def test_an_invalid_form_creates_nothing(client, personas):
 
 def test_i_can_revoke_mine_but_not_someone_elses(client, personas):
     mine, raw_mine = api_token_create(user=personas.alice, name="mine")
-    theirs, raw_theirs = api_token_create(user=personas.bob, name="theirs")
+    theirs, _ = api_token_create(user=personas.bob, name="theirs")
     client.force_login(personas.alice)
     response = client.post(f"{URL}{theirs.pk}/revoke/")
     assert response.status_code == 404

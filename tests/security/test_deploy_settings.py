@@ -40,7 +40,9 @@ def django(code: str, env: dict[str, str], tmp_path: Path) -> subprocess.Complet
     )
 
 
-SETUP = "import os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup()\n"
+SETUP = (
+    "import os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup()\n"
+)
 
 
 def test_check_deploy_is_clean_with_the_documented_production_environment(tmp_path):
@@ -104,13 +106,19 @@ def test_the_https_switch_and_each_setting_on_its_own(tmp_path):
     assert on["SECURE_HSTS_SECONDS"] == 31536000
     assert on["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True and on["SECURE_HSTS_PRELOAD"] is True
     assert on["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
-    mixed = settings_with({"HTTPS": "true", "SECURE_HSTS_SECONDS": "300", "SECURE_HSTS_PRELOAD": "false"}, tmp_path)
+    mixed = settings_with(
+        {"HTTPS": "true", "SECURE_HSTS_SECONDS": "300", "SECURE_HSTS_PRELOAD": "false"}, tmp_path
+    )
     assert (mixed["SECURE_HSTS_SECONDS"], mixed["SECURE_HSTS_PRELOAD"]) == (300, False)
 
 
 def test_throttling_token_and_size_limits_come_from_the_environment(tmp_path):
     defaults = settings_with({}, tmp_path)
-    assert (defaults["AXES_FAILURE_LIMIT"], defaults["cooloff_minutes"], defaults["API_TOKEN_DAYS"]) == (5, 15, 90)
+    assert (defaults["AXES_FAILURE_LIMIT"], defaults["cooloff_minutes"], defaults["API_TOKEN_DAYS"]) == (
+        5,
+        15,
+        90,
+    )
     assert defaults["AXES_IPWARE_PROXY_COUNT"] is None
     custom = settings_with(
         {
@@ -131,18 +139,28 @@ def test_a_web_process_without_debug_refuses_the_development_key(tmp_path, debug
     env = {"DEBUG": debug} if debug else {}
     result = django("import config.wsgi", env, tmp_path)
     assert result.returncode != 0
-    assert "ImproperlyConfigured: SECRET_KEY is not set: production (DEBUG is off) needs SECRET_KEY" in result.stderr
+    assert (
+        "ImproperlyConfigured: SECRET_KEY is not set: production (DEBUG is off) needs SECRET_KEY"
+        in result.stderr
+    )
     assert "SECRET_KEY_FILE" in result.stderr
 
 
 def test_a_web_process_starts_with_a_key_or_in_debug(tmp_path):
     key_file = tmp_path / "key"
     key_file.write_text(secrets.token_urlsafe(50))
-    for env in ({"SECRET_KEY_FILE": str(key_file)}, {"SECRET_KEY": secrets.token_urlsafe(50)}, {"DEBUG": "true"}):
+    for env in (
+        {"SECRET_KEY_FILE": str(key_file)},
+        {"SECRET_KEY": secrets.token_urlsafe(50)},
+        {"DEBUG": "true"},
+    ):
         result = django("import config.wsgi; print('started')", env, tmp_path)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip().endswith("started")
     # What the key file holds is the key (without its trailing newline).
-    result = django(SETUP + "from django.conf import settings; print(settings.SECRET_KEY)",
-                    {"SECRET_KEY_FILE": str(key_file)}, tmp_path)
+    result = django(
+        SETUP + "from django.conf import settings; print(settings.SECRET_KEY)",
+        {"SECRET_KEY_FILE": str(key_file)},
+        tmp_path,
+    )
     assert result.stdout.strip().splitlines()[-1] == key_file.read_text()

@@ -71,7 +71,14 @@ def test_no_template_has_inline_script_style_or_handlers():
         if "/email/" in str(path):
             continue
         text = path.read_text()
-        for pattern in (r"<script(?![^>]*\bsrc=)", r"\sstyle=", r"\son[a-z]+=", r"hx-on", r"<style", r"javascript:"):
+        for pattern in (
+            r"<script(?![^>]*\bsrc=)",
+            r"\sstyle=",
+            r"\son[a-z]+=",
+            r"hx-on",
+            r"<style",
+            r"javascript:",
+        ):
             if re.search(pattern, text):
                 offenders.append(f"{path.relative_to(root)}: {pattern}")
     assert offenders == []

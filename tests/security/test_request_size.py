@@ -3,6 +3,8 @@ body: the WSGI input below fails the test if it is read at all."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -40,14 +42,14 @@ class UnreadableInput:
 
 def post_declared(client: Client, url: str, length: int, **headers: str) -> tuple[object, UnreadableInput]:
     body = UnreadableInput()
+    extra: dict[str, Any] = {"CONTENT_LENGTH": str(length), "wsgi.input": body}
     response = client.generic(
         "POST",
         url,
         b"",
         content_type=f"multipart/form-data; boundary={BOUNDARY}",
         headers=headers,
-        CONTENT_LENGTH=str(length),
-        **{"wsgi.input": body},
+        **extra,
     )
     return response, body
 

@@ -4,6 +4,7 @@ read them and click through. See workitems/outbox.py for when it is available.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
@@ -41,7 +42,7 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
 # The HTML version is shown in a sandboxed iframe (srcdoc, no scripts), which inherits this page's
 # Content-Security-Policy: emails carry inline styles (mail clients ignore stylesheets), so this
 # development page alone allows inline styles.
-OUTBOX_CSP = {**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
+OUTBOX_CSP: dict[str, Any] = {**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
 
 
 @csp_override(OUTBOX_CSP)

@@ -43,7 +43,9 @@ def create_and_print(command: BaseCommand, *, username: str, name: str, options:
     token, raw = api_token_create(user=user, name=name, days=days, never_expires=options["never_expires"])
     until = f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "never expires"
     # The raw token alone on stdout, so `TOKEN=$(manage.py api_token create …)` captures it.
-    command.stderr.write(f"Token '{token.name}' ({token.prefix}…) for {username}, {until} (shown once, store it now):")
+    command.stderr.write(
+        f"Token '{token.name}' ({token.prefix}…) for {username}, {until} (shown once, store it now):"
+    )
     command.stdout.write(raw)
 
 
@@ -106,7 +108,9 @@ class Command(BaseCommand):
     def revoke(self, ref: str) -> None:
         match = Q(prefix=ref) if not ref.isdigit() else Q(pk=int(ref))
         if not ref.isdigit() and len(ref) < ApiToken.PREFIX_LENGTH:
-            raise CommandError(f"give a token id or its whole prefix ({ApiToken.PREFIX_LENGTH} characters, fo_…)")
+            raise CommandError(
+                f"give a token id or its whole prefix ({ApiToken.PREFIX_LENGTH} characters, fo_…)"
+            )
         tokens = list(ApiToken.objects.select_related("user").filter(match))
         if not tokens:
             raise CommandError(f"no token '{ref}' (see `manage.py api_token list`)")

@@ -92,7 +92,6 @@ class RequestSizeLimitMiddleware:
         match = request.resolver_match
         if match is not None and match.namespace == "api":
             return JsonResponse({"errors": {"__all__": [message]}}, status=413)
-        response = render(request, "413.html", {"message": message}, status=413)
-        # The browser may still be sending the body: ask it to stop reusing this connection.
-        response["Connection"] = "close"
-        return response
+        # No "Connection: close" here: WSGI forbids hop-by-hop headers from the application; the
+        # server (gunicorn's sync workers close every connection) deals with the unread body.
+        return render(request, "413.html", {"message": message}, status=413)

@@ -7,10 +7,12 @@ Production sets DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis or Rabbit
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -33,7 +35,11 @@ def envsecret(name: str, default: str = "") -> str:
 
 
 DEBUG = envbool("DEBUG", "false")
-SECRET_KEY = envsecret("SECRET_KEY", "dev-only-insecure-key-change-me")
+# Without SECRET_KEY (or SECRET_KEY_FILE) a fixed development key is used, so that `make run`,
+# the tests, mypy and `makemigrations` need no configuration. A web process refuses to start on it
+# unless DEBUG is on (config/wsgi.py: production must set a key); `check --deploy` flags it too.
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me"
+SECRET_KEY = envsecret("SECRET_KEY") or DEV_SECRET_KEY
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -48,6 +54,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "crispy_forms",
     "crispy_bootstrap5",
+    "axes",
     "orchestration",
     "records",
     "workitems",
@@ -56,15 +63,21 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CsrfViewMiddleware: its process_view reads the body of a form POST, and an
+    # oversized upload must be refused before anything reads it.
+    "config.middleware.RequestSizeLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.middleware.HtmxLoginRedirectMiddleware",
+    # Last: turns a login refused by django-axes into our lock-out page (config/auth.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -81,6 +94,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "workitems.context_processors.my_work",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -120,6 +134,12 @@ else:
         _options.setdefault("prepare_threshold", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes first: it refuses a locked-out username+address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -232,6 +252,75 @@ LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 # read at most once per this many seconds per process.
 METRICS_TOKEN = envsecret("METRICS_TOKEN")
 METRICS_CACHE_SECONDS = float(os.environ.get("METRICS_CACHE_SECONDS", "15"))
+# --- API tokens -------------------------------------------------------------------------------
+# Lifetime of a new token unless its creator picks another (or none: `--days 0` / "never").
+API_TOKEN_DAYS = envint("API_TOKEN_DAYS", "90")
+
+# --- Security (docs/security.md) --------------------------------------------------------------
+# Login throttling (django-axes): AXES_FAILURE_LIMIT failed logins for one username from one
+# address lock that pair out for AXES_COOLOFF_MINUTES; `manage.py axes_reset` lifts every lock.
+# Attempts are rows in the database, so every web process sees the same counts.
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", "5")
+AXES_COOLOFF_TIME = dt.timedelta(minutes=envint("AXES_COOLOFF_MINUTES", "15"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a successful login forgets the failures before it
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_LOCKOUT_CALLABLE = "config.auth.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# No "AXES: BEGIN …" banner on every process start and management command; lock-outs are still
+# logged (axes.handlers, WARNING).
+AXES_VERBOSE = False
+# The client address is REMOTE_ADDR unless PROXY_COUNT says how many reverse proxies append to
+# X-Forwarded-For: trusting that header without a proxy would let a client pick its address.
+PROXY_COUNT = envint("PROXY_COUNT", "0")
+if PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+
+# HTTPS=true (the site is served over TLS) turns on the secure defaults below; each can still be
+# set on its own. HSTS only over TLS: a browser that saw it refuses plain HTTP for a year.
+HTTPS = envbool("HTTPS", "false")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", str(HTTPS))
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", str(HTTPS))
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", str(HTTPS))
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000" if HTTPS else "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", str(HTTPS))
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", str(HTTPS))
+# Behind a TLS-terminating proxy the request reaches Django as plain HTTP: believe the proxy's
+# X-Forwarded-Proto (only set this when the proxy overwrites that header from clients).
+if envbool("TRUST_X_FORWARDED_PROTO", "false"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Everything from this origin, nothing inline: no inline scripts or styles, no eval (htmx runs
+# with allowEval=false and no injected indicator style, see templates/_base.html). `frame-src
+# 'self'` and `form-action 'self'` keep forms and the Outbox preview on this site.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "frame-src": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "base-uri": [CSP.SELF],
+    "object-src": [CSP.NONE],
+}
+
+# --- Request sizes ----------------------------------------------------------------------------
+# RequestSizeLimitMiddleware answers 413 to a body larger than this before reading it (views can
+# lower it, the definitions upload does). Keep the reverse proxy's limit (nginx
+# client_max_body_size) at or above it. Bodies Django parses in memory (form fields, JSON) are
+# capped lower; uploaded files stay in memory up to FILE_UPLOAD_MAX_MEMORY_SIZE, then spill to disk.
+MAX_REQUEST_BYTES = envint("MAX_REQUEST_BYTES", str(2 * 1024 * 1024))
+DATA_UPLOAD_MAX_MEMORY_SIZE = min(MAX_REQUEST_BYTES, 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = min(MAX_REQUEST_BYTES, 2 * 1024 * 1024)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -249,7 +338,3 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
-
-if not DEBUG:
-    SESSION_COOKIE_HTTPONLY = True
-    X_FRAME_OPTIONS = "DENY"

@@ -1,6 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
+
+from orchestration.views import tokens
 
 from orchestration.views.metrics import metrics_view
 
@@ -11,8 +15,12 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    # Browsers ask every site for /favicon.ico (the admin's pages too): answer, rather than 404.
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("account/tokens/", tokens.token_list, name="account_tokens"),
+    path("account/tokens/<int:pk>/revoke/", tokens.token_revoke, name="account_token_revoke"),
     path("admin/", admin.site.urls),
     path("records/", include("records.urls")),
     path("api/", include("orchestration.api_urls")),

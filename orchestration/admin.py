@@ -33,9 +33,12 @@ from .models import (
 
 
 def pretty_json(value: Any) -> str:
-    return format_html(
-        "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(value, indent=2, default=str)
-    )
+    # A class, not a style attribute: the Content-Security-Policy allows no inline styles.
+    return format_html("<pre class='pretty-json'>{}</pre>", json.dumps(value, indent=2, default=str))
+
+
+# Every admin page showing pretty_json loads the stylesheet that lays it out.
+ADMIN_CSS = {"all": ["orchestration/admin.css"]}
 
 
 class ReadOnlyMixin:
@@ -104,6 +107,9 @@ class FlowAdmin(admin.ModelAdmin):
 
 
 class VersionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    class Media:
+        css = ADMIN_CSS
+
     list_display = ["__str__", "number", "is_active", "created_at", "created_by", "source"]
     list_filter = ["is_active"]
     readonly_fields = [
@@ -191,6 +197,9 @@ class StepRunInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(Run)
 class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    class Media:
+        css = ADMIN_CSS
+
     list_display = ("id", "orchestration", "version", "status", "current_stage", "record_label", "started_at")
     list_filter = ("status", "orchestration")
     list_select_related = ("orchestration", "version", "version__orchestration")
@@ -232,6 +241,9 @@ class RunAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(StageRun)
 class StageRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    class Media:
+        css = ADMIN_CSS
+
     list_display = ("id", "run", "key", "status", "outcome", "started_at", "ended_at")
     list_filter = ("status",)
     list_select_related = ("run",)
@@ -241,6 +253,9 @@ class StageRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(StepRun)
 class StepRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    class Media:
+        css = ADMIN_CSS
+
     list_display = ("id", "run", "key", "kind", "status", "attempts", "exec_state", "started_at")
     list_filter = ("status", "kind", "exec_state")
     list_select_related = ("run",)
@@ -259,6 +274,9 @@ class StepRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(RunEvent)
 class RunEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    class Media:
+        css = ADMIN_CSS
+
     list_display = ("id", "created_at", "run", "name", "stage", "step", "actor")
     list_filter = ("name",)
     list_select_related = ("run", "actor")
@@ -283,12 +301,21 @@ class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are created here (or with `manage.py create_api_token`): the raw value is shown
     once on the page that answers the creation, never stored, never put in a message or cookie."""
 
-    list_display = ("name", "user", "created_at", "last_used_at")
+    class Media:
+        css = ADMIN_CSS
+
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
     list_select_related = ("user",)
-    search_fields = ("name", "user__username")
-    fields = ("user", "name", "created_at", "last_used_at")
-    readonly_fields = ("created_at", "last_used_at")
+    search_fields = ("name", "user__username", "prefix")
+    fields = ("user", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
+    readonly_fields = ("prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
     raw_id_fields = ("user",)
+    actions = ("revoke_tokens",)
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke_tokens(self, request: HttpRequest, queryset: Any) -> None:
+        revoked = sum(services.api_token_revoke(token=t) for t in queryset)
+        self.message_user(request, f"{revoked} token(s) revoked.")
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
         # The user a token acts as is fixed once it exists: make a new token instead.

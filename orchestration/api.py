@@ -25,7 +25,7 @@ from . import selectors
 from .models import Orchestration, Run, RunStatus, StageRun, StepRun
 from .openapi import openapi_document
 from .registry import RECORD_ACCESSORS
-from .services import PERM_LAUNCH, LaunchError, api_token_authenticate, run_launch
+from .services import PERM_LAUNCH, LaunchError, TokenRefused, api_token_authenticate, run_launch
 
 PERM_VIEW_RUN = "orchestration.view_run"
 PERM_VIEW_ORCHESTRATION = "orchestration.view_orchestration"
@@ -57,10 +57,12 @@ def _bearer_user(request: HttpRequest) -> Any:
     challenge = {"WWW-Authenticate": 'Bearer realm="api"'}
     if scheme.lower() != "bearer" or not raw:
         raise ApiError(401, "give a token: Authorization: Bearer <token>", challenge)
-    user = api_token_authenticate(raw=raw)
-    if user is None:
-        raise ApiError(401, "the token is not valid (unknown, revoked, or its user is inactive)", challenge)
-    return user
+    try:
+        return api_token_authenticate(raw=raw)
+    except TokenRefused as exc:
+        raise ApiError(
+            401, str(exc), {"WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'}
+        ) from None
 
 
 def api_endpoint(*methods: str, perms: tuple[str, ...] = (), auth: bool = True) -> Callable[[View], View]:

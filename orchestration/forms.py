@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from django import forms
+from django.conf import settings
 
 MAX_UPLOAD_BYTES = 1024 * 1024
 UPLOAD_SUFFIXES = (".yaml", ".yml", ".json")
@@ -49,3 +50,25 @@ class DefinitionsUploadForm(forms.Form):
         # load_text picks JSON by the suffix; normalise the case so FILE.JSON parses as JSON.
         stem, _, suffix = name.rpartition(".")
         return f"{stem}.{suffix.lower()}", text
+
+
+class ApiTokenCreateForm(forms.Form):
+    """A new API token of one's own: a name and a lifetime (the default is API_TOKEN_DAYS)."""
+
+    name = forms.CharField(
+        label="Name", max_length=100, help_text="What the token is for, e.g. “nightly import”."
+    )
+    lifetime = forms.ChoiceField(label="Expires", help_text="A token that never expires works until revoked.")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        days = sorted({30, 90, 365, settings.API_TOKEN_DAYS})
+        choices = [(str(d), f"in {d} days") for d in days] + [("never", "never")]
+        field = self.fields["lifetime"]
+        field.choices = choices  # type: ignore[attr-defined]
+        field.initial = str(settings.API_TOKEN_DAYS)
+
+    def lifetime_days(self) -> int | None:
+        """The days chosen, or None for a token that never expires."""
+        value = self.cleaned_data["lifetime"]
+        return None if value == "never" else int(value)

@@ -13,6 +13,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class FlowKind(models.TextChoices):
@@ -269,16 +270,34 @@ class RunEvent(models.Model):
 
 
 class ApiToken(models.Model):
-    """A bearer token for the JSON API; only its SHA-256 is stored."""
+    """A bearer token for the JSON API; only its SHA-256 is stored. `prefix` (the first
+    characters of the raw token, not enough to guess the rest) names it in lists and in
+    `manage.py api_token revoke`. A revoked or expired token stays as a row, so lists and the
+    admin still say what it was and when it stopped working."""
+
+    PREFIX_LENGTH = 11  # "fo_" and 8 random characters: 48 of its 256 random bits
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
     digest = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=16, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.user})"
+
+    def is_expired(self, now: Any = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    @property
+    def state(self) -> str:
+        """active, expired or revoked: what a list shows."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.is_expired() else "active"
 
     @staticmethod
     def digest_of(raw: str) -> str:

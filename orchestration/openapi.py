@@ -308,8 +308,9 @@ def openapi_document() -> dict[str, Any]:
             "version": "1",
             "description": (
                 "Launch orchestrations and follow their runs. Authenticate every request with "
-                "`Authorization: Bearer <token>`; create a token with "
-                "`python manage.py create_api_token USERNAME`. Errors are JSON: "
+                "`Authorization: Bearer <token>`; create a token on the *API tokens* page or with "
+                "`python manage.py api_token create USERNAME --name NAME`. Tokens expire (90 days by "
+                "default) and can be revoked: a 401 says which. Errors are JSON: "
                 '`{"errors": {"<field>": ["message"]}}`.'
             ),
         },
@@ -321,7 +322,10 @@ def openapi_document() -> dict[str, Any]:
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "A token from `manage.py create_api_token` (or the admin).",
+                    "description": (
+                        "A token from the API tokens page (/account/tokens/), `manage.py api_token create` "
+                        "or the admin."
+                    ),
                 }
             },
             "schemas": SCHEMAS,

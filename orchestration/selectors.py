@@ -30,6 +30,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from .models import (
+    ApiToken,
     Orchestration,
     OrchestrationVersion,
     Run,
@@ -626,3 +627,8 @@ def failed_step_ids(run_ids: list[int]) -> dict[int, list[int]]:
     ):
         out.setdefault(run_id, []).append(step_id)
     return out
+
+
+def api_tokens_of(user: Any) -> QuerySet[ApiToken]:
+    """A user's API tokens, newest first: active, expired and revoked alike."""
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-pk")

@@ -178,3 +178,11 @@ def ticket_type() -> RecordType:
             {"name": "assignee", "type": "user"},
         ],
     )
+
+
+def login_request(ip: str = "127.0.0.1") -> Any:
+    """A request to pass to `authenticate()` (and `client.login(request=...)`): django-axes'
+    backend refuses to authenticate without one, since it throttles per username and address."""
+    from django.test import RequestFactory
+
+    return RequestFactory().post("/login/", REMOTE_ADDR=ip)

@@ -32,8 +32,11 @@ def test_postgresql_databases_get_custom_plans_and_others_are_left_alone(databas
     assert databases["mine"]["OPTIONS"]["options"] == "-c plan_cache_mode=auto"  # the operator's choice
 
 
-def test_the_wsgi_application_sets_it_before_connecting(databases: dict[str, Any]) -> None:
+def test_the_wsgi_application_sets_it_before_connecting(databases: dict[str, Any], settings: Any) -> None:
     import importlib
+
+    # A web process without DEBUG refuses the development key (tests/security/test_settings.py).
+    settings.SECRET_KEY = "wsgi-test-" + "k" * 50
 
     import config.wsgi
 

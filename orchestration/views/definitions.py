@@ -16,11 +16,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from config.middleware import max_request_bytes
+
 from .. import engine, selectors
 from ..definitions import END, Assignee, Decision, Gate
 from ..definitions import Orchestration as OrchestrationDoc
 from ..definitions import Stage as StageDoc
-from ..forms import DefinitionsUploadForm
+from ..forms import MAX_UPLOAD_BYTES, DefinitionsUploadForm
 from ..models import Orchestration, OrchestrationVersion, RunStatus
 from ..services import PERM_IMPORT, DefinitionsInvalid, definitions_import, version_activate
 from ..validation import DefinitionError, load_text
@@ -318,6 +320,11 @@ def _import_upload(form: DefinitionsUploadForm, request: HttpRequest) -> list[De
     return "; ".join(parts)
 
 
+# The file plus the form around it (boundaries, headers, the CSRF token, the checkbox).
+UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 64 * 1024
+
+
+@max_request_bytes(UPLOAD_REQUEST_BYTES, accepts="definitions files up to 1 MB")
 @login_required
 @require_http_methods(["GET", "POST"])
 def definitions_upload(request: HttpRequest) -> HttpResponse:

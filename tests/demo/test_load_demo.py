@@ -9,6 +9,7 @@ from django.db.models import Model
 from orchestration.models import FlowVersion, OrchestrationVersion, Run, RunEvent, StepRun
 from orchestration.registry import PYTHON_FLOWS
 from records.models import FieldChange, Record, RecordType
+from tests.factories import login_request
 from workitems.models import Queue, WorkItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,7 +51,7 @@ def test_every_demo_user_can_log_in_with_demo_and_work_on_records():
     call_command("load_demo")
     User = get_user_model()
     for name in ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "henry"]:
-        user = authenticate(username=name, password="demo")
+        user = authenticate(login_request(), username=name, password="demo")
         assert user is not None, name
         assert user.email == f"{name}@example.com"
         assert user.has_perms(["records.view_record", "records.add_record", "records.change_record"])
@@ -81,7 +82,7 @@ def test_a_changed_password_survives_a_reload():
     user.set_password("something-else")
     user.save()
     call_command("load_demo")
-    assert authenticate(username="alice", password="something-else") is not None
+    assert authenticate(login_request(), username="alice", password="something-else") is not None
 
 
 def test_queues_are_staffed_by_their_groups():

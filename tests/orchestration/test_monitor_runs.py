@@ -288,7 +288,7 @@ def test_htmx_requests_get_only_the_table(client, personas, viewer):
     bulk_runs(3)
     client.force_login(viewer)
     full = client.get(f"{URL}?status=in_progress")
-    assert "hx-trigger=\"every 5s [document.visibilityState === 'visible']\"" in full.content.decode()
+    assert 'hx-trigger="every 5s" data-poll-visible' in full.content.decode()
     resp = client.get(f"{URL}?status=in_progress", headers={"HX-Request": "true"})
     html = resp.content.decode()
     assert resp.status_code == 200

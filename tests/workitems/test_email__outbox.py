@@ -115,6 +115,18 @@ def test_scripts_in_a_message_stay_inert(client, personas, outbox):
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in detail  # inside the sandboxed srcdoc only
 
 
+def test_the_message_page_alone_allows_the_inline_styles_of_emails(client, personas, outbox):
+    """The HTML version is an srcdoc iframe, which inherits the page's Content-Security-Policy;
+    emails need inline styles, scripts stay refused (and the iframe is sandboxed)."""
+    send("Styled", "a@example.com", "text", '<p style="color:red">hi</p>')
+    listing = client.get("/dev/outbox/")
+    assert "'unsafe-inline'" not in listing["Content-Security-Policy"]
+    url = re.search(r'href="(/dev/outbox/[^"]+/0/)"', listing.content.decode()).group(1)  # type: ignore[union-attr]
+    policy = client.get(url)["Content-Security-Policy"]
+    assert "style-src 'self' 'unsafe-inline'" in policy
+    assert "script-src 'self';" in policy
+
+
 def test_bad_message_addresses_are_not_found(client, personas, outbox, tmp_path):
     send("One", "a@example.com", "x")
     [log] = outbox.glob("*.log")

@@ -4,9 +4,13 @@ read them and click through. See workitems/outbox.py for when it is available.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.csp import CSP
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET
 
 from ..outbox import outbox_dir, outbox_enabled, outbox_message, outbox_messages
@@ -35,6 +39,13 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+# The HTML version is shown in a sandboxed iframe (srcdoc, no scripts), which inherits this page's
+# Content-Security-Policy: emails carry inline styles (mail clients ignore stylesheets), so this
+# development page alone allows inline styles.
+OUTBOX_CSP: dict[str, Any] = {**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
+
+
+@csp_override(OUTBOX_CSP)
 @require_GET
 def outbox_message_view(request: HttpRequest, name: str, index: int) -> HttpResponse:
     folder = _outbox(request)

@@ -5,7 +5,6 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from orchestration.views import tokens
-
 from orchestration.views.metrics import metrics_view
 
 from . import views

@@ -316,3 +316,7 @@ _SWEEP_DONE = re.compile(r"Task orchestration\.tasks\.sweep\[[^\]]+\] succeeded 
 def sweep_reports(worker_log: str) -> list[dict[str, Any]]:
     """Every sweep a worker finished, as the task returned it (Celery logs the return value)."""
     return [ast.literal_eval(m.group(1)) for m in _SWEEP_DONE.finditer(worker_log)]
+
+
+def sweeps_received(worker_log: str) -> int:
+    return len(re.findall(r"Task orchestration\.tasks\.sweep\[[^\]]+\] received", worker_log))

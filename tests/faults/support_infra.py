@@ -184,11 +184,18 @@ class Service:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> None:
+        start_all(self, timeout=timeout)
+
+    def launch(self) -> int:
+        """Start the process; returns where its log stood (wait_ready reads on from there)."""
         offset = self.log.stat().st_size if self.log.exists() else 0
         self.proc = subprocess.Popen(
             self.cmd, cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT
         )
-        deadline = time.time() + timeout
+        return offset
+
+    def wait_ready(self, offset: int, deadline: float) -> None:
+        assert self.proc is not None
         while self.ready not in self.text()[offset:]:
             if self.proc.poll() is not None or time.time() > deadline:
                 pytest.fail(f"{self.name} did not start:\n" + self.text()[-3000:])
@@ -211,6 +218,15 @@ class Service:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self.proc = None
+
+
+def start_all(*services: Service, timeout: float = 60) -> None:
+    """Start the services at once (each takes seconds to import Django and Celery), then wait
+    until every one says it is ready."""
+    offsets = [service.launch() for service in services]
+    deadline = time.time() + timeout
+    for service, offset in zip(services, offsets, strict=True):
+        service.wait_ready(offset, deadline)
 
 
 def service_env(*, database_url: str, broker_url: str, var_dir: Path, **extra: str) -> dict[str, str]:
@@ -281,8 +297,8 @@ def broker_for_this_process(url: str) -> Iterator[None]:
 
     def reset_pool() -> None:
         # Drop the connections to the previous broker; the next publish connects to `url`.
-        app._pool = None
-        app.amqp._producer_pool = None
+        app._pool = None  # type: ignore[attr-defined]
+        app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
     old = (app.conf.task_always_eager, app.conf.broker_url, os.environ.get("CELERY_BROKER_URL"))
     app.conf.task_always_eager = False

@@ -24,6 +24,7 @@ from .support_infra import (
     celery_worker,
     running_redis,
     service_env,
+    start_all,
     subprocess_database_url,
     sweep_reports,
     sweeps_received,
@@ -66,9 +67,8 @@ def test_two_beats_started_and_stopped_twice_never_run_two_sweeps_at_once(person
         try:
             worker.start()
             # Round 1: two beats at once. Round 2: one, restarted. Round 3: both again.
-            for round_beats, seconds in ((beats, 6), (beats[:1], 4), (beats, 6)):
-                for beat in round_beats:
-                    beat.start()
+            for round_beats, seconds in ((beats, 4), (beats[:1], 3), (beats, 4)):
+                start_all(*round_beats)
                 time.sleep(seconds)
                 for beat in round_beats:
                     beat.stop()
@@ -89,8 +89,8 @@ def test_two_beats_started_and_stopped_twice_never_run_two_sweeps_at_once(person
     _assert_no_overlap(ran)
     # Two beats sending every second a sweep that lasts 1.5 s: many ran, many found the lock
     # taken (so the test saw contention and could have caught an overlap).
-    assert len(ran) >= 8, reports
-    assert len(skipped) >= 5, reports
+    assert len(ran) >= 5, reports
+    assert len(skipped) >= 4, reports
     # The sweeps did their work exactly once: the undelivered step was re-sent by one of them.
     assert sum(r["redispatched"] for r in ran) == 1
     assert sum(r["redispatched"] for r in skipped) == 0

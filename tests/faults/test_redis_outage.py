@@ -25,6 +25,7 @@ from .support_infra import (
     celery_worker,
     running_redis,
     service_env,
+    start_all,
     subprocess_database_url,
     wait_for,
 )
@@ -83,8 +84,7 @@ def test_redis_down_for_a_minute_loses_nothing_and_every_run_completes(personas,
         worker = celery_worker(env, tmp_path / "worker.log")
         beat = celery_beat(env, tmp_path / "beat.log", schedule=tmp_path / "beat-schedule")
         try:
-            worker.start()
-            beat.start()
+            start_all(worker, beat)
             # Before the outage: two saves and launches go through at once.
             statuses = [_save_and_launch(client, n)[0] for n in range(2)]
             wait_for(

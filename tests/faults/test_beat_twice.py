@@ -65,10 +65,9 @@ def test_two_beats_started_and_stopped_twice_never_run_two_sweeps_at_once(person
             for i in (1, 2)
         ]
         try:
-            worker.start()
             # Round 1: two beats at once. Round 2: one, restarted. Round 3: both again.
-            for round_beats, seconds in ((beats, 4), (beats[:1], 3), (beats, 4)):
-                start_all(*round_beats)
+            for i, (round_beats, seconds) in enumerate(((beats, 4), (beats[:1], 3), (beats, 4))):
+                start_all(*round_beats, *([worker] if i == 0 else []))  # together: each takes seconds
                 time.sleep(seconds)
                 for beat in round_beats:
                     beat.stop()

@@ -41,8 +41,8 @@ from .support_infra import (
 pytestmark = [pytest.mark.celery_worker]
 
 DOWN_SECONDS = 3
-HOLD_SECONDS = 2  # the slow flow's HTTP call: the database restarts while it waits
-STEP_TIMEOUT = 5  # ORCHESTRATION_STEP_TIMEOUT_SECONDS: a step whose result was never stored
+HOLD_SECONDS = 3  # the slow flow's HTTP call: the database restarts while it waits
+STEP_TIMEOUT = 8  # ORCHESTRATION_STEP_TIMEOUT_SECONDS: longer than a slow call, so only lost results time out
 SLOW_RUNS = 3
 GUNICORN = ("--workers", "2", "--timeout", "30", "--graceful-timeout", "5")
 

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render, resolve_url
+from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
 V = TypeVar("V", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 
 class HtmxLoginRedirectMiddleware:
@@ -95,3 +99,47 @@ class RequestSizeLimitMiddleware:
         # No "Connection: close" here: WSGI forbids hop-by-hop headers from the application; the
         # server (gunicorn's sync workers close every connection) deals with the unread body.
         return render(request, "413.html", {"message": message}, status=413)
+
+
+# What a client should wait before trying again (seconds): a database restart or failover takes
+# a few seconds.
+RETRY_AFTER_SECONDS = 5
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+def database_unavailable_response(request: HttpRequest) -> HttpResponse:
+    """503 "temporarily unavailable, try again" with Retry-After: JSON under /api/, else a
+    page. Rendered without the request's context processors: they query the database."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {
+                "error": "the service is temporarily unavailable, try again",
+                "retry_after": RETRY_AFTER_SECONDS,
+            },
+            status=503,
+            headers=headers,
+        )
+    html = render_to_string("503.html", {"retry_after": RETRY_AFTER_SECONDS, "path": request.path})
+    return HttpResponse(html, status=503, headers=headers)
+
+
+class DatabaseUnavailableMiddleware:
+    """A view that loses the database (a restart, a failover, too many connections) answers
+    503 with Retry-After instead of a 500 traceback page.
+
+    Django turns an exception raised in a middleware into a response before the middleware
+    around it sees it, so `process_exception` only covers views: `config.views.server_error`
+    (handler500) answers the same for the rest (sessions, authentication)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DATABASE_ERRORS):
+            return None
+        log.warning("database unavailable during %s %s: %s", request.method, request.path, exception)
+        return database_unavailable_response(request)

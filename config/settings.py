@@ -64,6 +64,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Near the outside: a database that is restarting answers 503 "try again", not a 500.
+    "config.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -105,6 +107,10 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
         conn_max_age=envint("DB_CONN_MAX_AGE", "0"),
+        # A persistent connection is checked (a `SELECT 1` on the raw connection, once per
+        # request or task that reuses it) before it is used: after a database restart the first
+        # request on each process gets a new connection instead of an error.
+        conn_health_checks=envbool("DB_CONN_HEALTH_CHECKS", "true"),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -215,6 +221,25 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # task opened a new PostgreSQL connection) unless this is set; config/celery.py lets Django
 # decide instead, as it does per request: DB_CONN_MAX_AGE, and broken connections.
 CELERY_DB_REUSE_MAX = 1_000_000
+# Publishing must fail fast when the broker is away: a web request that launches a run must not
+# hang on it. The state change is already committed (the step row is queued in the database, the
+# outbox the sweep relays: docs/reliability.md), so a publish that fails is logged and left to
+# the sweep. Celery's default policy retries 3 times; here 2 tries 0.2 s apart, each connect
+# bounded by the transport's connect timeout.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0.2,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECT_TIMEOUT", "2"))
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        # A broker host that does not answer (down, firewalled) fails the connect in 2 s.
+        "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+        # A publish on a half-open connection gives up; longer than the 1 s BRPOP of workers.
+        "socket_timeout": 10,
+    }
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     for sub in ("queue", "processed", "control"):
@@ -239,6 +264,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # A background step claimed by a worker that shows no progress after this long is re-dispatched.
 ORCHESTRATION_STEP_TIMEOUT_SECONDS = envint("ORCHESTRATION_STEP_TIMEOUT_SECONDS", "600")
 # Retry backoff for background steps: base * 2**(attempt-1), capped.
+# The sweep re-sends a queued attempt nobody claimed this long past its due time (its message was
+# lost). An attempt whose publish failed is re-sent by the next sweep, without waiting for this.
+ORCHESTRATION_REDISPATCH_GRACE_SECONDS = float(os.environ.get("ORCHESTRATION_REDISPATCH_GRACE_SECONDS", "60"))
+# Test-only: the sweep sleeps this long while it holds its lock (tests/faults/test_beat_twice.py).
+ORCHESTRATION_SWEEP_TEST_DELAY_SECONDS = float(os.environ.get("ORCHESTRATION_SWEEP_TEST_DELAY_SECONDS", "0"))
 ORCHESTRATION_RETRY_BASE_SECONDS = float(os.environ.get("ORCHESTRATION_RETRY_BASE_SECONDS", "5"))
 ORCHESTRATION_RETRY_MAX_SECONDS = float(os.environ.get("ORCHESTRATION_RETRY_MAX_SECONDS", "600"))
 ORCHESTRATION_HTTP_ALLOWED_HOSTS = [

@@ -26,3 +26,6 @@ urlpatterns = [
     path("monitor/", include("orchestration.monitor_urls")),
     path("", include("workitems.urls")),
 ]
+
+# A database outage that escapes the middleware answers 503, not 500 (config/middleware.py).
+handler500 = "config.views.server_error"

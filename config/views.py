@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import sys
+
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.defaults import server_error as django_server_error
 
+from config.middleware import DATABASE_ERRORS, database_unavailable_response
 from records.models import RecordType
 
 
@@ -41,3 +45,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: an exception that escaped a middleware because the database went away is a
+    503 "try again" too (DatabaseUnavailableMiddleware answers for views); anything else is
+    Django's plain 500 page."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, DATABASE_ERRORS):
+        return database_unavailable_response(request)
+    return django_server_error(request)

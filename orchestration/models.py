@@ -226,6 +226,9 @@ class StepRun(models.Model):
     exec_state = models.CharField(max_length=10, choices=ExecState.choices, default=ExecState.IDLE)
     claimed_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The queued attempt's message could not be published (the broker was away): the next
+    # sweep sends it, without waiting for the grace that covers messages lost after publishing.
+    dispatch_failed = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -19,6 +19,15 @@ def run_background_step(step_run_id: int, attempt: int) -> str:
 
 
 @shared_task(ignore_result=True)
-def sweep() -> dict[str, int]:
+def sweep() -> dict[str, object]:
     report = services.sweep()
-    return {"redispatched": report.redispatched, "timed_out": report.timed_out, "rechecked": report.rechecked}
+    # Celery logs what a task returns: the sweep's start and end (epoch seconds) are how an
+    # operator, and tests/faults/test_beat_twice.py, see that sweeps never overlap.
+    return {
+        "redispatched": report.redispatched,
+        "timed_out": report.timed_out,
+        "rechecked": report.rechecked,
+        "skipped": report.skipped,
+        "started": report.started_at.timestamp() if report.started_at else None,
+        "ended": report.ended_at.timestamp() if report.ended_at else None,
+    }

@@ -6,10 +6,12 @@ class WorkitemsConfig(AppConfig):
     verbose_name = "Work items"
 
     def ready(self) -> None:
+        from orchestration.registry import register_email_renderer
         from orchestration.validation import ASSIGNEE_CHECKS
 
-        from . import panels, services
+        from . import emails, panels, services
 
+        register_email_renderer("assignment", emails.assignment_email_render)
         if services.check_assignee not in ASSIGNEE_CHECKS:
             ASSIGNEE_CHECKS.append(services.check_assignee)
         panels.register()  # the Work Guide on record pages

@@ -154,7 +154,8 @@ def test_reassigning_emails_the_new_assignee_and_a_stale_email_is_not_sent(perso
     assert outbox_deliver(email_id=alices.pk) == "canceled"
     assert len(mailoutbox) == 1
     alices.refresh_from_db()
-    assert (alices.status, alices.last_error) == ("canceled", "the item was reassigned before the email went out")
+    assert alices.status == "canceled"
+    assert alices.last_error == "the item was reassigned before the email went out"
     # One row per recipient per assignment: alice's first, then bob's for the queue.
     assert list(OutboxEmail.objects.filter(work_item_id=it.pk).values_list("status", "to")) == [
         ("canceled", ["alice@example.com"]),

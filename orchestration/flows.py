@@ -119,7 +119,7 @@ def _send_email(action: SendEmailAction, ctx: FlowContext) -> dict[str, Any]:
         raise FlowError("send_email: no recipient")
     subject = expressions.render(action.subject, ectx).replace("\n", " ").strip()
     body = expressions.render(action.body, ectx)
-    email = {"key": ctx.action_key, "to": recipients, "subject": subject, "body": body}
+    email: dict[str, Any] = {"key": ctx.action_key, "to": recipients, "subject": subject, "body": body}
     if ctx.emails is not None:
         # A background step: nothing is sent from inside the flow. The email becomes an outbox
         # row in the transaction that stores the step's result (background_step_execute).

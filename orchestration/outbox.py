@@ -249,6 +249,10 @@ def outbox_retry(*, email_ids: Iterable[int]) -> int:
         OutboxEmail.objects.filter(pk__in=retried).update(
             status=OutboxStatus.PENDING, attempts=0, next_attempt_at=timezone.now(), claimed_at=None
         )
-        for pk in retried:
-            transaction.on_commit(lambda pk=pk: deliver_email.delay(pk), robust=True)
+
+        def dispatch() -> None:
+            for pk in retried:
+                deliver_email.delay(pk)
+
+        transaction.on_commit(dispatch, robust=True)
     return len(retried)

@@ -212,7 +212,7 @@ def assignment_email_render(row: OutboxEmail) -> str:
         WorkItem.objects.select_related(
             "run__version", "step_run__stage_run", "assignee_group", "assignee_queue"
         )
-        .filter(pk=row.work_item_id)
+        .filter(pk=row.work_item_id or 0)
         .first()
     )
     if item is None:
@@ -231,7 +231,7 @@ def assignment_email_render(row: OutboxEmail) -> str:
     if row.subject:
         return ""  # rendered at an earlier try: send the same message again
     User = get_user_model()
-    user = User._default_manager.filter(pk=row.recipient_id, is_active=True).exclude(email="").first()
+    user = User._default_manager.filter(pk=row.recipient_id or 0, is_active=True).exclude(email="").first()
     if user is None:
         return "the recipient is no longer active or has no address"
     msg = assignment_email_build(

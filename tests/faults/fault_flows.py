@@ -68,4 +68,4 @@ if os.environ.get("FAULT_KILL_AFTER_SMTP") == "1":
             die()
         return sent
 
-    EmailBackend.send_messages = _send_then_die  # type: ignore[method-assign]
+    EmailBackend.send_messages = _send_then_die  # type: ignore[method-assign,assignment]

@@ -28,7 +28,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def launch_group_item(personas: Any) -> tuple[Run, WorkItem]:
     """An item for the engineering group: alice and erin are emailed (two rows)."""
-    UserFactory(username="erin").groups.add(personas.engineering)
+    erin: Any = UserFactory(username="erin")
+    erin.groups.add(personas.engineering)
     case_type()
     load_process("proc", "Case review", interactive("look", "Take a look", {"group": "engineering"}))
     run = services.run_launch(orchestration="proc", record=make_case("Printer on fire"))

@@ -132,3 +132,16 @@ def test_the_relay_leaves_rows_that_are_done_or_not_due(mailoutbox):
         status="pending", next_attempt_at=timezone.now() + dt.timedelta(minutes=5)
     )
     assert outbox_relay() == 0
+
+
+def test_an_admin_retry_gives_a_failed_email_a_new_series_of_tries(mailoutbox):
+    from orchestration.outbox import outbox_retry
+
+    row = write()
+    mailoutbox.clear()
+    OutboxEmail.objects.filter(pk=row.pk).update(status="failed", attempts=9, last_error="boom")
+    assert outbox_retry(email_ids=[row.pk]) == 1
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.last_error) == ("sent", 1, "")
+    assert len(mailoutbox) == 1
+    assert outbox_retry(email_ids=[row.pk]) == 0  # only failed emails are retried

@@ -142,3 +142,16 @@ def test_a_failed_try_leaves_the_email_pending_with_its_next_try_and_the_relay_s
 
 def test_retries_back_off_up_to_half_an_hour():
     assert [email_retry_delay(n) for n in range(1, 9)] == [30, 60, 120, 240, 480, 960, 1800, 1800]
+
+
+def test_a_message_queued_before_the_outbox_writes_the_rows_once(personas, mailoutbox):
+    """An upgrade with old `send_assignment_email` messages still in the broker."""
+    from workitems.tasks import send_assignment_email
+
+    load_process("proc", "Case review", interactive("check", "Check", {"user": "alice"}))
+    run = launch("proc", make_case())
+    it = item(run, "check")
+    assert send_assignment_email(it.pk, f"user:{personas.alice.pk}") == 1  # asks for alice's row
+    assert send_assignment_email(it.pk, f"user:{personas.bob.pk}") == 0  # stale: not bob's item
+    assert OutboxEmail.objects.filter(work_item_id=it.pk).count() == 1  # the row already written
+    assert len(mailoutbox) == 1

@@ -271,6 +271,22 @@ ORCHESTRATION_REDISPATCH_GRACE_SECONDS = float(os.environ.get("ORCHESTRATION_RED
 ORCHESTRATION_SWEEP_TEST_DELAY_SECONDS = float(os.environ.get("ORCHESTRATION_SWEEP_TEST_DELAY_SECONDS", "0"))
 ORCHESTRATION_RETRY_BASE_SECONDS = float(os.environ.get("ORCHESTRATION_RETRY_BASE_SECONDS", "5"))
 ORCHESTRATION_RETRY_MAX_SECONDS = float(os.environ.get("ORCHESTRATION_RETRY_MAX_SECONDS", "600"))
+# Python modules imported when the orchestration app is ready, comma-separated: where a project
+# registers its own Python flows (`@register_flow("name")`) and flow actions.
+ORCHESTRATION_FLOW_MODULES = [
+    m.strip() for m in os.environ.get("ORCHESTRATION_FLOW_MODULES", "").split(",") if m.strip()
+]
+# The email outbox (orchestration/outbox.py): tries before an email is `failed`, the backoff
+# between tries (base * 2**(tries-1), capped: 30 s, 1, 2, 4, 8, 16 min, then 30 min: about
+# 2 h 30 for 9 tries), how long a delivery holds a row before it is taken as lost, and how long
+# past due a pending row waits for its own task before the sweep's relay sends another.
+ORCHESTRATION_EMAIL_MAX_ATTEMPTS = envint("ORCHESTRATION_EMAIL_MAX_ATTEMPTS", "9")
+ORCHESTRATION_EMAIL_RETRY_BASE_SECONDS = float(os.environ.get("ORCHESTRATION_EMAIL_RETRY_BASE_SECONDS", "30"))
+ORCHESTRATION_EMAIL_RETRY_MAX_SECONDS = float(os.environ.get("ORCHESTRATION_EMAIL_RETRY_MAX_SECONDS", "1800"))
+ORCHESTRATION_EMAIL_CLAIM_SECONDS = float(os.environ.get("ORCHESTRATION_EMAIL_CLAIM_SECONDS", "120"))
+ORCHESTRATION_EMAIL_RELAY_GRACE_SECONDS = float(
+    os.environ.get("ORCHESTRATION_EMAIL_RELAY_GRACE_SECONDS", "30")
+)
 ORCHESTRATION_HTTP_ALLOWED_HOSTS = [
     h for h in os.environ.get("ORCHESTRATION_HTTP_ALLOWED_HOSTS", "").split(",") if h
 ]

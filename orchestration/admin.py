@@ -18,13 +18,14 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from . import services
+from . import outbox, services
 from .models import (
     ApiToken,
     Flow,
     FlowVersion,
     Orchestration,
     OrchestrationVersion,
+    OutboxEmail,
     Run,
     RunEvent,
     StageRun,
@@ -346,3 +347,40 @@ class ApiTokenAdmin(admin.ModelAdmin):
         response = TemplateResponse(request, "admin/orchestration/apitoken/created.html", context)
         response["Cache-Control"] = "no-store"  # the page holds a secret
         return response
+
+
+@admin.register(OutboxEmail)
+class OutboxEmailAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The email outbox: what is owed, sent or failed, with the error and the next try. Rows
+    change only through delivery; the one write offered is retrying failed ones."""
+
+    list_display = (
+        "id",
+        "kind",
+        "status",
+        "recipients",
+        "subject",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "run",
+        "work_item_id",
+    )
+    list_filter = ("status", "kind")
+    search_fields = ("=idempotency_key", "=message_id", "=run__id", "=work_item_id", "subject")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    raw_id_fields = ("run", "step_run")
+    actions = ["retry_failed"]
+    readonly_fields = [f.name for f in OutboxEmail._meta.fields]
+
+    @admin.display(description="to")
+    def recipients(self, obj: OutboxEmail) -> str:
+        return ", ".join(obj.to)
+
+    @admin.action(description="Retry the selected failed emails")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[OutboxEmail]) -> None:
+        if not request.user.has_perm("orchestration.change_outboxemail"):
+            raise PermissionDenied
+        n = outbox.outbox_retry(email_ids=queryset.values_list("pk", flat=True))
+        messages.success(request, f"{n} failed email(s) will be tried again now.")

@@ -62,6 +62,7 @@ def typed_inputs(declared: list[Variable], values: dict[str, Any]) -> dict[str, 
 
 def run_actions(flow: AutolaunchedFlow | EvaluationFlow, ctx: FlowContext) -> dict[str, Any]:
     for i, action in enumerate(flow.actions):
+        ctx.action_index = i  # the action's idempotency key (ctx.action_key) names it
         handler = FLOW_ACTIONS.get(action.type)
         if handler is None:
             raise FlowError(f"actions[{i}]: no handler for action type '{action.type}'")
@@ -107,7 +108,7 @@ def _call(action: CallAction, ctx: FlowContext) -> dict[str, Any]:
 
 @register_flow_action("send_email")
 def _send_email(action: SendEmailAction, ctx: FlowContext) -> dict[str, Any]:
-    from django.core.mail import EmailMessage
+    from .outbox import outbox_write
 
     ectx = ctx.expression_context()
     to = expressions.evaluate(action.to, ectx)
@@ -118,16 +119,13 @@ def _send_email(action: SendEmailAction, ctx: FlowContext) -> dict[str, Any]:
         raise FlowError("send_email: no recipient")
     subject = expressions.render(action.subject, ectx).replace("\n", " ").strip()
     body = expressions.render(action.body, ectx)
-    # Idempotency: the task claim makes each attempt run once; the header lets a receiving
-    # system drop a second copy from a retried attempt.
-    msg = EmailMessage(
-        subject,
-        body,
-        settings.DEFAULT_FROM_EMAIL,
-        recipients,
-        headers={"X-Orchestration-Key": ctx.idempotency_key},
-    )
-    msg.send()
+    email: dict[str, Any] = {"key": ctx.action_key, "to": recipients, "subject": subject, "body": body}
+    if ctx.emails is not None:
+        # A background step: nothing is sent from inside the flow. The email becomes an outbox
+        # row in the transaction that stores the step's result (background_step_execute).
+        ctx.emails.append(email)
+    else:
+        outbox_write(kind="flow", run_id=ctx.run_id, step_run_id=None, **email)
     return {}
 
 
@@ -146,7 +144,9 @@ def _http(action: HttpAction, ctx: FlowContext) -> dict[str, Any]:
     body = None
     if action.json_body is not None:
         body = {k: to_jsonable(expressions.evaluate(v, ectx)) for k, v in action.json_body.items()}
-    headers = {"Idempotency-Key": ctx.idempotency_key, **action.headers}
+    # The same key on every attempt of this action of this step run: a receiver that
+    # de-duplicates applies a retried call once.
+    headers = {"Idempotency-Key": ctx.action_key, **action.headers}
     try:
         resp = requests.request(action.method, url, json=body, headers=headers, timeout=action.timeout)
     except requests.RequestException as exc:

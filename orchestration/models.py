@@ -309,3 +309,64 @@ class ApiToken(models.Model):
     @staticmethod
     def new_raw() -> str:
         return "fo_" + secrets.token_urlsafe(32)
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    # Not sent because what it announced no longer holds (the work item was closed or
+    # reassigned before delivery): a newer email, if any, has its own row.
+    CANCELED = "canceled", "Canceled"
+
+
+class OutboxEmail(models.Model):
+    """One email owed to one recipient list: written in the transaction that decides it must
+    be sent, delivered after commit (orchestration/outbox.py).
+
+    `idempotency_key` is unique: the same logical email (a step run's action, one recipient of
+    one assignment) is one row however often its writer is retried. `message_id` is derived from
+    it, so the rare second delivery (a crash between the SMTP send and marking the row sent)
+    carries the same Message-ID and a receiving system can drop it."""
+
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    message_id = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20)  # "flow" (send_email action), "assignment"
+    status = models.CharField(max_length=10, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    # What caused it. Work items belong to the workitems app, which this app does not import:
+    # an id, not a foreign key.
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    step_run = models.ForeignKey(StepRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    work_item_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # For assignment emails: who the item was assigned to when the row was written ("user:3"),
+    # and the recipient; the message is rendered at the first delivery and kept.
+    assignee = models.CharField(max_length=40, blank=True)
+    recipient_id = models.PositiveBigIntegerField(null=True, blank=True)
+    to = models.JSONField(default=list)
+    subject = models.CharField(max_length=300, blank=True)
+    body = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    # Set by the delivery that holds the row (a compare-and-swap), cleared when it is done; a
+    # claim older than ORCHESTRATION_EMAIL_CLAIM_SECONDS belongs to a worker that died.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # The relay's scan: pending rows by due time; sent rows are most rows and not in it.
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status="pending"), name="outbox_pending_due"
+            ),
+            models.Index(fields=["work_item_id"], name="outbox_work_item"),
+            models.Index(fields=["run"], name="outbox_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} email {self.idempotency_key} ({self.status})"

@@ -56,6 +56,17 @@ def register_flow(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     return deco
 
 
+# An outbox email kind -> a function that fills in the row's message (to, subject, body, html)
+# before it is sent and returns "" while it still applies, or why it no longer does (the row is
+# then canceled). workitems registers "assignment".
+EmailRenderer = Callable[[Any], str]
+EMAIL_RENDERERS: dict[str, EmailRenderer] = {}
+
+
+def register_email_renderer(kind: str, renderer: EmailRenderer) -> None:
+    EMAIL_RENDERERS[kind] = renderer
+
+
 @dataclass
 class RecordAccessor:
     """How the engine reads (and names) records of one model."""
@@ -86,7 +97,21 @@ class FlowContext:
     steps: dict[str, Any]
     outputs: dict[str, Any]
     actor_id: int | None = None
+    # One logical effect per step run: "step:<step run id>", the same for every attempt (a retry
+    # after a crash repeats the effect under the same key, so a receiver can drop the repeat).
     idempotency_key: str = ""
+    # The index of the action running now (set by flows.run_actions).
+    action_index: int = 0
+    # Emails the flow's send_email actions owe, written to the outbox in the transaction that
+    # stores the step's result (a flow whose result is never stored sends nothing). None: the
+    # flow's caller keeps no result transaction (an evaluation flow): written at once instead.
+    emails: list[dict[str, Any]] | None = None
+
+    @property
+    def action_key(self) -> str:
+        """The idempotency key of the current action: the step run's key plus the action's
+        index, so two actions of one flow differ and every attempt of one action agrees."""
+        return f"{self.idempotency_key}:a{self.action_index}"
 
     def expression_context(self) -> dict[str, Any]:
         return {

@@ -33,6 +33,7 @@ from .models import (
     ApiToken,
     Orchestration,
     OrchestrationVersion,
+    OutboxEmail,
     Run,
     RunEvent,
     RunStatus,
@@ -632,3 +633,43 @@ def failed_step_ids(run_ids: list[int]) -> dict[int, list[int]]:
 def api_tokens_of(user: Any) -> QuerySet[ApiToken]:
     """A user's API tokens, newest first: active, expired and revoked alike."""
     return ApiToken.objects.filter(user=user).order_by("-created_at", "-pk")
+
+
+# --- the email outbox -------------------------------------------------------------------------
+
+EMAIL_FIELDS = (
+    "pk",
+    "kind",
+    "status",
+    "to",
+    "attempts",
+    "next_attempt_at",
+    "last_attempt_at",
+    "last_error",
+    "sent_at",
+    "step_run_id",
+    "work_item_id",
+    "idempotency_key",
+)
+
+
+def run_emails_by_step(run: Run) -> dict[int, list[OutboxEmail]]:
+    """The outbox emails a run caused (its flows' and its work items' assignment emails), by
+    step run id, oldest first. One query; the message bodies are not read."""
+    out: dict[int, list[OutboxEmail]] = {}
+    for email in OutboxEmail.objects.filter(run_id=run.pk).only(*EMAIL_FIELDS).order_by("id"):
+        if email.step_run_id is not None:
+            out.setdefault(email.step_run_id, []).append(email)
+    return out
+
+
+def work_item_emails(work_item_ids: list[int]) -> dict[int, list[OutboxEmail]]:
+    """The assignment emails of these work items, by item id, oldest first. One query (none
+    for no items)."""
+    if not work_item_ids:
+        return {}
+    out: dict[int, list[OutboxEmail]] = {}
+    rows = OutboxEmail.objects.filter(work_item_id__in=work_item_ids).only(*EMAIL_FIELDS).order_by("id")
+    for email in rows:
+        out.setdefault(int(email.work_item_id or 0), []).append(email)
+    return out

@@ -22,7 +22,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connections, models, transaction
 from django.utils import timezone
 
-from . import engine, expressions, hot
+from . import engine, expressions, hot, outbox
 from .definitions import FLOW_KINDS, AutolaunchedStart, RecordStart
 from .definitions import Orchestration as OrchestrationDoc
 from .flows import FlowError, run_actions, typed_inputs
@@ -551,7 +551,11 @@ def background_step_execute(*, step_run_id: int, attempt: int) -> str:
         steps=run.step_outputs,
         outputs={},
         actor_id=None,
-        idempotency_key=f"step:{sr.pk}:{attempt}",
+        # The same for every attempt of this step run (and after an admin's retry of it): an
+        # effect a retry repeats after a crash carries the key of the first try, so a
+        # de-duplicating receiver applies it once (docs/effects.md).
+        idempotency_key=f"step:{sr.pk}",
+        emails=[],
     )
     error = ""
     outputs: dict[str, Any] = {}
@@ -594,6 +598,15 @@ def background_step_execute(*, step_run_id: int, attempt: int) -> str:
             sr.exec_state = ExecState.DONE
             sr.error = ""
             step_complete_locked(run=run, step_run=sr, outputs=outputs, actor_id=None, pass_=p)
+            if sr.status == StageStatus.COMPLETED:
+                # The flow's emails are written with its result, in this transaction: a worker
+                # that dies before the commit sends nothing, and the retry writes them once.
+                outbox.outbox_write_many(
+                    emails=[
+                        outbox.outbox_email(kind="flow", run_id=run.pk, step_run_id=sr.pk, **email)
+                        for email in ctx.emails or []
+                    ]
+                )
             return "completed"
         return _attempt_failed(run=run, sr=sr, error=error, pass_=p)
 
@@ -812,6 +825,7 @@ class SweepReport:
     redispatched: int = 0
     timed_out: int = 0
     rechecked: int = 0
+    emails_relayed: int = 0
     # Another sweep held the lock: this one did nothing.
     skipped: bool = False
     started_at: dt.datetime | None = None
@@ -841,6 +855,7 @@ def sweep(*, now: dt.datetime | None = None, batch: int = 500) -> SweepReport:
         report.redispatched = _sweep_redispatch(now=now, batch=batch)
         report.timed_out = _sweep_timed_out(now=now, batch=batch)
         report.rechecked = _sweep_recheck(batch=batch)
+        report.emails_relayed = outbox.outbox_relay(now=now, batch=batch)  # their task was lost
         if settings.ORCHESTRATION_SWEEP_TEST_DELAY_SECONDS:
             time.sleep(settings.ORCHESTRATION_SWEEP_TEST_DELAY_SECONDS)  # test-only: a slow sweep
         report.ended_at = timezone.now()

@@ -27,7 +27,17 @@ def sweep() -> dict[str, object]:
         "redispatched": report.redispatched,
         "timed_out": report.timed_out,
         "rechecked": report.rechecked,
+        "emails_relayed": report.emails_relayed,
         "skipped": report.skipped,
         "started": report.started_at.timestamp() if report.started_at else None,
         "ended": report.ended_at.timestamp() if report.ended_at else None,
     }
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def deliver_email(email_id: int) -> str:
+    """Send one outbox email (queued on commit of the row, by its own retries, or by the relay).
+    A duplicate message is harmless: the row's claim lets one delivery through."""
+    from .outbox import outbox_deliver
+
+    return outbox_deliver(email_id=email_id)

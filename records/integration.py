@@ -106,7 +106,9 @@ def update_record_action(action: Any, ctx: FlowContext) -> dict[str, Any]:
     values = {k: to_jsonable(expressions.evaluate(v, ectx)) for k, v in action.values.items()}
     name = values.pop("name", None)
     try:
-        record_update(record=record, values=values, name=name)
+        # The action's key: the same on every attempt of the step, so a retry after a crash
+        # that follows this update finds it applied and changes nothing.
+        record_update(record=record, values=values, name=name, idempotency_key=ctx.action_key)
     except Exception as exc:  # ValidationError: report which field was refused
         raise FlowError(f"update_record: {exc}") from exc
     return {}

@@ -76,9 +76,17 @@ class FieldChange(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     changed_at = models.DateTimeField(auto_now_add=True)
+    # The idempotency key of the flow action that made this change (all rows of one save share
+    # it): a retried step that runs the same action again finds it here and changes nothing.
+    effect_key = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["record", "effect_key"], condition=~models.Q(effect_key=""), name="fieldchange_effect"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.field}: {self.old!r} -> {self.new!r}"

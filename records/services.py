@@ -145,12 +145,20 @@ def record_update(
     name: str | None = None,
     owner: Any = ...,
     actor: Actor = None,
+    idempotency_key: str = "",
 ) -> Record:
-    """Change some fields; keeps history; re-evaluates record-triggered orchestrations."""
+    """Change some fields; keeps history; re-evaluates record-triggered orchestrations.
+
+    With an `idempotency_key` (a flow action's), an update already applied under that key
+    changes nothing: a step retried after a crash does not write its history or launch
+    record-triggered orchestrations a second time."""
     actor_id = _require(actor, "records.change_record")
     with transaction.atomic():
         # Lock the record so two concurrent edits produce two ordered changes, not a lost update.
         record = Record.objects.select_for_update().select_related("record_type").get(pk=record.pk)
+        # Checked under the record's lock: two attempts of one step cannot both pass it.
+        if idempotency_key and FieldChange.objects.filter(record=record, effect_key=idempotency_key).exists():
+            return record
         old = _snapshot(record)
         if values:
             record.data = record_values_clean(record.record_type, values, partial=True, current=record.data)
@@ -167,7 +175,14 @@ def record_update(
         record.save()
         FieldChange.objects.bulk_create(
             [
-                FieldChange(record=record, field=k, old=old.get(k), new=new.get(k), changed_by_id=actor_id)
+                FieldChange(
+                    record=record,
+                    field=k,
+                    old=old.get(k),
+                    new=new.get(k),
+                    changed_by_id=actor_id,
+                    effect_key=idempotency_key[:200],
+                )
                 for k in changed
             ]
         )

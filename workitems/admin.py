@@ -11,6 +11,10 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString
+
+from orchestration.selectors import work_item_emails
 
 from .models import Queue, WorkItem, WorkItemDraft
 
@@ -47,7 +51,15 @@ class WorkItemAdmin(admin.ModelAdmin):
         "created_at",
         "completed_at",
         "due_at",
+        "assignments",
+        "emails",
     )
+
+    @admin.display(description="assignment emails")
+    def emails(self, obj: WorkItem) -> SafeString:
+        """Every assignment email of the item (all its assignments), with its delivery state."""
+        rows = work_item_emails([obj.pk]).get(obj.pk, [])
+        return SafeString(render_to_string("orchestration/_emails.html", {"emails": rows}) or "—")
 
     @admin.display(description="assignee")
     def assignee(self, obj: WorkItem) -> str:

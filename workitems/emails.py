@@ -8,42 +8,37 @@ Who writes what:
   text is rendered as plain text and escaped into the HTML version, so a record value such as
   `<script>` arrives as text, never as markup.
 
-When: services call `assignment_email_on_commit(item)` inside their transaction; the Celery task
-`send_assignment_email` runs after the commit, so a rolled-back assignment sends nothing and a
-mail server that is down cannot roll back an assignment (the task retries, see tasks.py).
+When: services call `assignment_emails_write(item=…)` inside the assignment's transaction. It
+writes one outbox row per recipient (orchestration/outbox.py), committed with the assignment: a
+rolled-back assignment owes nothing, a committed one cannot lose its emails (a broker that is
+down leaves them pending until the sweep relays them), and a mail server that is down cannot
+roll back an assignment. The message is rendered at the first delivery by
+`assignment_email_render`, which also cancels an email whose item was closed or reassigned
+before it went out.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import EmailMultiAlternatives, mailers
-from django.db import transaction
+from django.core.mail import EmailMultiAlternatives
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import urlencode
 
 from orchestration import engine, expressions
+from orchestration.models import OutboxEmail
+from orchestration.outbox import outbox_email, outbox_write_many
 
 from .models import WorkItem, WorkItemStatus
 
 log = logging.getLogger(__name__)
 
 SUBJECT_MAX = 200
-
-
-class EmailSendFailed(Exception):
-    """The mail server refused a message or could not be reached. `unsent` are the ids of the
-    recipients still owed the email, so a retry does not send twice to the ones already served."""
-
-    def __init__(self, cause: BaseException, unsent: list[int]):
-        super().__init__(f"{type(cause).__name__}: {cause}")
-        self.unsent = unsent
 
 
 def assignee_key(item: WorkItem) -> str:
@@ -55,18 +50,41 @@ def assignee_key(item: WorkItem) -> str:
     return f"queue:{item.assignee_queue_id}"
 
 
-def assignment_email_on_commit(item: WorkItem) -> None:
-    """Queue the assignment email for when the current transaction commits.
+def assignment_email_key(item: WorkItem, user_id: int) -> str:
+    """One email per recipient per assignment of the item (`item.assignments` counts them): a
+    retried or repeated write for the same assignment finds its row; a reassignment is new."""
+    return f"workitem:{item.pk}:assignment:{item.assignments}:user:{user_id}"
 
-    The task carries the assignee it was queued for: if the item is reassigned before the task
-    runs, the stale task sends nothing (the reassignment queued its own). `robust=True` because
-    the assignment is already committed when this runs: a broker that is briefly unreachable is
-    logged, and must not turn the completed action of whoever caused the assignment into an error.
-    """
-    from .tasks import send_assignment_email
 
-    item_id, key = item.pk, assignee_key(item)
-    transaction.on_commit(lambda: send_assignment_email.delay(item_id, key), robust=True)
+def assignment_emails_write(*, item: WorkItem) -> int:
+    """Write the assignment email of `item` to the outbox, one row per recipient, in the
+    caller's transaction (the assignment's); delivered once it commits. Returns the rows asked
+    for (a row already written for this assignment is kept as it is).
+
+    The caller decides that the step's emails are on. Each row carries the assignee it was
+    written for: if the item is reassigned or closed before the row is delivered, the delivery
+    cancels it (the reassignment wrote its own)."""
+    rows = []
+    seen: set[str] = set()
+    for user in recipients(item):
+        address = user.email.strip().lower()
+        if address in seen:  # two accounts sharing an address get one message
+            continue
+        seen.add(address)
+        rows.append(
+            outbox_email(
+                kind="assignment",
+                key=assignment_email_key(item, user.pk),
+                to=[user.email],
+                run_id=item.run_id,
+                step_run_id=item.step_run_id,
+                work_item_id=item.pk,
+                assignee=assignee_key(item),
+                recipient_id=user.pk,
+            )
+        )
+    outbox_write_many(emails=rows)
+    return len(rows)
 
 
 def recipients(item: WorkItem) -> list[Any]:
@@ -108,6 +126,16 @@ def _step_of(item: WorkItem) -> tuple[Any, Any]:
                 if step.key == item.step_run.key:
                     return doc, step
     raise LookupError(f"step {stage_key}.{item.step_run.key} is not in {item.run.version}")
+
+
+def assignment_emails_enabled(item: WorkItem) -> bool:
+    """Whether the item's step sends assignment emails (`email: {enabled: false}` switches
+    them off, on assignment and reassignment alike)."""
+    try:
+        _, step = _step_of(item)
+    except LookupError:
+        return False
+    return bool(step.email.enabled)
 
 
 def _render(source: str | None, ctx: dict[str, Any], what: str, item: WorkItem) -> str | None:
@@ -175,62 +203,44 @@ def assignment_email_build(
     return msg
 
 
-def assignment_email_send(
-    *, work_item_id: int, assignee: str | None = None, user_ids: list[int] | None = None
-) -> int:
-    """Email everyone the item is assigned to; returns how many messages were sent.
-
-    Sends nothing when the item is no longer open, when it has been reassigned since the email
-    was queued for `assignee`, or when its step switches emails off. `user_ids` (on a retry)
-    limits the send to the recipients not yet served. Raises EmailSendFailed when the mail
-    server fails, naming who is still owed the message."""
+def assignment_email_render(row: OutboxEmail) -> str:
+    """The outbox renderer of assignment emails: fill in the row's message at its first try
+    (later tries send what was rendered then) and return "" while the email still applies, or
+    why it no longer does: the item is closed or gone, it was reassigned since the row was
+    written, its step switches emails off, or the recipient can no longer receive it."""
     item = (
         WorkItem.objects.select_related(
             "run__version", "step_run__stage_run", "assignee_group", "assignee_queue"
         )
-        .filter(pk=work_item_id)
+        .filter(pk=row.work_item_id or 0)
         .first()
     )
-    if item is None or item.status != WorkItemStatus.ASSIGNED:
-        return 0
-    if assignee is not None and assignee != assignee_key(item):
-        return 0
+    if item is None:
+        return "the work item no longer exists"
+    if item.status != WorkItemStatus.ASSIGNED:
+        return f"the item was {item.get_status_display().lower()} before the email went out"
+    if row.assignee and row.assignee != assignee_key(item):
+        return "the item was reassigned before the email went out"
     try:
         doc, step = _step_of(item)
     except LookupError as exc:
         log.error("work item %s: no assignment email: %s", item.pk, exc)
-        return 0
+        return str(exc)
     if not step.email.enabled:
-        return 0
-    people = recipients(item)
-    if user_ids is not None:
-        wanted = set(user_ids)
-        people = [u for u in people if u.pk in wanted]
-    if not people:
-        return 0
-    url = item_url(item)
-    record = engine.record_context(item.run)
-    sent = 0
-    seen: set[str] = set()
-    # One connection for the whole batch: a queue of fifty people is one SMTP session.
-    connection = mailers.default
-    try:
-        connection.open()
-        for i, user in enumerate(people):
-            address = user.email.strip().lower()
-            if address in seen:  # two accounts sharing an address get one message
-                continue
-            seen.add(address)
-            msg = assignment_email_build(item=item, doc=doc, step=step, record=record, user=user, url=url)
-            try:
-                connection.send_messages([msg])
-            except OSError as exc:  # smtplib.SMTPException is an OSError too
-                raise EmailSendFailed(exc, [u.pk for u in people[i:]]) from exc
-            sent += 1
-    except OSError as exc:  # could not even connect
-        raise EmailSendFailed(exc, [u.pk for u in people]) from exc
-    finally:
-        # The server going away after the last message leaves nothing unsent.
-        with contextlib.suppress(OSError):
-            connection.close()
-    return sent
+        return "emails are switched off for this step"
+    if row.subject:
+        return ""  # rendered at an earlier try: send the same message again
+    User = get_user_model()
+    user = User._default_manager.filter(pk=row.recipient_id or 0, is_active=True).exclude(email="").first()
+    if user is None:
+        return "the recipient is no longer active or has no address"
+    msg = assignment_email_build(
+        item=item, doc=doc, step=step, record=engine.record_context(item.run), user=user, url=item_url(item)
+    )
+    html = next((content for content, mimetype in msg.alternatives if mimetype == "text/html"), "")
+    row.to = [user.email]
+    row.subject = str(msg.subject)
+    row.body = str(msg.body)
+    row.html = str(html)
+    row.headers = {**row.headers, **msg.extra_headers}
+    return ""

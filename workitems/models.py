@@ -59,6 +59,9 @@ class WorkItem(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
+    # 1 when created, +1 at each reassignment: the assignment emails' idempotency keys name it,
+    # so a retried write of the same assignment's email is one row and a new assignee gets theirs.
+    assignments = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ["-id"]

@@ -4,7 +4,7 @@ tests/workitems/test_guide__queries.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -311,6 +311,9 @@ class ManageRow:
     completed_by: str
     age: str
     overdue: bool
+    # The outbox rows of the item's current assignment (one per recipient): pending with the
+    # next try, sent, failed with the error.
+    emails: list[Any] = field(default_factory=list)
 
 
 def workitems_manage_rows(
@@ -352,6 +355,9 @@ def workitems_manage_rows(
     queue_labels = {q.pk: q.label for q in queues}
     orchestration_labels = {o.pk: str(o) for o in orchestrations}
     types = {t.pk: t for t in record_types}
+    from orchestration.selectors import work_item_emails
+
+    emails = work_item_emails([i.pk for i in items])
     now = timezone.now()
     rows = []
     for item in items:
@@ -376,6 +382,11 @@ def workitems_manage_rows(
                 completed_by=names.get(item.completed_by_id, "") if item.completed_by_id is not None else "",
                 age=timesince(item.created_at, now, depth=1) if now - item.created_at >= MINUTE else "",
                 overdue=bool(item.status == WorkItemStatus.ASSIGNED and item.due_at and item.due_at < now),
+                emails=[
+                    e
+                    for e in emails.get(item.pk, [])
+                    if e.idempotency_key.startswith(f"workitem:{item.pk}:assignment:{item.assignments}:")
+                ],
             )
         )
     return rows

@@ -115,9 +115,10 @@ class InteractiveKind:
             **fields,
         )
         if step.email.enabled:
-            from .emails import assignment_email_on_commit
+            from .emails import assignment_emails_write
 
-            assignment_email_on_commit(item)
+            # In the engine's transaction: the emails are committed with the item, or not at all.
+            assignment_emails_write(item=item)
 
     def stop(self, *, run: Run, step_runs: list[StepRun], reason: str) -> None:
         WorkItem.objects.filter(step_run__in=step_runs, status=WorkItemStatus.ASSIGNED).update(
@@ -260,11 +261,16 @@ def workitem_reassign(
         before = item.assignee_label
         item.assignee_user, item.assignee_group, item.assignee_queue = user, group, queue
         item.claimed_by = None
-        item.save(update_fields=["assignee_user", "assignee_group", "assignee_queue", "claimed_by"])
+        # A new assignment: its emails have keys of their own (emails.assignment_email_key).
+        item.assignments += 1
+        item.save(
+            update_fields=["assignee_user", "assignee_group", "assignee_queue", "claimed_by", "assignments"]
+        )
         workitem_log(item, "reassigned", int(actor.pk), old=before, new=item.assignee_label, reason=reason)
-        from .emails import assignment_email_on_commit
+        from .emails import assignment_emails_enabled, assignment_emails_write
 
-        assignment_email_on_commit(item)
+        if assignment_emails_enabled(item):
+            assignment_emails_write(item=item)
     return item
 
 

@@ -1,4 +1,4 @@
-"""Celery tasks of the workitems app: thin, they take ids and call emails.py."""
+"""Celery tasks of the workitems app: thin, they take ids and call services."""
 
 from __future__ import annotations
 
@@ -8,46 +8,37 @@ from celery import shared_task
 
 log = logging.getLogger(__name__)
 
-# A mail server that is down for maintenance is usually back within the hour:
-# 30 s, 1, 2, 4, 8, 16 min, then 30 min between tries, about 2 h 30 in all.
-EMAIL_MAX_RETRIES = 8
-EMAIL_RETRY_BASE_SECONDS = 30
-EMAIL_RETRY_MAX_SECONDS = 1800
+# Assignment emails are outbox rows delivered by orchestration.tasks.deliver_email
+# (orchestration/outbox.py).
 
 
-def email_retry_delay(retries: int) -> int:
-    return int(min(EMAIL_RETRY_BASE_SECONDS * 2**retries, EMAIL_RETRY_MAX_SECONDS))
-
-
-@shared_task(bind=True, max_retries=EMAIL_MAX_RETRIES, ignore_result=True)
-def send_assignment_email(  # type: ignore[no-untyped-def]
-    self, work_item_id: int, assignee: str | None = None, user_ids: list[int] | None = None
+@shared_task(ignore_result=True)
+def send_assignment_email(
+    work_item_id: int, assignee: str | None = None, user_ids: list[int] | None = None
 ) -> int:
-    """Send the assignment email of one work item (queued on commit by the services).
+    """Messages queued by a version before the outbox (still in a broker at an upgrade): write
+    the item's rows now, if it is still open and assigned as the message says. Their keys make
+    this idempotent. Not queued by this version."""
+    from django.db import transaction
 
-    A send that fails is retried with backoff for the recipients not yet served. The work item
-    is committed before this runs, so nothing here can undo the assignment; after the last try
-    the failure is logged and the person finds the item on My Work."""
-    from .emails import EmailSendFailed, assignment_email_send
+    from orchestration import engine
 
-    try:
-        return assignment_email_send(work_item_id=work_item_id, assignee=assignee, user_ids=user_ids)
-    except EmailSendFailed as exc:
-        if self.request.retries >= self.max_retries:
-            log.error(
-                "work item %s: assignment email not sent after %s tries: %s",
-                work_item_id,
-                self.request.retries + 1,
-                exc,
-            )
-            raise
-        log.warning("work item %s: assignment email failed, retrying: %s", work_item_id, exc)
-        raise self.retry(
-            exc=exc,
-            args=(work_item_id,),
-            kwargs={"assignee": assignee, "user_ids": exc.unsent},
-            countdown=email_retry_delay(self.request.retries),
-        ) from exc
+    from .emails import assignee_key, assignment_emails_enabled, assignment_emails_write
+    from .models import WorkItem, WorkItemStatus
+
+    run_id = WorkItem.objects.filter(pk=work_item_id).values_list("run_id", flat=True).first()
+    if run_id is None:
+        return 0
+    with transaction.atomic():
+        engine.lock_run(run_id)  # as every writer of work items: run first, then item
+        item = WorkItem.objects.select_related("run", "step_run").get(pk=work_item_id)
+        if item.status != WorkItemStatus.ASSIGNED or (
+            assignee is not None and assignee != assignee_key(item)
+        ):
+            return 0
+        if not assignment_emails_enabled(item):
+            return 0
+        return assignment_emails_write(item=item)
 
 
 @shared_task(ignore_result=True)

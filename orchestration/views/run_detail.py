@@ -164,6 +164,7 @@ class StepCard:
     actions: list[str] = field(default_factory=list)
     inputs: str = ""
     outputs: str = ""
+    emails: list[Any] = field(default_factory=list)  # outbox rows: flow and assignment emails
 
 
 @dataclass
@@ -191,7 +192,14 @@ def _routing(stage: Stage, following: str) -> str:
     return "decision: " + "; ".join(parts) + f"; otherwise → {nxt.default}"
 
 
-def diagram(run: Run, *, assignees: dict[int, str], perms: set[str], now: dt.datetime) -> list[StageBox]:
+def diagram(
+    run: Run,
+    *,
+    assignees: dict[int, str],
+    perms: set[str],
+    now: dt.datetime,
+    emails: dict[int, list[Any]] | None = None,
+) -> list[StageBox]:
     doc = engine.orchestration_doc(run.version)
     stage_runs: dict[str, list[StageRun]] = {}
     for stage_run in run.stage_runs.all():  # prefetched, oldest first
@@ -216,6 +224,7 @@ def diagram(run: Run, *, assignees: dict[int, str], perms: set[str], now: dt.dat
             )
             if sr is not None:
                 card.assignee = assignees.get(sr.pk, "")
+                card.emails = (emails or {}).get(sr.pk, [])
                 card.duration = duration_text(sr.started_at, sr.ended_at, now)
                 card.inputs = as_json(sr.inputs) if sr.inputs else ""
                 card.outputs = as_json(sr.outputs) if sr.outputs else ""
@@ -257,7 +266,13 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     now = timezone.now()
     perms = _perms(request.user)
     events, events_truncated = selectors.run_events_latest(run)
-    stages = diagram(run, assignees=selectors.step_assignees(run), perms=perms, now=now)
+    stages = diagram(
+        run,
+        assignees=selectors.step_assignees(run),
+        perms=perms,
+        now=now,
+        emails=selectors.run_emails_by_step(run),
+    )
     run_actions = [
         (a, RUN_ACTIONS[a][2]) for a in services.run_actions_available(run) if RUN_ACTIONS[a][1] in perms
     ]

@@ -14,8 +14,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # session, user, the viewer's permissions (user, group), run (+ version, orchestration,
 # started_by), stage runs, step runs (+ flow versions), work items (+ assignees), events
-# (+ actors), the record link, and My Work's count in the navigation bar.
-RUN_DETAIL_QUERIES = 11
+# (+ actors), the run's outbox emails (flow and assignment emails, shown on their steps), the
+# record link, and My Work's count in the navigation bar.
+RUN_DETAIL_QUERIES = 12
 
 
 def make_run(name: str, width: int):  # type: ignore[no-untyped-def]
@@ -54,5 +55,6 @@ def test_query_count_does_not_grow_with_steps_or_events(client, personas, django
         assert response.status_code == 200
     html = response.content.decode()
     assert html.count("step-assignee") == 6
+    assert html.count("Email sent") == 6  # each task's assignment email, from the one outbox query
     assert html.count('class="event-name"') == 200
     assert "the latest 200 shown" in html

@@ -84,12 +84,13 @@ def ticket(name: str) -> Record:
 
 
 @pytest.fixture
-def eager_retries() -> Iterator[None]:
-    """Let Celery's eager mode run a task's retries. It re-raises a task's Retry when it
-    propagates errors (the suite's default); with propagation off it runs each retry at once,
-    without the countdown, as a worker would later. A task that fails for good then logs."""
+def eager_retries(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Let the outbox's retries run at once in Celery's eager mode: with no backoff the next
+    try is due at once, and its task (queued by the failed delivery) runs inside it, as a worker
+    would run it later. Errors do not propagate, as a worker's would not."""
     from config.celery import app
 
+    settings.ORCHESTRATION_EMAIL_RETRY_BASE_SECONDS = 0
     app.conf.task_eager_propagates = False
     yield
     app.conf.task_eager_propagates = True

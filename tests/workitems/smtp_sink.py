@@ -1,10 +1,12 @@
 """A tiny SMTP server for tests: run as its own process, it accepts mail on loopback and writes
 each message to a folder, so a test sees exactly what went over the wire.
 
-    python tests/workitems/smtp_sink.py --folder /tmp/mail [--fail-first N]
+    python tests/workitems/smtp_sink.py --folder /tmp/mail [--fail-first N] [--port P]
 
-It prints `PORT <n>` once listening (on a free port chosen by the system). Each message is saved
-as `<n>.eml` (the DATA, dot-unstuffed) with `<n>.rcpt` (the envelope recipients, one a line).
+It prints `PORT <n>` once listening (on a free port chosen by the system, or on P: a test that
+stops the server and starts it again on the same port plays a mail server that comes back).
+Each message is saved as `<n>.eml` (the DATA, dot-unstuffed) with `<n>.rcpt` (the envelope
+recipients, one a line).
 `--fail-first N` answers the first N `MAIL FROM` commands with a temporary failure (451), as a
 server that is overloaded or restarting does.
 
@@ -24,11 +26,12 @@ class Sink(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, folder: Path, fail_first: int):
-        super().__init__(("127.0.0.1", 0), Session)
+    def __init__(self, folder: Path, fail_first: int, port: int = 0):
+        super().__init__(("127.0.0.1", port), Session)
         self.folder = folder
         self.fail_first = fail_first
-        self.count = 0
+        # Numbering goes on after the messages a previous server on this folder saved.
+        self.count = len(list(folder.glob("*.eml")))
         self.lock = threading.Lock()
 
     def refuse_next(self) -> bool:
@@ -114,9 +117,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--folder", required=True, type=Path)
     parser.add_argument("--fail-first", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
-    with Sink(args.folder, args.fail_first) as server:
+    with Sink(args.folder, args.fail_first, args.port) as server:
         print(f"PORT {server.server_address[1]}", flush=True)
         server.serve_forever()
     return 0

@@ -1,6 +1,7 @@
 """Assignment emails through Django's mail outbox: who gets one, what it says, where its link
-goes, and the switch that turns them off. The email is sent by a Celery task on commit (eager in
-tests), so these tests commit for real."""
+goes, and the switch that turns them off. The email is an outbox row written with the
+assignment and delivered by a Celery task on commit (eager in tests), so these tests commit for
+real."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import re
 import pytest
 from django.conf import settings
 
+from orchestration.models import OutboxEmail, OutboxStatus
+from orchestration.outbox import outbox_deliver
 from tests.factories import UserFactory, make_case
-from workitems.emails import assignment_email_send
 from workitems.models import WorkItem
 from workitems.services import workitem_reassign
 
@@ -145,9 +147,20 @@ def test_reassigning_emails_the_new_assignee_and_a_stale_email_is_not_sent(perso
     mailoutbox.clear()
     workitem_reassign(item=it, actor=personas.charlie, queue=personas.triage)
     assert [m.to for m in mailoutbox] == [["bob@example.com"]]
-    # The email queued for alice, had its task run only now, sends nothing: she no longer has it.
-    assert assignment_email_send(work_item_id=it.pk, assignee=f"user:{personas.alice.pk}") == 0
+    # The email written for alice, had it been delivered only now, sends nothing: she no longer
+    # has the item. Its row says so.
+    alices = OutboxEmail.objects.get(work_item_id=it.pk, recipient_id=personas.alice.pk)
+    OutboxEmail.objects.filter(pk=alices.pk).update(status=OutboxStatus.PENDING, subject="")
+    assert outbox_deliver(email_id=alices.pk) == "canceled"
     assert len(mailoutbox) == 1
+    alices.refresh_from_db()
+    assert alices.status == "canceled"
+    assert alices.last_error == "the item was reassigned before the email went out"
+    # One row per recipient per assignment: alice's first, then bob's for the queue.
+    assert list(OutboxEmail.objects.filter(work_item_id=it.pk).values_list("status", "to")) == [
+        ("canceled", ["alice@example.com"]),
+        ("sent", ["bob@example.com"]),
+    ]
 
 
 def test_a_closed_item_sends_nothing(personas, mailoutbox):
@@ -156,8 +169,12 @@ def test_a_closed_item_sends_nothing(personas, mailoutbox):
     it = item(run, "check")
     WorkItem.objects.filter(pk=it.pk).update(status="canceled")
     mailoutbox.clear()
-    assert assignment_email_send(work_item_id=it.pk) == 0
+    row = OutboxEmail.objects.get(work_item_id=it.pk)
+    OutboxEmail.objects.filter(pk=row.pk).update(status=OutboxStatus.PENDING)
+    assert outbox_deliver(email_id=row.pk) == "canceled"
     assert mailoutbox == []
+    row.refresh_from_db()
+    assert row.last_error == "the item was canceled before the email went out"
 
 
 def test_an_item_without_a_record_links_to_my_work(personas, mailoutbox, settings):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import _mailer_from_url
+from orchestration.models import OutboxEmail
 from tests.factories import make_case
 from workitems.models import WorkItemStatus
 
@@ -103,6 +104,10 @@ def test_a_server_that_refuses_for_a_while_gets_the_email_on_a_retry(personas, s
     assert rcpt == ["alice@example.com"]
     assert msg["Subject"] == "Check: Case 1"
     assert item(run, "check").status == WorkItemStatus.ASSIGNED
+    row = OutboxEmail.objects.get(work_item_id=item(run, "check").pk)
+    assert (row.status, row.attempts) == ("sent", 3)
+    # The Message-ID is the row's, stable across tries (docs/effects.md).
+    assert msg["Message-ID"] == row.message_id
 
 
 @pytest.mark.usefixtures("eager_retries")
@@ -117,4 +122,7 @@ def test_no_server_at_all_leaves_the_assignment_in_place(personas, settings, cap
     run = launch("proc", make_case())
     assert item(run, "check").status == WorkItemStatus.ASSIGNED
     assert "ConnectionRefusedError" in caplog.text
-    assert "assignment email not sent after" in caplog.text
+    row = OutboxEmail.objects.get(work_item_id=item(run, "check").pk)
+    assert (row.status, row.attempts) == ("failed", settings.ORCHESTRATION_EMAIL_MAX_ATTEMPTS)
+    assert "ConnectionRefusedError" in row.last_error
+    assert f"failed after {row.attempts} tries" in caplog.text

@@ -21,8 +21,10 @@ pytestmark = pytest.mark.django_db
 # session, user, the viewer's permissions (user's, groups'), then: the page of items (with their
 # runs' ids, stage keys, and their records' names and types), the people it names (assignees,
 # holders, completers), the versions' stage labels, the filter choices that also name each row's
-# group, queue, orchestration and record type (four), and the My Work badge of the navigation.
-PAGE_QUERIES = 12
+# group, queue, orchestration and record type (four), the rows' assignment emails from the outbox
+# (one, for every row: their delivery state is shown with the assignee), and the My Work badge of
+# the navigation.
+PAGE_QUERIES = 13
 # Plus one per user, group, queue or orchestration filter (its name turned into an id first) and
 # one for an assignee filter (how many items the assignee holds): workitems/selectors.py says why.
 
@@ -66,5 +68,7 @@ def test_work_items_page_queries_do_not_grow_with_items(client, personas, url, e
     one = count(client, url)
     assert client.get(url).content.decode().count("<tr data-item=") == 1
     add(1, 101)  # on 100 more records, of two types, in two orchestrations, for a user and a queue
-    assert client.get(url).content.decode().count("<tr data-item=") == 50
+    html = client.get(url).content.decode()
+    assert html.count("<tr data-item=") == 50
+    assert html.count("data-email=") == 50  # every row's assignment email, from one outbox query
     assert count(client, url) == one == PAGE_QUERIES + extra

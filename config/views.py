@@ -6,11 +6,13 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from records.models import RecordType
 
 
 @login_required
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"record_types": RecordType.objects.all()})
 
@@ -24,6 +26,7 @@ class LogoutView(auth_views.LogoutView):
         return response
 
 
+@require_safe  # GET and HEAD: a POST here would be a request nobody meant
 def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cur:
         cur.execute("SELECT 1")

@@ -21,7 +21,6 @@ def scenario(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[S
     """The scenario, built once per module inside a transaction that is rolled back when the
     module is done. Each test runs inside it in a savepoint of its own (pytest-django's
     django_db), as Django's TestCase.setUpTestData does."""
-    with django_db_blocker.unblock():
-        with transaction.atomic():
-            yield build_scenario(tmp_path_factory.mktemp("outbox"))
-            transaction.set_rollback(True)
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_scenario(tmp_path_factory.mktemp("outbox"))
+        transaction.set_rollback(True)

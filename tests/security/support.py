@@ -179,6 +179,11 @@ def _build(outbox: Path) -> SimpleNamespace:
         completed = workitem_complete(item=item(quick_run, "once"), user=p.alice, data={"approved": True})
         bobs = item(secret_run, "bobs")
         workitem_draft_save(item=bobs, user=p.bob, screen=0, values={"comment": "bob-draft-5521"})
+        # On record A too, which alice sees: his draft there is his alone.
+        workitem_draft_save(
+            item=item(open_run, "theirs"), user=p.bob, screen=0, values={"comment": "bob-on-a-7710"}
+        )
+        queued = workitem_claim(item=item(open_run, "queued"), user=p.bob)  # the triage queue's, held by bob
     for run in (open_run, failed, suspended):
         run.refresh_from_db()
     assert (open_run.status, failed.status, suspended.status) == (
@@ -220,7 +225,7 @@ def _build(outbox: Path) -> SimpleNamespace:
         team=item(open_run, "team"),
         held=held,
         theirs=item(open_run, "theirs"),
-        queued=item(open_run, "queued"),
+        queued=queued,
         completed=completed,
         bobs=bobs,
         outbox=outbox,
@@ -277,7 +282,9 @@ def _params(pattern: Any) -> tuple[str, ...]:
     return ()
 
 
-def _walk(patterns: list[Any], prefix: str, ns: str | None, params: tuple[str, ...], regex: bool) -> Iterator[Route]:
+def _walk(
+    patterns: list[Any], prefix: str, ns: str | None, params: tuple[str, ...], regex: bool
+) -> Iterator[Route]:
     for p in patterns:
         is_regex = regex or isinstance(p.pattern, RegexPattern)
         text = prefix + str(p.pattern)
@@ -455,7 +462,9 @@ def check_response(
         out.check(location == target, f"{where}: expected a redirect to {target!r}, got {location!r}")
     missing = set(expect.writes) - diff
     if expect.writes:
-        out.check(not missing, f"{where}: allowed, but {sorted(missing)} did not change (changed: {sorted(diff)})")
+        out.check(
+            not missing, f"{where}: allowed, but {sorted(missing)} did not change (changed: {sorted(diff)})"
+        )
     else:
         out.check(not diff, f"{where}: should change nothing, changed {sorted(diff)}")
 

@@ -106,7 +106,9 @@ def test_every_operation_is_in_the_table() -> None:
         f"These operations of orchestration/openapi.py are not in tests/security/test_api_walk.py "
         f"API_ACCESS: {missing}. Say what every caller gets."
     )
-    assert not set(API_ACCESS) - ops, f"API_ACCESS names operations the document lost: {set(API_ACCESS) - ops}"
+    assert not set(API_ACCESS) - ops, (
+        f"API_ACCESS names operations the document lost: {set(API_ACCESS) - ops}"
+    )
     for op, table in API_ACCESS.items():
         assert set(table) == set(CALLERS), f"{op}: give an expectation for every caller {CALLERS}"
 
@@ -120,9 +122,7 @@ def test_every_api_route_of_the_url_conf_is_documented() -> None:
     the walk above then covers it once it is described)."""
     routes = [r for r in url_routes() if r.route.startswith("api/")]
     undocumented = [
-        r.route
-        for r in routes
-        if r.callback is not api.not_found and _doc_path(r) not in DOCUMENT["paths"]
+        r.route for r in routes if r.callback is not api.not_found and _doc_path(r) not in DOCUMENT["paths"]
     ]
     assert not undocumented, f"API routes missing from the OpenAPI document: {undocumented}"
     catch_all = [r for r in routes if r.callback is api.not_found]
@@ -168,7 +168,9 @@ def test_undocumented_methods_are_refused(path: str, scenario: S) -> None:
             with transaction.atomic():
                 before = db_state()
                 response = call(scenario, caller, method, url, {})
-                check_response(scenario, E405, response, url, before, db_state(), f"{method} {url} as {caller}", out)
+                check_response(
+                    scenario, E405, response, url, before, db_state(), f"{method} {url} as {caller}", out
+                )
                 transaction.set_rollback(True)
     assert not out.problems, "\n".join(out.problems)
 
@@ -203,4 +205,3 @@ def test_the_admin_sees_the_run_and_others_see_none_of_it(scenario: S) -> None:
             continue
         body = call(scenario, caller, "get", f"/api/runs/{scenario.secret_run.pk}").content.decode()
         assert "Vault door" not in body and "others" not in body, caller
-

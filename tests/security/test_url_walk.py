@@ -183,7 +183,9 @@ ACCESS: dict[str, Access] = {
     "api:runs": Access(one("runs"), get=everyone(E401)),
     "api:run": Access(one("run", run_id=lambda s: s.failed.pk), get=everyone(E401)),
     "api:openapi": Access(one("document"), get=everyone(OK)),
-    "api/^.*$": Access(lambda s: [Case("no such endpoint", url="/api/nowhere")], get=everyone(E404), post=everyone(E404)),
+    "api/^.*$": Access(
+        lambda s: [Case("no such endpoint", url="/api/nowhere")], get=everyone(E404), post=everyone(E404)
+    ),
     # --- monitoring ------------------------------------------------------------------------------
     "monitor:runs": Access(one("runs"), get=only(admin=OK)),
     "monitor:runs_bulk": Access(
@@ -231,7 +233,9 @@ ACCESS: dict[str, Access] = {
     "workitems:reassign": Access(
         one("reassign alice's item"),
         get=None,
-        post=only(manager=to("/work-items/", "workitems.workitem"), admin=to("/work-items/", "workitems.workitem")),
+        post=only(
+            manager=to("/work-items/", "workitems.workitem"), admin=to("/work-items/", "workitems.workitem")
+        ),
     ),
     "workitems:guide_item": Access(
         one("alice's item", pk=lambda s: s.mine.pk), get=items_of(assignee=to(lambda s: item_href(s.mine)))
@@ -270,7 +274,12 @@ POST_DATA: dict[str, Callable[[S], dict[str, Any]]] = {
     "monitor:run_action": lambda s: {"reason": "walk"},
     "monitor:step_action": lambda s: {"reason": "walk", "out_x": "1"},
     "monitor:upload": _upload,
-    "workitems:reassign": lambda s: {"items": [s.mine.pk], "kind": "user", "target": "charlie", "reason": "walk"},
+    "workitems:reassign": lambda s: {
+        "items": [s.mine.pk],
+        "kind": "user",
+        "target": "charlie",
+        "reason": "walk",
+    },
     "workitems:guide_screen": lambda s: {"action": "save", "screen": "0", "comment": "walk"},
 }
 
@@ -284,7 +293,11 @@ def admin_values(s: S, route: Route) -> dict[str, Any]:
     from django.contrib.contenttypes.models import ContentType
 
     model_admin = getattr(route.callback, "model_admin", None)
-    values: dict[str, Any] = {"url": "nowhere/", "app_label": "records", "content_type_id": ContentType.objects.get_for_model(Record).pk}
+    values: dict[str, Any] = {
+        "url": "nowhere/",
+        "app_label": "records",
+        "content_type_id": ContentType.objects.get_for_model(Record).pk,
+    }
     if model_admin is not None:
         obj = model_admin.model._default_manager.order_by("pk").first()
         assert obj is not None, f"the scenario has no {model_admin.model.__name__} for {route.route}"
@@ -332,7 +345,9 @@ def _refusal_for_method(get: Expect | None) -> set[Expect]:
     return {E405} | ({get} if isinstance(get, Refused) else set())
 
 
-def ask(s: S, key: str, case: Case, method: str, persona: str, expect: Expect | set[Expect], out: Outcome) -> None:
+def ask(
+    s: S, key: str, case: Case, method: str, persona: str, expect: Expect | set[Expect], out: Outcome
+) -> None:
     route = next(r for r in ROUTES if r.key == key)
     url = case.url or fill(route, case.kwargs)
     if case.query:
@@ -350,7 +365,9 @@ def ask(s: S, key: str, case: Case, method: str, persona: str, expect: Expect | 
             codes = {e.status for e in expect}
             chosen = next((e for e in expect if e.status == response.status_code), next(iter(expect)))
             if response.status_code not in codes:
-                out.problems.append(f"{where}: expected one of {sorted(map(str, expect))}, got {response.status_code}")
+                out.problems.append(
+                    f"{where}: expected one of {sorted(map(str, expect))}, got {response.status_code}"
+                )
                 transaction.set_rollback(True)
                 return
             expect = chosen
@@ -388,7 +405,7 @@ def test_the_django_admin_is_for_staff_only(scenario: S) -> None:
     personas: none is staff, so none gets in, and nothing changes."""
     out = Outcome()
     for persona in PERSONAS:
-        # The database is compared once per persona (over ~120 URLs × 2 methods), not per request:
+        # The database is compared once per persona (over ~120 URLs, 2 methods each), not per request:
         # a change is reported with the persona, and the walk above names single requests.
         with transaction.atomic():
             before = db_state()
@@ -398,7 +415,9 @@ def test_the_django_admin_is_for_staff_only(scenario: S) -> None:
                     data = {"username": "bob", "password": "wrong"} if route.key == "admin:login" else {}
                     response = send(client_for(scenario, persona), method, url, data)
                     where = f"{method} {url} ({route.key}) as {persona}"
-                    check_response(scenario, admin_expect(route, method), response, url, before, before, where, out)
+                    check_response(
+                        scenario, admin_expect(route, method), response, url, before, before, where, out
+                    )
             diff = changed(before, db_state())
             out.check(not diff, f"the admin's URLs as {persona} changed {sorted(diff)}")
             transaction.set_rollback(True)
@@ -417,8 +436,13 @@ def test_staff_get_into_the_admin_and_the_outbox(scenario: S) -> None:
         response = client.get(url)
         # 403: a ModelAdmin that allows no adding or changing (runs, events are read-only); 404:
         # the admin's catch-all for an unknown page.
-        if response.status_code not in (200, 302, 403, 404) or response.get("Location", "").startswith("/admin/login/"):
-            problems.append(f"GET {url} ({route.key}) as a superuser: {response.status_code} {response.get('Location', '')}")
+        if response.status_code not in (200, 302, 403, 404) or response.get("Location", "").startswith(
+            "/admin/login/"
+        ):
+            problems.append(
+                f"GET {url} ({route.key}) as a superuser: {response.status_code} "
+                f"{response.get('Location', '')}"
+            )
     assert not problems, "\n".join(problems)
     with override_settings(**_outbox_settings(scenario, ACCESS["workitems:outbox"])):
         assert "Inspect the leak: Leaky roof" in client.get("/dev/outbox/").content.decode()

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -293,6 +293,24 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
         # The user a token acts as is fixed once it exists: make a new token instead.
         return (*self.readonly_fields, "user") if obj else self.readonly_fields
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        actor = request.user
+
+        class TokenForm(form):  # type: ignore[valid-type,misc]
+            def clean_user(self) -> Any:
+                # A token acts with its user's permissions: one made for someone else is a way to
+                # become them. Staff make tokens for themselves; superusers for anyone.
+                user = self.cleaned_data["user"]
+                if user is not None and user.pk != actor.pk and not actor.is_superuser:
+                    raise ValidationError(
+                        "Only a superuser can create a token for someone else: a token acts "
+                        "with its user's permissions. Choose yourself."
+                    )
+                return user
+
+        return TokenForm
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
         if change:

@@ -89,13 +89,9 @@ def call(s: S, caller: str, method: str, url: str, body: dict[str, Any] | None =
     # attaches it on its own), so the API is exempt from CSRF; test_csrf.py checks that a
     # session alone gets nowhere.
     client = Client(enforce_csrf_checks=True)
+    headers: dict[str, Any] = {**authorization(s, caller), **extra}
     return client.generic(
-        method.upper(),
-        url,
-        json.dumps(body) if body is not None else "",
-        content_type="application/json",
-        **authorization(s, caller),
-        **extra,
+        method.upper(), url, json.dumps(body) if body is not None else "", "application/json", **headers
     )
 
 

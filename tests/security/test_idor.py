@@ -334,3 +334,39 @@ def test_the_api_launches_only_on_a_record_the_caller_may_see(scenario: S) -> No
     grant(launcher, "records.view_record")
     assert launch(scenario.record_b.pk).status_code == 201
     assert Run.objects.count() == runs + 1
+
+
+def test_a_staff_member_may_create_an_api_token_only_for_themselves(scenario: S) -> None:
+    """The user id in the admin's token form is an object id in a POST body: a token acts with
+    its user's permissions, so minting one for someone else (a superuser) was a way to become
+    them. Only a superuser may create tokens for others."""
+    from django.contrib.auth.models import Permission
+
+    from orchestration.models import ApiToken
+
+    clerk: Any = UserFactory(username="clerk", is_staff=True)
+    clerk.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="orchestration", codename__in=["add_apitoken", "view_apitoken"]
+        )
+    )
+    client = Client()
+    client.force_login(clerk)
+    tokens = ApiToken.objects.count()
+    response = client.post(
+        "/admin/orchestration/apitoken/add/", {"user": scenario.superuser.pk, "name": "borrowed"}
+    )
+    assert response.status_code == 200
+    assert "Only a superuser can create a token for someone else" in response.content.decode()
+    assert ApiToken.objects.count() == tokens
+
+    response = client.post("/admin/orchestration/apitoken/add/", {"user": clerk.pk, "name": "my own"})
+    assert response.status_code == 200
+    assert ApiToken.objects.filter(user=clerk, name="my own").count() == 1
+    # A superuser still creates them for anyone (e.g. an integration's service account).
+    admin_client = client_for(scenario, "superuser")
+    response = admin_client.post(
+        "/admin/orchestration/apitoken/add/", {"user": scenario.p.alice.pk, "name": "for alice"}
+    )
+    assert response.status_code == 200
+    assert ApiToken.objects.filter(user=scenario.p.alice, name="for alice").count() == 1

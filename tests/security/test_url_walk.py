@@ -342,7 +342,10 @@ def test_every_url_is_in_the_table() -> None:
 def _refusal_for_method(get: Expect | None) -> set[Expect]:
     """A method the view does not take: 405, or the refusal the GET gets when the login or
     permission check comes before the method check."""
-    return {E405} | ({get} if isinstance(get, Refused) else set())
+    refusals: set[Expect] = {E405}
+    if isinstance(get, Refused):
+        refusals.add(get)
+    return refusals
 
 
 def ask(

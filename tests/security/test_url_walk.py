@@ -349,35 +349,76 @@ def _refusal_for_method(get: Expect | None) -> set[Expect]:
 
 
 def ask(
-    s: S, key: str, case: Case, method: str, persona: str, expect: Expect | set[Expect], out: Outcome
+    s: S,
+    key: str,
+    case: Case,
+    method: str,
+    persona: str,
+    expect: Expect | set[Expect],
+    out: Outcome,
+    *,
+    htmx: bool = False,
 ) -> None:
     route = next(r for r in ROUTES if r.key == key)
     url = case.url or fill(route, case.kwargs)
     if case.query:
         url = f"{url}?{case.query}"
-    where = f"{method} {url} ({key}, {case.label}) as {persona}"
-    # Each request in a savepoint of its own, rolled back: every persona finds the scenario as
-    # built, and the next request is not affected by what this one did.
+    where = f"{method} {url} ({key}, {case.label}) as {persona}{' (htmx)' if htmx else ''}"
+    headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_CURRENT_URL": f"http://testserver{url}"} if htmx else {}
+    # Each request in a savepoint of its own, rolled back once it is checked: every persona finds
+    # the scenario as built, and the next request is not affected by what this one did.
     with transaction.atomic():
         before = db_state()
         data = (POST_DATA.get(key) or (lambda s: {}))(s) if method == "POST" else None
-        response = send(client_for(s, persona), method, url, data)
+        response = send(client_for(s, persona), method, url, data, **headers)
         after = db_state()
-        if isinstance(expect, set):
-            # One of several refusals will do (the order of the view's checks).
-            codes = {e.status for e in expect}
-            chosen = next((e for e in expect if e.status == response.status_code), next(iter(expect)))
-            if response.status_code not in codes:
-                out.problems.append(
-                    f"{where}: expected one of {sorted(map(str, expect))}, got {response.status_code}"
-                )
-                transaction.set_rollback(True)
-                return
-            expect = chosen
-        if isinstance(expect, Allowed) and expect.to == "run page":
-            expect = to(f"/monitor/runs/{case.kwargs['pk']}/", *expect.writes)
-        check_response(s, expect, response, url, before, after, where, out)
-        transaction.set_rollback(True)
+        try:
+            _judge(s, key, case, method, url, expect, response, before, after, where, out, htmx)
+        finally:
+            transaction.set_rollback(True)
+
+
+def _judge(
+    s: S,
+    key: str,
+    case: Case,
+    method: str,
+    url: str,
+    expect: Expect | set[Expect],
+    response: Any,
+    before: dict[str, str],
+    after: dict[str, str],
+    where: str,
+    out: Outcome,
+    htmx: bool,
+) -> None:
+    if isinstance(expect, set):
+        # One of several refusals will do (the order of the view's checks).
+        chosen = next((e for e in expect if e.status == response.status_code), None)
+        if chosen is None and not (htmx and LOGIN in expect):
+            out.problems.append(
+                f"{where}: expected one of {sorted(map(str, expect))}, got {response.status_code}"
+            )
+            return
+        expect = chosen or LOGIN
+    if isinstance(expect, Allowed) and expect.to == "run page":
+        expect = to(f"/monitor/runs/{case.kwargs['pk']}/", *expect.writes)
+    if htmx:
+        if isinstance(expect, Allowed):
+            # htmx answers with partials where a browser gets a redirect: only "a GET changes
+            # nothing" is held here (the plain walk checks the rest).
+            if method == "GET":
+                check_response(s, Allowed(response.status_code), response, url, before, after, where, out)
+            return
+        if expect == LOGIN:
+            # The whole page goes to the login page (config.middleware), not a login form in a panel.
+            out.check(
+                response.get("HX-Redirect", "").startswith(f"/login/?next={url.split('?')[0]}"),
+                f"{where}: expected HX-Redirect to the login page, got {response.status_code} "
+                f"{response.get('HX-Redirect')!r}",
+            )
+            expect = Refused(200)
+    check_response(s, expect, response, url, before, after, where, out)
 
 
 def _outbox_settings(s: S, access: Access) -> dict[str, Any]:
@@ -400,6 +441,25 @@ def test_walk(key: str, scenario: S) -> None:
                     else:
                         expect = table[persona]
                     ask(scenario, key, case, method, persona, expect, out)
+    assert not out.problems, "\n".join(out.problems)
+
+
+@pytest.mark.parametrize("key", sorted(ACCESS))
+def test_walk_with_htmx(key: str, scenario: S) -> None:
+    """The same walk as htmx sends it (HX-Request): the partial responses and the login redirect
+    take other code paths, and refuse the same personas."""
+    access = ACCESS[key]
+    out = Outcome()
+    with override_settings(**_outbox_settings(scenario, access)):
+        for case in access.cases(scenario):
+            for method, table in (("GET", access.get), ("POST", access.post)):
+                for persona in PERSONAS:
+                    if table is None:
+                        other = access.get if method == "POST" else access.post
+                        expect: Expect | set[Expect] = _refusal_for_method((other or {}).get(persona))
+                    else:
+                        expect = table[persona]
+                    ask(scenario, key, case, method, persona, expect, out, htmx=True)
     assert not out.problems, "\n".join(out.problems)
 
 

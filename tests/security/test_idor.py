@@ -370,3 +370,18 @@ def test_a_staff_member_may_create_an_api_token_only_for_themselves(scenario: S)
     )
     assert response.status_code == 200
     assert ApiToken.objects.filter(user=scenario.p.alice, name="for alice").count() == 1
+
+
+@pytest.mark.parametrize("suffix", ["", "panels/work_guide/", "panels/runs/"])
+def test_a_missing_record_and_a_forbidden_one_look_the_same(suffix: str, scenario: S) -> None:
+    """The assignee (no records permission) could tell which record ids exist: a 404 for a
+    missing one, a 403 for one she may not see. Both are now the same 403."""
+    client = client_for(scenario, "assignee")
+    forbidden = client.get(f"/records/case/{scenario.record_b.pk}/{suffix}")
+    missing = client.get(f"/records/case/999999/{suffix}")
+    assert (forbidden.status_code, missing.status_code) == (403, 403)
+    assert forbidden.content == missing.content
+    # Who may see records still gets a 404 for one that does not exist.
+    assert client_for(scenario, "outsider").get(f"/records/case/999999/{suffix}").status_code == 404
+    # And the assignee's own record opens.
+    assert client.get(f"/records/case/{scenario.record_a.pk}/{suffix}").status_code == 200

@@ -112,6 +112,7 @@ SECRETS = (
     "Open the vault",
     "Wind the clock",
     "bob-draft-5521",  # bob's draft on his item
+    "alice-3306",  # alice's draft on hers
     "division by zero",  # the failed step's error
 )
 
@@ -182,6 +183,9 @@ def _build(outbox: Path) -> SimpleNamespace:
         # On record A too, which alice sees: his draft there is his alone.
         workitem_draft_save(
             item=item(open_run, "theirs"), user=p.bob, screen=0, values={"comment": "bob-on-a-7710"}
+        )
+        workitem_draft_save(
+            item=item(open_run, "mine"), user=p.alice, screen=0, values={"comment": "alice-3306"}
         )
         queued = workitem_claim(item=item(open_run, "queued"), user=p.bob)  # the triage queue's, held by bob
     for run in (open_run, failed, suspended):

@@ -385,3 +385,16 @@ def test_a_missing_record_and_a_forbidden_one_look_the_same(suffix: str, scenari
     assert client_for(scenario, "outsider").get(f"/records/case/999999/{suffix}").status_code == 404
     # And the assignee's own record opens.
     assert client.get(f"/records/case/{scenario.record_a.pk}/{suffix}").status_code == 200
+
+
+def test_the_outsider_sees_the_record_but_not_alices_item_or_draft(scenario: S) -> None:
+    """Bob may see record A (Staff), and names alice's item in the link: the record opens, her
+    item's screen and her draft do not."""
+    html = client_for(scenario, "outsider").get(
+        f"/records/case/{scenario.record_a.pk}/?item={scenario.mine.pk}"
+    )
+    text = html.content.decode()
+    assert html.status_code == 200 and "Leaky roof" in text
+    assert "alice-3306" not in text
+    assert f'id="wi{scenario.mine.pk}' not in text
+    assert "Inspect the leak" not in text

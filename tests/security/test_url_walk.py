@@ -91,7 +91,7 @@ class Access:
     cases: Callable[[S], list[Case]]
     get: Table | None
     post: Table | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
+    outbox: bool = False  # asked with the file mail backend on (the development Outbox)
 
 
 def only(**allowed: Expect) -> Table:
@@ -133,9 +133,10 @@ RUN_FOR_ACTION: dict[str, Callable[[S], Any]] = {
     "resume": lambda s: s.suspended,
     "recheck": lambda s: s.failed,
 }
+# A run action goes back to the run it was asked on (the one in the URL; each action its own).
+RUN_OF_THE_URL = "the run in the URL"
 A_URL = lambda s: record_url(s.record_a)  # noqa: E731
 RUN_PAGE = lambda run: lambda s: f"/monitor/runs/{run(s).pk}/"  # noqa: E731
-OUTBOX = {"MAILERS": {"default": {"BACKEND": FILE_BACKEND}}}  # file_path: the scenario's, per test
 
 ACCESS: dict[str, Access] = {
     # --- the site --------------------------------------------------------------------------------
@@ -197,7 +198,7 @@ ACCESS: dict[str, Access] = {
     "monitor:run_action": Access(
         lambda s: [Case(a, {"pk": RUN_FOR_ACTION[a](s).pk, "action": a}) for a in RUN_ACTIONS],
         get=only(admin=OK),
-        post=only(admin=Allowed(302, "run page", ("orchestration.runevent",))),
+        post=only(admin=Allowed(302, RUN_OF_THE_URL, ("orchestration.runevent",))),
     ),
     "monitor:step_action": Access(
         lambda s: [Case(a, {"pk": s.failed_step.pk, "action": a}) for a in STEP_ACTIONS],
@@ -258,9 +259,9 @@ ACCESS: dict[str, Access] = {
     ),
     # The development Outbox (file mail backend on): staff only, a 404 for anyone else, signed in
     # or not (test_staff_get_into_the_admin_and_the_outbox lets staff in).
-    "workitems:outbox": Access(one("outbox"), get=everyone(E404), settings=OUTBOX),
+    "workitems:outbox": Access(one("outbox"), get=everyone(E404), outbox=True),
     "workitems:outbox_message": Access(
-        one("a message", name=lambda s: s.outbox_file, index=0), get=everyone(E404), settings=OUTBOX
+        one("a message", name=lambda s: s.outbox_file, index=0), get=everyone(E404), outbox=True
     ),
 }
 
@@ -373,14 +374,13 @@ def ask(
         response = send(client_for(s, persona), method, url, data, **headers)
         after = db_state()
         try:
-            _judge(s, key, case, method, url, expect, response, before, after, where, out, htmx)
+            _judge(s, case, method, url, expect, response, before, after, where, out, htmx)
         finally:
             transaction.set_rollback(True)
 
 
 def _judge(
     s: S,
-    key: str,
     case: Case,
     method: str,
     url: str,
@@ -401,7 +401,7 @@ def _judge(
             )
             return
         expect = chosen or LOGIN
-    if isinstance(expect, Allowed) and expect.to == "run page":
+    if isinstance(expect, Allowed) and expect.to == RUN_OF_THE_URL:
         expect = to(f"/monitor/runs/{case.kwargs['pk']}/", *expect.writes)
     if htmx:
         if isinstance(expect, Allowed):
@@ -422,7 +422,7 @@ def _judge(
 
 
 def _outbox_settings(s: S, access: Access) -> dict[str, Any]:
-    if not access.settings:
+    if not access.outbox:
         return {}
     return {"MAILERS": {"default": {"BACKEND": FILE_BACKEND, "OPTIONS": {"file_path": str(s.outbox)}}}}
 

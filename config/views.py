@@ -7,6 +7,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 from django.views.defaults import server_error as django_server_error
 
 from config.middleware import DATABASE_ERRORS, database_unavailable_response
@@ -14,6 +15,7 @@ from records.models import RecordType
 
 
 @login_required
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"record_types": RecordType.objects.all()})
 
@@ -27,12 +29,14 @@ class LogoutView(auth_views.LogoutView):
         return response
 
 
+@require_safe  # GET and HEAD: a POST here would be a request nobody meant
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers. Touches neither the database nor the broker, so that a
     database outage does not make an orchestrator restart every web process (readyz says that)."""
     return JsonResponse({"status": "ok"})
 
 
+@require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: this process can serve: the database answers, the migrations are applied, the
     broker accepts a connection. 503 naming what failed, for load balancers and Kubernetes."""

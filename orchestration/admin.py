@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -322,12 +322,31 @@ class ApiTokenAdmin(admin.ModelAdmin):
         # The user a token acts as is fixed once it exists: make a new token instead.
         return (*self.readonly_fields, "user") if obj else self.readonly_fields
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        actor = request.user
+
+        class TokenForm(form):  # type: ignore[valid-type,misc]
+            def clean_user(self) -> Any:
+                # A token acts with its user's permissions: one made for someone else is a way to
+                # become them. Staff make tokens for themselves; superusers for anyone.
+                user = self.cleaned_data["user"]
+                if user is not None and user.pk != actor.pk and not actor.is_superuser:
+                    raise ValidationError(
+                        "Only a superuser can create a token for someone else: a token acts "
+                        "with its user's permissions. Choose yourself."
+                    )
+                return user
+
+        return TokenForm
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
         token, raw = services.api_token_create(user=obj.user, name=obj.name)
         obj.pk, obj.digest, obj.created_at = token.pk, token.digest, token.created_at
+        obj.prefix, obj.expires_at = token.prefix, token.expires_at
         obj._state.adding = False
         request._api_token_raw = raw  # type: ignore[attr-defined]
 

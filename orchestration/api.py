@@ -25,7 +25,14 @@ from . import selectors
 from .models import Orchestration, Run, RunStatus, StageRun, StepRun
 from .openapi import openapi_document
 from .registry import RECORD_ACCESSORS
-from .services import PERM_LAUNCH, LaunchError, TokenRefused, api_token_authenticate, run_launch
+from .services import (
+    PERM_LAUNCH,
+    LaunchError,
+    TokenRefused,
+    api_token_authenticate,
+    record_visible_to,
+    run_launch,
+)
 
 PERM_VIEW_RUN = "orchestration.view_run"
 PERM_VIEW_ORCHESTRATION = "orchestration.view_orchestration"
@@ -257,7 +264,9 @@ def run_create(request: HttpRequest, user: Any, api_name: str) -> JsonResponse:
     record = None
     if record_id is not None:
         record = _record_model()._default_manager.filter(pk=record_id).first()
-        if record is None:
+        # A record the caller may not see answers like one that does not exist: ids cannot be
+        # probed through the launch body.
+        if record is None or not record_visible_to(user=user, record=record):
             raise ApiError(404, {"record_id": [f"record {record_id} does not exist"]})
     try:
         run = run_launch(orchestration=api_name, record=record, inputs=inputs, actor=user)

@@ -74,6 +74,9 @@ class RecordAccessor:
     load: Callable[[int], dict[str, Any] | None]  # record id -> expression context, or None
     label: Callable[[int], str]
     url: Callable[[int], str]
+    # (user, record id) -> whether that person may see the record: launching a run on a record
+    # needs it (the run names the record). None: the model has no rule, anyone may.
+    may_view: Callable[[Any, int], bool] | None = None
 
 
 RECORD_ACCESSORS: dict[str, RecordAccessor] = {}  # "app_label.model" -> accessor

@@ -241,6 +241,18 @@ def _record_ref(record: models.Model | None) -> tuple[int | None, int | None, st
     return ct.pk, int(record.pk), str(record)[:200]
 
 
+def record_visible_to(*, user: Actor, record: models.Model) -> bool:
+    """Whether `user` may see `record`, by the rule its app registered with the record accessor
+    (records: records.view_record, or work on that record). The system (None) sees everything."""
+    if user is None:
+        return True
+    ct = ContentType.objects.get_for_model(record)
+    accessor = RECORD_ACCESSORS.get(f"{ct.app_label}.{ct.model}")
+    if accessor is None or accessor.may_view is None:
+        return True
+    return accessor.may_view(user, int(record.pk))
+
+
 def run_launch(
     *,
     orchestration: str | Orchestration,
@@ -255,6 +267,9 @@ def run_launch(
     (`_triggered_by_id`: the person whose record save launched a record-triggered run; they
     need no launch permission, the save itself was checked.)"""
     actor_id = _require(actor, PERM_LAUNCH) or _triggered_by_id
+    if record is not None and not record_visible_to(user=actor, record=record):
+        # A run names its record (label, link): launching on one is seeing it.
+        raise PermissionDenied("you may not view this record")
     if _version is None:
         name = orchestration if isinstance(orchestration, str) else orchestration.api_name
         try:

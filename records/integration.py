@@ -31,6 +31,13 @@ def _label(record_id: int) -> str:
     return Record.objects.filter(pk=record_id).values_list("name", flat=True).first() or f"#{record_id}"
 
 
+def _may_view(user: Any, record_id: int) -> bool:
+    from .panels import may_view_record
+
+    record = Record.objects.filter(pk=record_id).first()
+    return record is not None and may_view_record(user, record)
+
+
 def _url(record_id: int) -> str:
     record = Record.objects.select_related("record_type").filter(pk=record_id).first()
     return record.get_absolute_url() if record else ""
@@ -153,7 +160,9 @@ def register() -> None:
 
     from .signals import record_saved
 
-    register_record_accessor("records.record", RecordAccessor(load=_load, label=_label, url=_url))
+    register_record_accessor(
+        "records.record", RecordAccessor(load=_load, label=_label, url=_url, may_view=_may_view)
+    )
     register_flow_action("update_record")(update_record_action)
     register_flow_action("create_record")(create_record_action)
     if check_record_type not in RECORD_TYPE_CHECKS:

@@ -55,7 +55,14 @@ def record_list(request: HttpRequest, type_name: str) -> HttpResponse:
 def _viewable_record(request: HttpRequest, type_name: str, pk: int) -> Record:
     """The record, if the viewer may see it: with records.view_record, or through a grant (an
     assignee of work on it reaches it from the email link without that permission)."""
-    record = _record(type_name, pk)
+    try:
+        record = _record(type_name, pk)
+    except Http404:
+        # Someone who may not see records in general gets the same 403 for a record that does
+        # not exist as for one they may not see: ids cannot be probed for existence.
+        if not request.user.has_perm("records.view_record"):
+            raise PermissionDenied("you may not view this record") from None
+        raise
     if not may_view_record(request.user, record):
         raise PermissionDenied("you may not view this record")
     return record

@@ -18,6 +18,7 @@ Outbox are for staff only, and a separate test lets staff in."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Iterator
@@ -35,9 +36,10 @@ from django.db import connection
 from django.test import Client, TestCase, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern, RoutePattern
+from django.utils import timezone
 
-from orchestration.models import RunStatus, StepRun
-from orchestration.services import api_token_create, run_launch, run_suspend
+from orchestration.models import ApiToken, RunStatus, StepRun
+from orchestration.services import api_token_create, api_token_revoke, run_launch, run_suspend
 from records.models import Record
 from records.services import record_update
 from tests.factories import (
@@ -203,7 +205,21 @@ def _build(outbox: Path) -> SimpleNamespace:
     gone.is_active = False
     gone.save(update_fields=["is_active"])
     revoked_token, revoked_raw = api_token_create(user=ops, name="revoked")
-    revoked_token.delete()  # revoking a token is deleting it (the admin's delete action)
+    api_token_revoke(token=revoked_token)
+    expired_token, expired_raw = api_token_create(user=ops, name="expired", days=1)
+    ApiToken.objects.filter(pk=expired_token.pk).update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+    deleted_token, deleted_raw = api_token_create(user=ops, name="deleted")
+    deleted_token.delete()
+    # Login throttling's records (django-axes), so that its admin pages have an object to show.
+    from axes.models import AccessAttempt, AccessFailureLog
+
+    attempt = {"user_agent": "walk", "ip_address": "10.0.0.9", "username": "mallory", "http_accept": "*/*"}
+    AccessAttempt.objects.create(
+        **attempt, path_info="/login/", get_data="", post_data="", failures_since_start=3
+    )
+    AccessFailureLog.objects.create(**attempt, path_info="/login/", locked_out=False)
+    # One of the outsider's own, for the tokens page's revoke button.
+    bobs_token = api_token_create(user=p.bob, name="revocable")[0]
 
     outbox.mkdir(parents=True, exist_ok=True)
     message = EmailMessage("Inspect the leak: Leaky roof", "attic-drip-4417", "flow@example.com", ["a@x.org"])
@@ -218,6 +234,9 @@ def _build(outbox: Path) -> SimpleNamespace:
         tokens=tokens,
         gone_token=gone_token,
         revoked_token=revoked_raw,
+        expired_token=expired_raw,
+        deleted_token=deleted_raw,
+        bobs_token=bobs_token,
         record_a=record_a,
         record_b=record_b,
         open=open_run,

@@ -37,8 +37,17 @@ from .support import (
 pytestmark = pytest.mark.django_db
 
 S = SimpleNamespace
-CALLERS = ("no token", "not bearer", "unknown token", "revoked token", "inactive user", *LOGGED_IN)
-UNAUTHENTICATED = {c: E401 for c in CALLERS[:5]}
+CALLERS = (
+    "no token",
+    "not bearer",
+    "unknown token",
+    "revoked token",
+    "expired token",
+    "deleted token",
+    "inactive user",
+    *LOGGED_IN,
+)
+UNAUTHENTICATED = {c: E401 for c in CALLERS[:7]}
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -75,6 +84,8 @@ def authorization(s: S, caller: str) -> dict[str, str]:
         "not bearer": f"Basic {s.tokens['admin']}",
         "unknown token": "Bearer fo_not-a-token-anyone-was-given",
         "revoked token": f"Bearer {s.revoked_token}",
+        "expired token": f"Bearer {s.expired_token}",
+        "deleted token": f"Bearer {s.deleted_token}",
         "inactive user": f"Bearer {s.gone_token}",
     }.get(caller, f"Bearer {s.tokens.get(caller)}")
     return {} if raw is None else {"HTTP_AUTHORIZATION": raw}

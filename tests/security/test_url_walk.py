@@ -142,6 +142,25 @@ ACCESS: dict[str, Access] = {
     # --- the site --------------------------------------------------------------------------------
     "home": Access(one("home"), get=logged_in(OK)),
     "healthz": Access(one("healthz"), get=everyone(OK)),
+    # The probes: no login, nothing written (docs/operations.md). The broker is the real one.
+    "readyz": Access(one("readyz"), get=everyone(OK)),
+    # Prometheus sends METRICS_TOKEN; people need orchestration.view_run (the admin persona).
+    "metrics": Access(
+        one("metrics"),
+        get={"anonymous": E401, "outsider": E403, "assignee": E403, "manager": E403, "admin": OK},
+    ),
+    "favicon.ico": Access(one("favicon"), get=everyone(Allowed(301, "/static/favicon.svg"))),
+    # Everyone's own tokens: the page lists the viewer's, creating one writes a token.
+    "account_tokens": Access(
+        one("my tokens"), get=logged_in(OK), post=logged_in(Allowed(200, None, ("orchestration.apitoken",)))
+    ),
+    # The outsider's own token: only he may revoke it; for anyone else it does not exist.
+    "account_token_revoke": Access(
+        one("revoke a token", pk=lambda s: s.bobs_token.pk),
+        get=None,
+        post={"anonymous": LOGIN, "outsider": to("/account/tokens/", "orchestration.apitoken")}
+        | {p: E404 for p in LOGGED_IN if p != "outsider"},
+    ),
     "login": Access(
         one("login"),
         get=everyone(OK),
@@ -267,6 +286,7 @@ ACCESS: dict[str, Access] = {
 
 POST_DATA: dict[str, Callable[[S], dict[str, Any]]] = {
     "login": lambda s: {"username": "bob", "password": PASSWORD},
+    "account_tokens": lambda s: {"name": "walk-made", "lifetime": "30"},
     "records:new": lambda s: {"name": "Walk-made", "severity": "High"},
     "records:edit": _edit,
     "records:launch": lambda s: {"orchestration": "cases"},

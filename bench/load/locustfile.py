@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
+import gevent.pool
 from locust import HttpUser, between, events, task
 
 PLAN: dict[str, Any] = json.loads(open(os.environ["LOAD_PLAN"]).read())  # noqa: SIM115
@@ -43,7 +44,7 @@ _managers = itertools.cycle(range(len(PLAN["managers"])))
 _admins = itertools.cycle(PLAN["admins"])
 # What the feeder knows of each working end user's own open items: set from My Work, less one per
 # Finish, plus one per launch or reassignment to them. Locust runs in one process: plain globals.
-OWN_ITEMS: dict[str, int] = {u["username"]: 3 for u in PLAN["end_users"]}
+OWN_ITEMS: dict[str, int] = {u["username"]: PLAN["prelaunched"] for u in PLAN["end_users"]}
 SHARED_SEEN: dict[str, int] = {}  # claimable items last seen in My Work, per team or queue member
 TEAM_OF: dict[str, str] = {m: team for team, members in PLAN["teams"].items() for m in members}
 
@@ -55,7 +56,7 @@ PEOPLE = len(PLAN["end_users"]) + len(PLAN["managers"]) + len(PLAN["admins"])
 WINDOW: dict[str, float] = {}
 ENVIRONMENT: Any = None
 
-OWN_LOW, OWN_TOP_UP = 2, 4
+OWN_LOW, OWN_TOP_UP = 3, 5
 SHARED_LOW = 4
 
 
@@ -261,9 +262,10 @@ class Person(HttpUser):
         with self.client.post(
             "/login/", data=data, name="Log in (POST)", allow_redirects=False, catch_response=True
         ) as r:
-            _logged_in(round((time.monotonic() - started) * 1000))
             if r.status_code != 302 or urlsplit(r.headers.get("Location", "")).path != next_url:
                 r.failure(f"login as {self.username}: {r.status_code} to {r.headers.get('Location')}")
+        # After the with block, so that the last login is recorded before the statistics reset.
+        _logged_in(round((time.monotonic() - started) * 1000))
 
     def get(self, url: str, name: str, must: str = "") -> Forms | None:
         """A page that must answer 200 (and contain `must`)."""
@@ -487,6 +489,9 @@ class Feeder(HttpUser):
         self.client.headers["Authorization"] = f"Bearer {PLAN['token']}"
         self.launch_url = f"/api/orchestrations/{PLAN['orchestration']}/runs"
         self.records = {u["username"]: u["records"] for u in (*PLAN["end_users"], *PLAN["away"])}
+        # A few launches at once, as an integration with a small thread pool would: one at a time
+        # cannot keep up with 45 people when the machine is busy.
+        self.pool = gevent.pool.Pool(4)
 
     def launch(self, record_id: int, assignee: str) -> bool:
         body = {"record_id": record_id, "inputs": {"assignee": assignee}}
@@ -501,12 +506,12 @@ class Feeder(HttpUser):
     @task
     def feed(self) -> None:
         with _lock:
-            low = [name for name, n in OWN_ITEMS.items() if n < OWN_LOW]
+            low = {name: OWN_TOP_UP - n for name, n in OWN_ITEMS.items() if n < OWN_LOW}
             for name in low:
                 OWN_ITEMS[name] = OWN_TOP_UP  # counted as launched before the launches: no double top-up
-        for name in low:
-            for _ in range(OWN_TOP_UP - 1):
-                self.launch(random.choice(self.records[name]), name)
+        for name, missing in low.items():
+            for _ in range(missing):
+                self.pool.spawn(self.launch, random.choice(self.records[name]), name)
         # Teams and the queue: enough to claim, judged by what their members last saw.
         for team, members in PLAN["teams"].items():
             seen = [SHARED_SEEN[m] for m in members if m in SHARED_SEEN]
@@ -516,8 +521,9 @@ class Feeder(HttpUser):
                     if team in PLAN["queue_teams"] and random.random() < 0.5
                     else f"group:{team}"
                 )
-                self.launch(random.choice(PLAN["shared_records"]), assignee)
+                self.pool.spawn(self.launch, random.choice(PLAN["shared_records"]), assignee)
         # The people who are away get work now and then, for the managers to move.
         if random.random() < 0.3:
             away = random.choice(PLAN["away"])
-            self.launch(random.choice(away["records"]), away["username"])
+            self.pool.spawn(self.launch, random.choice(away["records"]), away["username"])
+        self.pool.join()

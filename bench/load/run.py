@@ -58,7 +58,7 @@ ADMINS = 2
 RECORDS_PER_USER = 3
 SHARED_RECORDS = 24  # the records that team and queue items are on
 SPAWN_RATE = 2  # people arriving per second
-PRELAUNCH = {"active": 3, "away": 4, "team": 3, "queue": 8}  # runs per user / team / the queue
+PRELAUNCH = {"active": 5, "away": 4, "team": 3, "queue": 8}  # runs per user / team / the queue
 
 
 # --- the environment every process shares --------------------------------------------------------
@@ -299,6 +299,7 @@ def seed(*, end_users: int) -> dict[str, Any]:
     members = {team.name: [u.username for u in users if team in u.groups.all()] for team in teams}
     return {
         "password": PASSWORD,
+        "prelaunched": PRELAUNCH["active"],
         "token": raw_token,
         "orchestration": ORCHESTRATION,
         "queue": QUEUE,
@@ -551,6 +552,8 @@ def report(
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in pages:
+        if r["Request Count"] == "0":
+            continue
         lines.append(
             f"| {r['Type']} {r['Name']} | {r['Request Count']} | {r['Failure Count']} | {r['50%']} | "
             f"{r['95%']} | {r['99%']} | {float(r['Max Response Time']):.0f} |"
@@ -663,6 +666,9 @@ def main(argv: list[str] | None = None) -> int:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+    # As a deployment would (whitenoise serves them; locust, like a browser with a warm cache,
+    # does not fetch them): staticfiles/ in the work tree, ignored by git.
+    call_command("collectstatic", verbosity=0, interactive=False)
     # Only this benchmark's Redis database is emptied (never FLUSHALL: the server is shared).
     import redis
 

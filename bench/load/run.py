@@ -58,7 +58,7 @@ ADMINS = 2
 RECORDS_PER_USER = 3
 SHARED_RECORDS = 24  # the records that team and queue items are on
 SPAWN_RATE = 2  # people arriving per second
-PRELAUNCH = {"active": 5, "away": 4, "team": 3, "queue": 8}  # runs per user / team / the queue
+PRELAUNCH = {"active": 10, "away": 4, "team": 3, "queue": 8}  # runs per user / team / the queue
 
 
 # --- the environment every process shares --------------------------------------------------------

@@ -344,7 +344,7 @@ class Admin(Person):
             return
         runs = sorted({link for link in page.links if re.fullmatch(r"/monitor/runs/\d+/", link)})
         if not runs:
-            outcome("admin: no runs listed")
+            outcome("admin: no runs listed (the filter matched none yet)")
             return
         self.think(0.5, 2.0)
         self.get(random.choice(runs), "Run detail", must='<h1 class="h3 mb-0">Run ')

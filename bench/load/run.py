@@ -709,10 +709,10 @@ def main(argv: list[str] | None = None) -> int:
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ok(f"{base}/healthz"), "gunicorn")
         wait_for(lambda: len(children(servers.procs["gunicorn"].pid)) == args.web_workers, "gunicorn workers")
-        for proc in servers.procs.values():
+        for name, proc in servers.procs.items():
             if proc.poll() is not None:
-                raise SystemExit(f"a server exited at start ({proc.args}): see {VAR}/*.log")
-        # One request per worker process would load its code; a browser's first page does that.
+                raise SystemExit(f"{name} exited at start: see {VAR}/{name}.log")
+        # A few health checks, as a load balancer makes before sending traffic.
         for _ in range(args.web_workers * 2):
             http_ok(f"{base}/healthz")
         time.sleep(2)

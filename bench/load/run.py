@@ -465,7 +465,7 @@ def database_figures(start: datetime, end: datetime) -> dict[str, Any]:
     }
 
 
-def versions(locust: Path) -> dict[str, str]:
+def versions(locust: Path, broker_url: str) -> dict[str, str]:
     import celery
     import django
     import psycopg
@@ -488,19 +488,14 @@ def versions(locust: Path) -> dict[str, str]:
         "gunicorn": gunicorn.replace("gunicorn (version ", "").rstrip(")"),
         "locust": locust_v.replace("locust ", ""),
         "postgresql": pg,
-        "redis": redis_version(),
+        "redis": redis_version(broker_url),
     }
 
 
-def redis_version() -> str:
-    try:
-        out = subprocess.run(["redis-cli", "-p", "6380", "INFO", "server"], capture_output=True, text=True)
-        for line in out.stdout.splitlines():
-            if line.startswith("redis_version:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "?"
+def redis_version(broker_url: str) -> str:
+    import redis
+
+    return str(redis.Redis.from_url(broker_url).info("server").get("redis_version", "?"))
 
 
 def machine() -> str:
@@ -703,6 +698,9 @@ def main(argv: list[str] | None = None) -> int:
                 str(PROJECT_BIN / "gunicorn"), "config.wsgi", "--workers", str(args.web_workers),
                 "--bind", f"127.0.0.1:{port}", "--access-logfile", "-", "--access-logformat",
                 '%(t)s "%(r)s" %(s)s %(b)s %(M)sms', "--timeout", "60",
+                # Its default, ~/.gunicorn/gunicorn.ctl, is one path for every gunicorn of the
+                # user: another one on this machine would lose its socket to ours.
+                "--no-control-socket",
             ],
             env,
         )  # fmt: skip
@@ -801,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
             after=after,
             cpu=cpu,
             load=load,
-            info=versions(locust),
+            info=versions(locust, args.broker_url),
             log_errors=log_error_counts(),
         )
     finally:

@@ -45,7 +45,7 @@ VAR = ROOT / "var" / "load"
 VENV = ROOT / "var" / "load-venv"
 PROJECT_BIN = Path(sys.executable).parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/flow_load"
-DEFAULT_BROKER_URL = "redis://127.0.0.1:6380/40"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/12"
 
 PASSWORD = "load-bench-password"
 ORCHESTRATION = "load_review"

@@ -510,6 +510,11 @@ class Pass:
             if target == END:
                 self.end_run(RunStatus.COMPLETED)
             elif transitions > MAX_STAGE_TRANSITIONS_PER_PASS:
+                # Enter the stage the loop was going to before stopping, as a failed exit or
+                # decision leaves its stage in progress (stage_error): with no stage in
+                # progress, a re-check would take the run for a fresh one and start it over at
+                # the first stage. From here it goes on with the loop where it stopped.
+                self.start_stage(self.doc.stage(target))
                 self.set_run(
                     status=RunStatus.ERROR, error="routing loop: too many stage transitions without waiting"
                 )

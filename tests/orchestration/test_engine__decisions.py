@@ -183,7 +183,9 @@ def test_recheck_after_a_routing_loop_goes_on_from_the_loop_not_from_the_first_s
     assert run.status == RunStatus.ERROR and "routing loop" in run.error
     # The run stopped in the loop: its stage is the one to re-check, not the first one.
     assert run.current_stage == "spin"
-    assert StageRun.objects.filter(run=run, status="in_progress").values_list("key", flat=True).get() == "spin"
+    assert (
+        StageRun.objects.filter(run=run, status="in_progress").values_list("key", flat=True).get() == "spin"
+    )
 
     run_recheck(run_id=run.pk, actor=personas.admin)
     run = fresh(run)

@@ -452,8 +452,11 @@ class EngineMachine(RuleBasedStateMachine):
         self.claims[item.pk] = None
 
     @precondition(lambda self: self.runs)
-    @rule(values=form_data, data=PICKS)
-    def race_cancel_and_complete(self, values: dict[str, Any], data: Picks) -> None:
+    @rule(action=st.sampled_from(["cancel", "suspend"]), values=form_data, data=PICKS)
+    def race_admin_action_and_complete(self, action: str, values: dict[str, Any], data: Picks) -> None:
+        # The completion may start a background step whose task runs (on commit, in the
+        # completing thread) after the other thread's cancel or suspend: its result must then
+        # be ignored (canceled) or kept without moving the run (suspended).
         item = self._items(data, open_only=True)
         if item is None:
             return
@@ -463,25 +466,37 @@ class EngineMachine(RuleBasedStateMachine):
             return
         user = data.choose(sorted(holders))
         could_complete = self._expect_complete(item, user) is None
-        canceled, done = sm.race(
-            lambda: run_cancel(run_id=item.run_id, actor=sm_users["admin"]),
+        acted, done = sm.race(
+            lambda: RUN_ACTIONS[action](run_id=item.run_id, actor=sm_users["admin"]),
             lambda: self._complete(item.pk, user, values),
         )
-        assert isinstance(canceled, Run | ActionNotAllowed), canceled
+        assert isinstance(acted, Run | ActionNotAllowed), acted
         assert isinstance(done, WorkItem | WorkItemClosed), done
         run = Run.objects.get(pk=item.run_id)
         fresh = WorkItem.objects.get(pk=item.pk)
         if isinstance(done, WorkItem):
             assert could_complete and fresh.status == WorkItemStatus.COMPLETED
             self.completions[item.pk] += 1
-            # Cancel came second: it canceled what was left, or the completion ended the run.
-            if isinstance(canceled, ActionNotAllowed):
-                assert run.status == RunStatus.COMPLETED
+            # The action came second: it applied to what was left, or the completion had
+            # ended the run (or a background step it started had failed it) by then.
+            if isinstance(acted, ActionNotAllowed):
+                refused_on = {
+                    "cancel": (RunStatus.COMPLETED,),
+                    "suspend": (RunStatus.COMPLETED, RunStatus.ERROR),
+                }
+                assert run.status in refused_on[action], (action, run.status)
             else:
-                assert run.status == RunStatus.CANCELED
-        else:
-            assert isinstance(canceled, Run), canceled
+                assert run.status == (RunStatus.CANCELED if action == "cancel" else RunStatus.SUSPENDED)
+        elif action == "cancel":
+            assert isinstance(acted, Run), acted
             assert run.status == RunStatus.CANCELED and fresh.status == WorkItemStatus.CANCELED
+        else:
+            # Suspended first (by this action or before it): the item stays open, not completed.
+            assert run.status == RunStatus.SUSPENDED and fresh.status == WorkItemStatus.ASSIGNED
+            assert isinstance(acted, Run) == (item.run.status == RunStatus.IN_PROGRESS), (
+                acted,
+                item.run.status,
+            )
 
     @precondition(lambda self: self.runs)
     @rule(
@@ -609,6 +624,15 @@ class EngineMachine(RuleBasedStateMachine):
                     run.status,
                     stages,
                 )
+                if run.status == RunStatus.IN_PROGRESS:
+                    # A failure is routed at once (fault path or run error); only a suspended
+                    # run keeps a failed step in its stage, to be routed when it is resumed.
+                    failed = [
+                        s
+                        for s in steps
+                        if s.stage_run_id == in_progress[0].pk and s.status == StageStatus.ERROR
+                    ]
+                    assert not failed, (run.pk, failed)
             # Stages follow the definition's routing: the first stage first, then each one where
             # the previous one's routing or fault path leads; only the last may be open.
             if stages:

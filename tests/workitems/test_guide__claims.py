@@ -192,7 +192,5 @@ def test_a_claim_that_loses_the_race_with_a_reassignment_is_refused(personas):
     assert item.claimed_by is None
     assert item.assignee_queue == personas.triage
     assert list(run.events.filter(name="workitems.item.claimed")) == []
-    workitem_complete(
-        item=item, user=personas.bob, data={"amount": "10", "kind": "repair", "reason": "fine"}
-    )
+    workitem_complete(item=item, user=personas.bob, data={"amount": "10", "kind": "repair", "reason": "fine"})
     assert WorkItem.objects.get(pk=item.pk).status == WorkItemStatus.COMPLETED

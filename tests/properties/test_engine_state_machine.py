@@ -633,6 +633,10 @@ class EngineMachine(RuleBasedStateMachine):
                         if s.stage_run_id == in_progress[0].pk and s.status == StageStatus.ERROR
                     ]
                     assert not failed, (run.pk, failed)
+            # The sweep re-checks exactly the runs that wait on a condition: here, sm_rec's "wait"
+            # stage (its exit condition). A suspended run keeps its flag for when it resumes.
+            waits = run.status in (RunStatus.IN_PROGRESS, RunStatus.SUSPENDED) and run.current_stage == "wait"
+            assert run.recheck == waits, (run.pk, run.status, run.current_stage, run.recheck)
             # Stages follow the definition's routing: the first stage first, then each one where
             # the previous one's routing or fault path leads; only the last may be open.
             if stages:

@@ -9,7 +9,7 @@ half-applied state. After every step the invariants are checked on the database 
 the model.
 
 Budget: CI runs a fixed (derandomized) set of examples, STATEFUL_EXAMPLES x STATEFUL_STEPS
-(default 10 x 30, about a minute on PostgreSQL). To hunt for bugs, run it long and random:
+(default 12 x 40, about a minute on PostgreSQL). To hunt for bugs, run it long and random:
 
     STATEFUL_EXAMPLES=300 STATEFUL_STEPS=40 STATEFUL_RANDOM=1 \
         pytest tests/properties/test_engine_state_machine.py
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -59,8 +59,8 @@ from workitems.services import (
 
 from . import engine_machine_support as sm
 
-EXAMPLES = int(os.environ.get("STATEFUL_EXAMPLES", "10"))
-STEPS = int(os.environ.get("STATEFUL_STEPS", "30"))
+EXAMPLES = int(os.environ.get("STATEFUL_EXAMPLES", "12"))
+STEPS = int(os.environ.get("STATEFUL_STEPS", "40"))
 MACHINE_SETTINGS = settings(
     max_examples=EXAMPLES,
     stateful_step_count=STEPS,
@@ -125,6 +125,17 @@ def _label(assignee: tuple[str, str]) -> Any:
 
 
 sm_users: dict[str, Any] = {}
+
+
+OUTCOMES: Counter[str] = Counter()
+
+
+def outcome(rule_name: str, *results: Any) -> None:
+    """Count what happened, so that the test can check the races and refusals really ran (a
+    machine whose rules all bail out early would prove nothing); also a hypothesis event."""
+    what = rule_name + ": " + " / ".join(type(r).__name__ for r in results)
+    OUTCOMES[what] += 1
+    event(what)
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -252,15 +263,21 @@ class EngineMachine(RuleBasedStateMachine):
 
     # -- work items ----------------------------------------------------------------------------
     @precondition(lambda self: self.runs)
-    @rule(username=st.sampled_from(sm.WORKERS), values=form_data, open_only=st.booleans(), data=PICKS)
-    def complete(self, username: str, values: dict[str, Any], open_only: bool, data: Picks) -> None:
-        item = self._items(data, open_only=open_only)
+    @rule(username=st.sampled_from(sm.WORKERS), values=form_data, as_holder=st.booleans(), data=PICKS)
+    def complete(self, username: str, values: dict[str, Any], as_holder: bool, data: Picks) -> None:
+        # Half the time the person who holds an open item finishes it (runs move on, to later
+        # stages, decisions and rework loops); otherwise anyone tries any item, closed or not.
+        item = self._items(data, open_only=as_holder)
         if item is None:
             return
+        if as_holder:
+            holders = [u for u in sm.WORKERS if self._expect_complete(item, u) is None]
+            username = data.choose(holders) if holders else username
         expected = self._expect_complete(item, username)
         try:
-            self._complete(item.pk, username, values)
+            outcome("complete", self._complete(item.pk, username, values))
         except (PermissionDenied, WorkItemClosed) as exc:
+            outcome("complete", exc)
             assert isinstance(exc, expected or ()), (expected, exc)
             return
         assert expected is None, f"completion by {username} should have been refused ({expected})"
@@ -381,6 +398,7 @@ class EngineMachine(RuleBasedStateMachine):
         results = sm.race(
             lambda: self._complete(item.pk, first, values), lambda: self._complete(item.pk, second, values)
         )
+        outcome("two completions", *results)
         winners = [r for r in results if isinstance(r, WorkItem)]
         for r in results:
             assert isinstance(r, WorkItem | WorkItemClosed | PermissionDenied), r
@@ -412,6 +430,7 @@ class EngineMachine(RuleBasedStateMachine):
         done, moved = sm.race(
             lambda: self._complete(item.pk, user, values), lambda: self._reassign(item.pk, target)
         )
+        outcome("complete + reassign", done, moved)
         assert isinstance(done, WorkItem | WorkItemClosed | PermissionDenied), done
         assert isinstance(moved, WorkItem | WorkItemClosed), moved
         fresh = WorkItem.objects.get(pk=item.pk)
@@ -442,6 +461,7 @@ class EngineMachine(RuleBasedStateMachine):
             lambda: workitem_claim(item=WorkItem.objects.get(pk=item.pk), user=sm_users[user]),
             lambda: self._reassign(item.pk, target),
         )
+        outcome("claim + reassign", claimed, moved)
         assert isinstance(moved, WorkItem), moved  # the item is open: the reassignment always applies
         # Either the claim came first (and the reassignment cleared it) or it found the item
         # moved away from the claimer and was refused: never a claim by someone who may not act.
@@ -470,6 +490,7 @@ class EngineMachine(RuleBasedStateMachine):
             lambda: RUN_ACTIONS[action](run_id=item.run_id, actor=sm_users["admin"]),
             lambda: self._complete(item.pk, user, values),
         )
+        outcome(f"{action} + complete", acted, done)
         assert isinstance(acted, Run | ActionNotAllowed), acted
         assert isinstance(done, WorkItem | WorkItemClosed), done
         run = Run.objects.get(pk=item.run_id)
@@ -520,6 +541,7 @@ class EngineMachine(RuleBasedStateMachine):
             lambda: RUN_ACTIONS[first](run_id=run.pk, actor=sm_users["admin"]),
             lambda: RUN_ACTIONS[second](run_id=run.pk, actor=sm_users["admin"]),
         )
+        outcome(f"{first} + {second}", *results)
         for r in results:
             assert isinstance(r, Run | ActionNotAllowed), r
         oks = [isinstance(r, Run) for r in results]
@@ -558,6 +580,7 @@ class EngineMachine(RuleBasedStateMachine):
             lambda: step_retry(step_run_id=sr.pk, actor=sm_users["admin"]),
             lambda: step_skip(step_run_id=sr.pk, actor=sm_users["admin"]),
         )
+        outcome("retry + skip", retried, skipped)
         for r in (retried, skipped):
             assert isinstance(r, StepRun | ActionNotAllowed), r
         wins = [isinstance(r, StepRun) for r in (retried, skipped)]
@@ -761,7 +784,16 @@ def test_engine_state_machine(transactional_db: None) -> None:
     _groups_by_id.update(dict(Group.objects.values_list("pk", "name")))
     _queues_by_id.clear()
     _queues_by_id.update(dict(Queue.objects.values_list("pk", "api_name")))
+    OUTCOMES.clear()
     run_state_machine_as_test(EngineMachine, settings=MACHINE_SETTINGS)
+    print("\n".join(f"{n:5} {what}" for what, n in sorted(OUTCOMES.items())))  # shown with -s
+    ran = {what.split(":")[0] for what in OUTCOMES}
+    races = {"two completions", "complete + reassign", "claim + reassign", "retry + skip"}
+    assert races <= ran, ran
+    assert {"cancel + complete", "suspend + complete"} <= ran, ran
+    assert any(what.startswith(("cancel + cancel", "cancel + suspend", "suspend + ")) for what in OUTCOMES)
+    # Completions were both accepted and refused.
+    assert {"complete: WorkItem", "complete: PermissionDenied", "complete: WorkItemClosed"} <= set(OUTCOMES)
     # The machine ran: runs were launched and moved (a machine whose rules all bailed out
     # would prove nothing).
     assert Run.objects.count() >= EXAMPLES

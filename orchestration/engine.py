@@ -488,6 +488,13 @@ class Pass:
             if self.run.status != RunStatus.IN_PROGRESS or self.stage_run is not stage_run:
                 # The run stopped, or a step error took the fault path: the stage we were
                 # looking at is over, so its exit condition and decision no longer apply.
+                if self.stage_run is not stage_run and self.run.status == RunStatus.IN_PROGRESS:
+                    # A fault path is a stage transition too: two stages that are each other's
+                    # fault path, with steps that fail as they start, would otherwise loop for
+                    # ever inside this transaction, holding the run lock.
+                    transitions += 1
+                    if transitions > MAX_STAGE_TRANSITIONS_PER_PASS:
+                        self.routing_loop()
                 continue
             try:
                 done = (
@@ -511,13 +518,21 @@ class Pass:
             if target == END:
                 self.end_run(RunStatus.COMPLETED)
             elif transitions > MAX_STAGE_TRANSITIONS_PER_PASS:
-                self.set_run(
-                    status=RunStatus.ERROR, error="routing loop: too many stage transitions without waiting"
-                )
-                self.event("run.error", error=self.run.error)
+                # Enter the stage the loop was going to before stopping, as a failed exit or
+                # decision leaves its stage in progress (stage_error): with no stage in
+                # progress, a re-check would take the run for a fresh one and start it over at
+                # the first stage. From here it goes on with the loop where it stopped.
+                self.start_stage(self.doc.stage(target))
+                self.routing_loop()
             else:
                 self.start_stage(self.doc.stage(target))
         self.set_recheck()
+
+    def routing_loop(self) -> None:
+        """Stop a pass that keeps changing stages without waiting for anything. The stage it
+        was entering stays in progress, so that a re-check goes on from there."""
+        self.set_run(status=RunStatus.ERROR, error="routing loop: too many stage transitions without waiting")
+        self.event("run.error", stage=self.stage_key, error=self.run.error)
 
     def stage_error(self, stage: Stage, message: str) -> None:
         # The stage stays in progress so that "re-check" or a definition fix can move it on;

@@ -284,6 +284,11 @@ def workitem_claim(*, item: WorkItem, user: Actor) -> WorkItem:
         item = WorkItem.objects.select_related("completed_by").get(pk=item.pk)
         if item.status != WorkItemStatus.ASSIGNED:
             raise WorkItemClosed(_closed_message(item), item)
+        # Asked again on the row read under the lock, as workitem_complete does: a manager may
+        # have moved the item since the caller loaded it, and a claim by someone who may no
+        # longer act would lock out the new assignees (only the claimer can release it).
+        if not may_act(item, user):
+            raise PermissionDenied("this item has been reassigned: you may no longer act on it")
         if item.assignee_user_id is not None:
             raise ValidationError("this item is assigned to one person; there is nothing to claim")
         if item.claimed_by_id not in (None, user.pk):

@@ -154,3 +154,45 @@ def test_a_loop_that_never_waits_is_stopped_with_an_error(personas):
     assert run.status == RunStatus.ERROR
     assert "routing loop" in run.error
     assert StageRun.objects.filter(run=run).count() <= 60
+
+
+@pytest.mark.django_db
+def test_recheck_after_a_routing_loop_goes_on_from_the_loop_not_from_the_first_stage(personas):
+    # The loop error ends the stage it was leaving; "no stage in progress" must not then read as
+    # a fresh run when an admin re-checks it (that restarted the run at stage 0: its first step
+    # ran again and a second work item was assigned for it).
+    from orchestration.services import run_recheck
+
+    load(
+        screen_flow("review"),
+        orchestration(
+            stages=[
+                stage("first", task("a")),
+                stage(
+                    "spin",
+                    task("s", start={"condition": "false"}),
+                    exit={"condition": "true"},
+                    next={"outcomes": [{"when": "true", "goto": "spin"}], "default": "end"},
+                ),
+            ]
+        ),
+    )
+    run = launch(record=make_case())
+    workitem_complete(item=open_item(run, "a"), user=personas.alice, data={})
+    run = fresh(run)
+    assert run.status == RunStatus.ERROR and "routing loop" in run.error
+    # The run stopped in the loop: its stage is the one to re-check, not the first one.
+    assert run.current_stage == "spin"
+    assert (
+        StageRun.objects.filter(run=run, status="in_progress").values_list("key", flat=True).get() == "spin"
+    )
+
+    run_recheck(run_id=run.pk, actor=personas.admin)
+    run = fresh(run)
+    assert StageRun.objects.filter(run=run, key="first").count() == 1
+    from workitems.models import WorkItem
+
+    assert WorkItem.objects.filter(run=run).count() == 1  # a's only item, completed above
+    assert run.status == RunStatus.ERROR and "routing loop" in run.error
+    assert run.current_stage == "spin"
+    assert events(run).count("run.rechecked") == 1

@@ -306,3 +306,28 @@ def test_skip_outputs_that_do_not_fit_the_mapped_variable_are_refused(personas):
     step_skip(step_run_id=sr.pk, outputs={"code": "12"}, actor=personas.admin)
     run = fresh(run)
     assert (run.status, run.variables["code"]) == (RunStatus.COMPLETED, 12)
+
+
+@pytest.mark.django_db
+def test_two_stages_that_are_each_others_fault_path_stop_with_a_routing_loop_error(personas):
+    # Both steps fail as they start (their assignee is empty), so each stage's failure enters
+    # the other: this looped for ever inside the launch's transaction, holding the run lock.
+    load(
+        screen_flow("review"),
+        orchestration(
+            stages=[
+                stage("a", task("x", assignee={"expression": "record.description"}), fault_path="b"),
+                stage("b", task("y", assignee={"expression": "record.description"}), fault_path="a"),
+            ]
+        ),
+    )
+    run = fresh(launch(record=make_case()))
+    assert run.status == RunStatus.ERROR
+    assert "routing loop" in run.error
+    from orchestration.models import StageRun
+
+    assert 50 <= StageRun.objects.filter(run=run).count() <= 60
+    # Stopped with the stage it was entering in progress, as a re-check needs it.
+    in_progress = StageRun.objects.filter(run=run, status="in_progress").values_list("key", flat=True)
+    assert list(in_progress) == [run.current_stage]
+    assert WorkItem.objects.filter(run=run).count() == 0

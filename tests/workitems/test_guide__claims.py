@@ -169,3 +169,28 @@ def test_two_people_finishing_at_the_same_moment_complete_the_step_once(personas
     assert f'<dd class="col-sm-7 text-break mb-1">{loser}</dd>' in pages[loser]
     assert item.step_run.status == StepStatus.COMPLETED
     assert WorkItem.objects.filter(run=run, status=WorkItemStatus.COMPLETED).count() == 1
+
+
+def test_a_claim_that_loses_the_race_with_a_reassignment_is_refused(personas):
+    # alice opened the queue item, then a manager moved it to bob's queue before her
+    # "Assign to me" took the run lock. The claim used to be checked only on the item alice
+    # had loaded: she then held an item she may not act on, and bob, who may, was locked out of
+    # it ("another person has claimed this item") with nobody able to release it but alice.
+    from django.core.exceptions import PermissionDenied
+
+    from workitems.services import workitem_claim, workitem_complete, workitem_reassign
+
+    define(assignee={"queue": "eng_queue"})
+    _case, run = start()
+    stale = item_of(run)  # what alice's page loaded
+    workitem_reassign(item=item_of(run), actor=personas.charlie, queue=personas.triage)
+
+    with pytest.raises(PermissionDenied, match="reassigned"):
+        workitem_claim(item=stale, user=personas.alice)
+
+    item = WorkItem.objects.get(pk=stale.pk)
+    assert item.claimed_by is None
+    assert item.assignee_queue == personas.triage
+    assert list(run.events.filter(name="workitems.item.claimed")) == []
+    workitem_complete(item=item, user=personas.bob, data={"amount": "10", "kind": "repair", "reason": "fine"})
+    assert WorkItem.objects.get(pk=item.pk).status == WorkItemStatus.COMPLETED

@@ -158,8 +158,7 @@ ACCESS: dict[str, Access] = {
     "account_token_revoke": Access(
         one("revoke a token", pk=lambda s: s.bobs_token.pk),
         get=None,
-        post={"anonymous": LOGIN, "outsider": to("/account/tokens/", "orchestration.apitoken")}
-        | {p: E404 for p in LOGGED_IN if p != "outsider"},
+        post=items_of(outsider=to("/account/tokens/", "orchestration.apitoken")),
     ),
     "login": Access(
         one("login"),

@@ -304,8 +304,12 @@ def test_postgres_restart_under_load_answers_503_and_every_run_completes_once(tm
     assert all(status == "completed" and state == "done" for _, _, state, status in steps)
     assert dict(completed) == {run_id: 1 for run_id, *_ in runs}
     # The slow steps whose results could not be stored were retried after the step timeout:
-    # two calls each (the second carries a new idempotency key, attempt 2), one completion.
+    # two calls each (with the same idempotency key: one step run, docs/effects.md), one
+    # completion. On a loaded machine another step may also have been in flight when the
+    # database went away and be retried the same way: at least the slow ones, each completed
+    # once (asserted above).
     slow_ids = {run_id for run_id, orch_id, _ in runs if names[orch_id] == "slow"}
     assert sorted(attempts for run_id, attempts, *_ in steps if run_id in slow_ids) == [2] * SLOW_RUNS
-    assert lost == (SLOW_RUNS,)
+    assert lost[0] >= SLOW_RUNS
     assert len(SlowEndpoint.hits) == 2 * SLOW_RUNS
+    assert len(set(SlowEndpoint.hits)) == SLOW_RUNS, "each step's two calls carry one idempotency key"

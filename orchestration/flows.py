@@ -116,7 +116,10 @@ def _send_email(action: SendEmailAction, ctx: FlowContext) -> dict[str, Any]:
     recipients = [r for r in recipients if r]
     if not recipients:
         raise FlowError("send_email: no recipient")
-    subject = expressions.render(action.subject, ectx).replace("\n", " ").strip()
+    # A header is one line: a CR or LF from a record value would make Django refuse the
+    # message (BadHeaderError, the step failing on every attempt), so all whitespace runs,
+    # line breaks included, become one space.
+    subject = " ".join(expressions.render(action.subject, ectx).split())
     body = expressions.render(action.body, ectx)
     # Idempotency: the task claim makes each attempt run once; the header lets a receiving
     # system drop a second copy from a retried attempt.

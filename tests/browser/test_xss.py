@@ -303,7 +303,12 @@ def _assert_headers_clean(message: Any) -> None:
 
 def _html_in_chromium(page: Page, html: str) -> list[str]:
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def record(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", record)
     page.set_content(html)
     assert page.evaluate(HOSTILE_DOM) == []
     return dialogs

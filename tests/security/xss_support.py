@@ -212,7 +212,7 @@ def build() -> SimpleNamespace:
     queue, _ = Queue.objects.get_or_create(api_name="xss_queue", defaults={"label": mark("QUEUE")})
     alice = grant(UserFactory(username="alice"), *RECORD_PERMS)
     xss_group.user_set.add(alice)
-    mallory = UserFactory(
+    mallory: Any = UserFactory(
         username=mark("USERNAME")[:150],
         first_name=mark("FIRST")[:150],
         last_name=mark("LAST")[:150],

@@ -27,6 +27,7 @@ GLOBALS: dict[str, Any] = {
 }
 _DUNDER = re.compile(r"__|\bmro\b|\bfunc_globals\b|\bgi_frame\b")
 MAX_RESULT_CHARS = 100_000
+MAX_TEMPLATE_CHARS = 1_000_000  # an email body: text only, ten times an expression's result
 
 
 class ExpressionError(Exception):
@@ -79,6 +80,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         # str methods that pad to a width ('a'.ljust(10**9), .center, .zfill, .expandtabs).
         if isinstance(getattr(__obj, "__self__", None), str):
             _refuse_sizes(args, kwargs)
+            if getattr(__obj, "__name__", "") == "replace":
+                _refuse_big_replace(__obj.__self__, *args[:2])
         return super().call(__context, __obj, *args, **kwargs)
 
 
@@ -103,6 +106,26 @@ def _refuse_wide_format(fmt: str) -> None:
     # Compared as text first: int() of a 5000-digit string is refused by Python itself.
     if any(len(n) > len(str(MAX_RESULT_CHARS)) or int(n) > MAX_RESULT_CHARS for n in numbers):
         raise SecurityError(f"a width or precision above {MAX_RESULT_CHARS} is not allowed")
+
+
+def _refuse_big_replace(text: Any, old: Any = None, new: Any = None) -> None:
+    """`'x,'|replace(',', 'x' * 1000)|replace('x', 'x' * 1000)|…` multiplies the length at each
+    step (a gigabyte after three): refuse a replacement whose result would pass the limit."""
+    if isinstance(text, str) and isinstance(old, str) and isinstance(new, str) and len(new) > len(old):
+        count = text.count(old) if old else len(text) + 1
+        if len(text) + count * (len(new) - len(old)) > MAX_RESULT_CHARS:
+            raise SecurityError(f"the result of replace would be longer than {MAX_RESULT_CHARS}")
+
+
+def _replace_filter(fn: Any) -> Any:
+    @functools.wraps(fn)  # keeps Jinja's pass_eval_context marker
+    def guarded(
+        eval_ctx: Any, value: Any, old: Any = None, new: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        _refuse_big_replace(str(value), old, new)
+        return fn(eval_ctx, value, old, new, *args, **kwargs)
+
+    return guarded
 
 
 def _format_filter(fn: Any) -> Any:
@@ -151,6 +174,7 @@ def _environment(*, html: bool = False) -> ImmutableSandboxedEnvironment:
     for name, skip in _SIZED_FILTERS.items():
         env.filters[name] = _sized_filter(env.filters[name], skip)
     env.filters["format"] = _format_filter(env.filters["format"])
+    env.filters["replace"] = _replace_filter(env.filters["replace"])
     return env
 
 
@@ -256,6 +280,9 @@ def _template(source: str, html: bool) -> Any:
 def render(source: str, context: dict[str, Any], *, html: bool = False) -> str:
     """Render an admin-written template (email subject/body) in the sandbox."""
     try:
-        return str(_template(source, html).render(**context))
+        text = str(_template(source, html).render(**context))
     except _RUNTIME_ERRORS as exc:
         raise ExpressionError(f"template: {_reason(exc)}") from exc
+    if len(text) > MAX_TEMPLATE_CHARS:
+        raise ExpressionError(f"template: result longer than {MAX_TEMPLATE_CHARS} characters")
+    return text

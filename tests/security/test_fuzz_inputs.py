@@ -510,3 +510,21 @@ def test_a_nul_character_in_a_field_is_refused_next_to_it_and_the_rest_is_kept(g
     assert draft.values["amount"] == "12" and draft.screen == 0
     assert item_of(run).pk == item.pk
     _complete_properly(guide, item)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "'x,'|replace(',', 'x' * 1000)|replace('x', 'x' * 1000)|replace('x', 'x' * 1000)",
+        "('x' * 1000).replace('x', 'y' * 1000)",
+    ],
+)
+def test_a_replace_that_multiplies_the_length_is_refused_before_it_runs(source):
+    """Found by the property above: three replaces built a gigabyte (render had no size check)."""
+    for attempt in (
+        lambda: expressions.evaluate(source, CTX),
+        lambda: expressions.render("{{ " + source + " }}", CTX),
+    ):
+        with pytest.raises(expressions.ExpressionError, match="replace would be longer"):
+            attempt()
+    assert expressions.evaluate("'abc'|replace('b', 'BB')", CTX) == "aBBc"

@@ -128,6 +128,9 @@ def _id(value: Any, field: str) -> int:
     """A positive id from JSON (an integer) or a query string (digits)."""
     if isinstance(value, str) and value.isascii() and value.isdigit():
         value = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        # JSON has one number type: 12.0 is the integer 12 (JSON Schema's "integer" agrees).
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(400, {field: ["must be a positive integer"]})
     if not 0 < value <= selectors.MAX_ID:

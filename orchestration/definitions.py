@@ -20,7 +20,9 @@ END = "end"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Not-finite floats ("1e400" is infinity once a string is coerced) cannot be stored in
+    # PostgreSQL's jsonb, and no bound or timeout means anything with them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataType(StrEnum):
@@ -120,7 +122,7 @@ class HttpAction(Strict):
     expect_status: list[int] = Field(default_factory=lambda: [200, 201, 202, 204])
     output: ApiName | None = Field(None, description="Output that receives the JSON response.")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class SetOutputsAction(Strict):

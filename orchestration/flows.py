@@ -117,7 +117,10 @@ def _send_email(action: SendEmailAction, ctx: FlowContext) -> dict[str, Any]:
     recipients = [r for r in recipients if r]
     if not recipients:
         raise FlowError("send_email: no recipient")
-    subject = expressions.render(action.subject, ectx).replace("\n", " ").strip()
+    # A header is one line: a CR or LF from a record value would make Django refuse the
+    # message (BadHeaderError, the step failing on every attempt), so all whitespace runs,
+    # line breaks included, become one space.
+    subject = " ".join(expressions.render(action.subject, ectx).split())
     body = expressions.render(action.body, ectx)
     email: dict[str, Any] = {"key": ctx.action_key, "to": recipients, "subject": subject, "body": body}
     if ctx.emails is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .models import RunStatus, StageStatus
+from .selectors import MAX_ID
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -53,13 +54,14 @@ SCHEMAS: dict[str, Any] = {
             "record_id": {
                 "type": ["integer", "null"],
                 "minimum": 1,
+                "maximum": MAX_ID,
                 "description": "The record to anchor the run on (required when the orchestration "
                 "runs on a record type).",
             },
             "inputs": {
-                "type": "object",
+                "type": ["object", "null"],
                 "description": "Values of the orchestration's declared inputs, coerced to their types "
-                '(`"42"` is accepted for a number, `"yes"` for a boolean).',
+                '(`"42"` is accepted for a number, `"yes"` for a boolean); null is the same as `{}`.',
                 "additionalProperties": True,
             },
         },
@@ -198,7 +200,7 @@ PARAM_RUN_ID = {
     "name": "run_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer", "minimum": 1},
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
 }
 
 
@@ -257,8 +259,14 @@ PATHS: dict[str, Any] = {
             "parameters": [
                 _query_param("orchestration", {"type": "string"}, "An orchestration's api name."),
                 _query_param("status", {"type": "string", "enum": list(RunStatus.values)}, "Run status."),
-                _query_param("record_id", {"type": "integer", "minimum": 1}, "Runs on this record."),
-                _query_param("after_id", {"type": "integer", "minimum": 1}, "Only runs with a smaller id."),
+                _query_param(
+                    "record_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "Runs on this record."
+                ),
+                _query_param(
+                    "after_id",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                    "Only runs with a smaller id.",
+                ),
                 _query_param(
                     "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
                 ),

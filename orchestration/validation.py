@@ -4,6 +4,7 @@ expressions. Every problem is reported with its file and its path inside the doc
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -109,13 +110,23 @@ def load_text(text: str, source: str) -> tuple[list[dict[str, Any]], list[Defini
     """Parse YAML or JSON text holding one or more documents (YAML `---` separated)."""
     errors: list[DefinitionError] = []
     docs: list[dict[str, Any]] = []
+    deep = _deep_line(text, MAX_BRACKET_DEPTH)
+    if deep:
+        # Refused before parsing: the parsers recurse per level and take seconds to reach
+        # Python's recursion limit on a few thousand brackets.
+        return [], [DefinitionError(source, "", f"cannot parse: nested too deeply (near line {deep})")]
     try:
         if source.endswith(".json"):
             loaded = json.loads(text)
             items = loaded if isinstance(loaded, list) else [loaded]
         else:
             items = [d for d in yaml.load_all(text, Loader=_UniqueKeyLoader) if d is not None]
-    except (yaml.YAMLError, json.JSONDecodeError, RecursionError) as exc:
+    except RecursionError:
+        # The parsers recurse per level: say where the nesting got too deep, not just that
+        # Python's stack ran out.
+        line = _deep_line(text, 0) or 1
+        return [], [DefinitionError(source, "", f"cannot parse: nested too deeply (near line {line})")]
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
         return [], [DefinitionError(source, "", f"cannot parse: {exc}")]
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -123,6 +134,22 @@ def load_text(text: str, source: str) -> tuple[list[dict[str, Any]], list[Defini
             continue
         docs.append(item)
     return docs, errors
+
+
+MAX_BRACKET_DEPTH = 100  # no definition needs more than a handful
+MAX_NODES = 50_000  # values in one document, YAML aliases expanded
+
+
+def _deep_line(text: str, limit: int) -> int:
+    """The first line where brackets nest more than `limit` deep, or 0 (quotes are not
+    tracked: a string full of brackets may be refused, which no definition needs either)."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        for char in line:
+            depth += (char in "[{") - (char in "]}")
+            if depth > limit:
+                return number
+    return 0
 
 
 def load_paths(paths: Iterable[str | Path]) -> tuple[list[tuple[str, dict[str, Any]]], list[DefinitionError]]:
@@ -211,27 +238,65 @@ def _pydantic_errors(source: str, exc: ValidationError) -> list[DefinitionError]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Document)
 
 
-def _nul_path(raw: Any) -> str | None:
-    """Where the first NUL character is in a document (PostgreSQL cannot store one), or None."""
-    stack: list[tuple[tuple[Any, ...], Any]] = [((), raw)]
+def _unstorable(raw: Any) -> tuple[str, str] | None:
+    """Where the first value PostgreSQL's jsonb cannot store is, and why; None if there is none.
+
+    A parsed document is stored as JSON: a NUL character, a lone surrogate (`"\\ud800"` in YAML
+    or JSON), a float that is not finite (YAML `.nan`, `.inf`) or a YAML-only type (`!!binary`,
+    a date, a set) would make the INSERT fail: a 500 instead of a message."""
+    # Paths are linked (parent, key) pairs, written out only for the error: copying a path per
+    # value would be quadratic in the depth.
+    stack: list[tuple[Any, Any]] = [(None, raw)]
+    visited = 0
     while stack:
         path, value = stack.pop()
-        if isinstance(value, str) and "\x00" in value:
-            return _loc(path) or "(document)"
-        if isinstance(value, dict):
+        visited += 1
+        if visited > MAX_NODES:
+            # A YAML alias that contains itself (`a: &x [*x]`) never ends, and nested aliases
+            # ("billion laughs") multiply: both stop here instead of holding the request.
+            return "(document)", f"more than {MAX_NODES} values once YAML aliases are expanded"
+        if isinstance(value, str):
+            if "\x00" in value:
+                return _path_text(path), "text cannot contain NUL (\\x00) characters"
+            if not _is_utf8(value):
+                return _path_text(path), "text cannot contain lone surrogates (\\ud800-\\udfff)"
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return _path_text(path), f"a number must be finite (got {value!r})"
+        elif isinstance(value, dict):
             for k, v in value.items():
-                if isinstance(k, str) and "\x00" in k:
-                    return _loc(path) or "(document)"
-                stack.append(((*path, k), v))
+                if isinstance(k, str) and ("\x00" in k or not _is_utf8(k)):
+                    return _path_text(path), "a key cannot contain NUL characters or lone surrogates"
+                stack.append(((path, k), v))
         elif isinstance(value, list):
-            stack.extend(((*path, i), v) for i, v in enumerate(value))
+            stack.extend(((path, i), v) for i, v in enumerate(value))
+        elif value is not None and not isinstance(value, bool | int):
+            return _path_text(
+                path
+            ), f"a {type(value).__name__} value is not allowed here (quote it to make it text)"
     return None
 
 
+def _path_text(path: Any) -> str:
+    parts: list[Any] = []
+    while path is not None:
+        path, key = path
+        parts.append(key)
+    return _loc(reversed(parts)) or "(document)"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_document(source: str, raw: dict[str, Any]) -> tuple[Any | None, list[DefinitionError]]:
-    nul = _nul_path(raw)
-    if nul is not None:
-        return None, [DefinitionError(source, nul, "text cannot contain NUL (\\x00) characters")]
+    bad = _unstorable(raw)
+    if bad is not None:
+        return None, [DefinitionError(source, *bad)]
     kind = raw.get("kind")
     # `kind` may be any YAML value (a list is unhashable): compare only strings.
     if not isinstance(kind, str) or kind not in KIND_MODELS:

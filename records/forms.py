@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models.fields import BLANK_CHOICE_LABEL
 from django.utils import timezone
+from django.utils.html import escape
 
 from orchestration.values import from_json
 
@@ -67,7 +68,8 @@ def form_field(spec: dict[str, Any]) -> forms.Field:
     """One Django form field for a record field spec {name, label, type, required, choices, help}."""
     common: dict[str, Any] = {
         "label": spec.get("label") or spec["name"],
-        "help_text": spec.get("help", ""),
+        # crispy-bootstrap5 prints help text with |safe; a record type's help is data: escape it.
+        "help_text": escape(spec.get("help", "")),
         "required": bool(spec.get("required")),
     }
     match spec["type"]:

@@ -325,6 +325,9 @@ def workitem_draft_save(*, item: WorkItem, user: Any, screen: int, values: dict[
         raise PermissionDenied("you may not act on this work item")
     if not 0 <= screen < len(screen_flow_for(item).screens):
         raise ValidationError("this screen flow has no such screen")
+    # PostgreSQL's jsonb cannot hold a NUL character: the rest of what was typed is kept (the
+    # form tells the person the field is refused), rather than the whole save failing.
+    values = {k: v.replace("\x00", "") if isinstance(v, str) else v for k, v in values.items()}
     with transaction.atomic():
         # Two tabs saving at once: the row lock makes the second merge over the first's values
         # instead of overwriting them with what it read before.

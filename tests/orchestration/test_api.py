@@ -544,3 +544,44 @@ def test_openapi_run_schema_matches_the_run_json(admin_api):
     assert set(run["stages"][0]["steps"][0]) == set(schemas["Step"]["properties"])
     listed = admin_api.get("/api/orchestrations").json()["results"][0]
     assert set(listed) == set(schemas["Orchestration"]["properties"])
+
+
+# --- where schemathesis found the document and the API disagreeing (tests/security/test_api_fuzz.py)
+
+
+def test_a_whole_number_written_as_a_json_float_is_a_record_id(admin_api):
+    """JSON has one number type and JSON Schema's "integer" accepts 12.0: so does the API."""
+    case = make_case("Broken printer")
+    response = admin_api.post("/api/orchestrations/proc/runs", raw=f'{{"record_id": {case.pk}.0}}')
+    assert response.status_code == 201, response.content
+    assert response.json()["record"]["id"] == case.pk
+    assert Run.objects.filter(record_id=case.pk).count() == 1
+
+
+def test_inputs_null_is_documented_as_accepted_and_means_no_inputs(admin_api):
+    from orchestration.openapi import openapi_document
+
+    launch = openapi_document()["components"]["schemas"]["LaunchRequest"]
+    assert launch["properties"]["inputs"]["type"] == ["object", "null"]
+    case = make_case("Broken printer")
+    response = admin_api.post("/api/orchestrations/proc/runs", {"record_id": case.pk, "inputs": None})
+    assert response.status_code == 201, response.content
+    assert response.json()["inputs"] == {}
+
+
+def test_the_document_gives_the_largest_id_the_api_accepts():
+    from orchestration.openapi import openapi_document
+    from orchestration.selectors import MAX_ID
+
+    doc = openapi_document()
+    runs = {p["name"]: p["schema"] for p in doc["paths"]["/api/runs"]["get"]["parameters"]}
+    [run_id] = doc["paths"]["/api/runs/{run_id}"]["get"]["parameters"]
+    record_id = doc["components"]["schemas"]["LaunchRequest"]["properties"]["record_id"]
+    for schema in (runs["record_id"], runs["after_id"], run_id["schema"], record_id):
+        assert schema["maximum"] == MAX_ID
+
+
+def test_an_id_above_the_largest_is_a_400_not_an_empty_page(admin_api):
+    response = admin_api.get("/api/runs", after_id=str(2**63))
+    assert response.status_code == 400
+    assert errors(response) == {"after_id": [f"must be between 1 and {2**63 - 1}"]}

@@ -81,3 +81,20 @@ def test_cleaned_values_are_accepted_by_the_service_and_round_trip_into_the_edit
     resubmitted = record_form_class(rt)({**form.data, "price": "12.5", "owner": ""}, initial=initial)
     assert resubmitted.is_valid(), resubmitted.errors
     assert resubmitted.changed_data == []
+
+
+def test_a_fields_help_text_is_escaped_because_the_form_layout_prints_it_unescaped():
+    from django.template import Context, Template
+
+    from records.services import record_type_upsert
+
+    rt = record_type_upsert(
+        api_name="hostile",
+        label="Hostile",
+        fields=[{"name": "title", "type": "text", "help": "<img src=x onerror=alert(1)> & <b>"}],
+    )
+    html = Template("{% load crispy_forms_tags %}{{ form|crispy }}").render(
+        Context({"form": record_form_class(rt)()})
+    )
+    assert "&lt;img src=x onerror=alert(1)&gt; &amp; &lt;b&gt;" in html
+    assert "<img" not in html and "<b>" not in html

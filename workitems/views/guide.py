@@ -193,7 +193,9 @@ def guide_screen(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     flow = screen_flow_for(item)
     action = request.POST.get("action", "next")
     raw_index = request.POST.get("screen", "")
-    index = int(raw_index) if raw_index.isdigit() else -1
+    # isdigit() alone is true for superscripts like '²' (which int() refuses) and for 5000 digits
+    # (int() refuses those too): only a short run of ASCII digits is a screen number.
+    index = int(raw_index) if raw_index.isascii() and raw_index.isdigit() and len(raw_index) < 6 else -1
     if action not in ACTIONS or not 0 <= index < len(flow.screens):
         # Not something our form sends: show the item as it stands rather than guess.
         return _show(target, draft)

@@ -7,6 +7,20 @@ import pytest
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+def require_postgresql(why: str) -> None:
+    """Tests that only mean something on PostgreSQL (locks across processes, a server to
+    restart): skipped on the embedded SQLite default (`make test` on a fresh machine), failed
+    under REQUIRE_SERVICES=1 (CI), so that CI can never skip them."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    message = f"{why}: set DATABASE_URL=postgres://…"
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(autouse=True)
 def _eager_celery(settings):  # type: ignore[no-untyped-def]
     """Unit and service tests run Celery tasks in-process on commit. Integration tests that

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import require_postgresql
 from tests.integration.conftest import (
     ROOT,
     _require_redis,
@@ -67,12 +68,10 @@ def start_worker(transactional_db, tmp_path, monkeypatch) -> Iterator[Callable[.
     and this process's Redis database, with ORCHESTRATION_FLOW_MODULES naming the fault module
     and FAULT_MARKER_DIR set to `tmp_path / "markers"`, plus `env`. This process's Celery app
     publishes to the same broker (not eagerly). Workers are stopped at the end of the test."""
-    from django.db import connection
 
     from config.celery import app
 
-    if connection.vendor != "postgresql":
-        pytest.fail("the fault tests run on PostgreSQL: set DATABASE_URL=postgres://…")
+    require_postgresql("the worker-crash fault tests run on PostgreSQL")
     url = redis_url_for_worker()
     _require_redis(url)
     (tmp_path / "markers").mkdir()

@@ -143,3 +143,25 @@ class DatabaseUnavailableMiddleware:
             return None
         log.warning("database unavailable during %s %s: %s", request.method, request.path, exception)
         return database_unavailable_response(request)
+
+
+PROBE_PATHS = ("/healthz", "/readyz")
+
+
+class ProbeMiddleware:
+    """Answer the health probes first, before anything reads the Host header or the session.
+
+    A Kubernetes kubelet or a load balancer asks the pod or machine by its IP address, which is
+    not in ALLOWED_HOSTS (every other URL would answer 400), over plain HTTP (the HTTPS redirect
+    would answer 301), and must not create sessions. The probes disclose nothing but "ok" or
+    which dependency failed."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info in PROBE_PATHS and request.method in ("GET", "HEAD"):
+            from . import views
+
+            return views.healthz(request) if request.path_info == "/healthz" else views.readyz(request)
+        return self.get_response(request)

@@ -109,3 +109,14 @@ def test_readyz_names_unapplied_migrations(client, monkeypatch):
         "1 migration(s) not applied: orchestration.0001_initial"
         in response.json()["checks"]["migrations"]["error"]
     )
+
+
+@pytest.mark.django_db
+def test_probes_answer_a_caller_that_asks_by_ip_address_over_http(client, settings):
+    """A kubelet asks the pod's IP (not in ALLOWED_HOSTS) over plain HTTP, with HTTPS on."""
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz", HTTP_HOST="10.1.2.3").status_code == 200
+    assert client.get("/readyz", HTTP_HOST="10.1.2.3").status_code in (200, 503)
+    assert "sessionid" not in client.cookies
+    # Every other page still refuses an unknown host.
+    assert client.get("/login/", HTTP_HOST="10.1.2.3").status_code == 400

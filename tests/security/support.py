@@ -220,6 +220,7 @@ def _build(outbox: Path) -> SimpleNamespace:
     AccessFailureLog.objects.create(**attempt, path_info="/login/", locked_out=False)
     # One of the outsider's own, for the tokens page's revoke button.
     bobs_token = api_token_create(user=p.bob, name="revocable")[0]
+    ops_token = api_token_create(user=ops, name="ops-own-8812")[0]
 
     outbox.mkdir(parents=True, exist_ok=True)
     message = EmailMessage("Inspect the leak: Leaky roof", "attic-drip-4417", "flow@example.com", ["a@x.org"])
@@ -237,6 +238,7 @@ def _build(outbox: Path) -> SimpleNamespace:
         expired_token=expired_raw,
         deleted_token=deleted_raw,
         bobs_token=bobs_token,
+        ops_token=ops_token,
         record_a=record_a,
         record_b=record_b,
         open=open_run,

@@ -90,6 +90,15 @@ IDOR: dict[str, Swap | Global] = {
     "monitor:version": MODEL_PERMISSION,
     "monitor:version_activate": MODEL_PERMISSION,
     "workitems:outbox_message": Global("staff only, every message (development only)"),
+    # Everyone's own API tokens: another person's token id does not exist for you.
+    "account_token_revoke": Swap(
+        "outsider",
+        lambda s: {"pk": s.bobs_token.pk},
+        lambda s: {"pk": s.ops_token.pk},
+        E404,
+        method="POST",
+        secrets=("ops-own-8812",),
+    ),
     # Work items: the assignee's own, her group's, the one she holds; bob's are a 404 to her.
     "workitems:guide_item": Swap(
         "assignee",

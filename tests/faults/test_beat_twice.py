@@ -15,6 +15,7 @@ import pytest
 
 from orchestration.models import ExecState, RunEvent, RunStatus, StepRun
 from orchestration.services import SweepReport, sweep
+from tests.conftest import require_postgresql
 from tests.factories import auto_flow, load, make_case, orchestration
 from tests.orchestration.engine_support import bg, launch, lost_messages, stage
 
@@ -51,6 +52,7 @@ def _assert_no_overlap(ran: list[dict]) -> None:  # type: ignore[type-arg]
 
 
 def test_two_beats_started_and_stopped_twice_never_run_two_sweeps_at_once(personas, tmp_path):
+    require_postgresql("worker and beat processes share the test database only on PostgreSQL")
     run_id = _undelivered_step()
     with running_redis() as redis, broker_for_this_process(redis.url):
         env = service_env(

@@ -17,6 +17,7 @@ import pytest
 from orchestration.models import ExecState, Run, RunEvent, RunStatus, StepRun
 from orchestration.services import run_launch
 from records.models import Record
+from tests.conftest import require_postgresql
 from tests.factories import RECORD_PERMS, auto_flow, grant, load, orchestration
 
 from .support_infra import (
@@ -71,6 +72,7 @@ def _save_and_launch(client, n: int) -> tuple[int, float]:  # type: ignore[no-un
 
 
 def test_redis_down_for_a_minute_loses_nothing_and_every_run_completes(personas, client, tmp_path, caplog):
+    require_postgresql("worker and beat processes share the test database only on PostgreSQL")
     _definitions()
     grant(personas.alice, *RECORD_PERMS)
     client.force_login(personas.alice)

@@ -455,7 +455,10 @@ def test_any_screen_post_is_answered_and_loses_nothing(guide, personas, data, ht
     # What was typed into a field of the posted screen is in the draft, as typed (stripped).
     draft = WorkItemDraft.objects.filter(item=item, user=personas.alice).first()
     screen = str(data.get("screen", ""))
-    sent_to_screen = screen in ("0", "1") and data.get("action") in {"next", "back", "finish", "save"}
+    action = data.get("action")
+    sent_to_screen = (
+        screen in ("0", "1") and isinstance(action, str) and action in {"next", "back", "finish", "save"}
+    )
     if sent_to_screen and not wrong_item:
         fields = ["amount", "kind"] if screen == "0" else ["reason"]
         typed = {n: body[f"f-{n}"] for n in fields if isinstance(body.get(f"f-{n}"), str)}

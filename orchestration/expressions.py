@@ -225,6 +225,10 @@ def _compiled(source: str) -> Any:
         return ENV.compile_expression(source, undefined_to_none=True)
     except TemplateSyntaxError as exc:  # pragma: no cover - check() parses the same text
         raise ExpressionError(f"invalid expression: {exc.message}") from exc
+    except RecursionError as exc:
+        # Jinja's optimizer recurses per level of nesting, deeper than its parser does: an
+        # expression that parsed can still run out of stack here.
+        raise ExpressionError("invalid expression: nested too deeply") from exc
 
 
 # What a definition's expression can raise while it runs: stored on the step or run, never a crash.

@@ -128,6 +128,10 @@ def load_text(text: str, source: str) -> tuple[list[dict[str, Any]], list[Defini
         return [], [DefinitionError(source, "", f"cannot parse: nested too deeply (near line {line})")]
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         return [], [DefinitionError(source, "", f"cannot parse: {exc}")]
+    except (ValueError, TypeError) as exc:
+        # PyYAML's constructors raise these for a tagged value they cannot build
+        # (`!!int x`, an impossible timestamp): still a parse error of the file.
+        return [], [DefinitionError(source, "", f"cannot parse: {type(exc).__name__}: {exc}")]
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             errors.append(DefinitionError(source, f"document {i + 1}", "must be a mapping"))

@@ -888,7 +888,7 @@ def single_flight(name: str) -> Iterator[bool]:
     mid-sweep leaves no lock behind and nothing needs to expire. (Not behind a pooler in
     transaction mode, which hands the session to someone else between transactions.) Other
     databases (SQLite, whose processes all share one machine): an exclusive `flock` on a file
-    in VAR_DIR, released by the kernel when the process dies."""
+    in VAR_DIR named after the database, released by the kernel when the process dies."""
     connection = connections[StepRun.objects.db]
     if connection.vendor == "postgresql":
         key = zlib.crc32(name.encode())  # a stable 32-bit key for the 64-bit lock space
@@ -909,7 +909,10 @@ def single_flight(name: str) -> Iterator[bool]:
                     log.warning("could not release the %s lock: closing the connection", name)
                     connection.close()
         return
-    path = Path(settings.VAR_DIR) / f"{name}.lock"
+    # One lock per database file: processes working on another database (a test worker's
+    # own) are not in each other's way.
+    db = zlib.crc32(str(connection.settings_dict["NAME"]).encode())
+    path = Path(settings.VAR_DIR) / f"{name}.{db:08x}.lock"
     with path.open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

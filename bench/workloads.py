@@ -157,7 +157,11 @@ def database_prepare(database_url: str, *, drop: bool = False) -> None:
     if created:
         user.set_password("bench")
         user.save()
-        user.user_permissions.add(Permission.objects.get(codename="launch_orchestration"))
+    # A launcher sees the record it launches on (run_launch checks it).
+    user.user_permissions.add(
+        Permission.objects.get(codename="launch_orchestration"),
+        Permission.objects.get(codename="view_record", content_type__app_label="records"),
+    )
     case_type()
     missing = RECORD_POOL - Record.objects.filter(record_type__api_name="case").count()
     for i in range(missing):

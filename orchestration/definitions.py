@@ -244,6 +244,12 @@ class Email(Strict):
     body: str | None = None
 
 
+# What the flow of an inline background step (`run: inline`) may do: compute, nothing else. It
+# runs under the run lock inside the transition; an effect (a record save, an email, a call out)
+# belongs on a worker. Validation refuses other actions; the engine runs such a flow on a worker.
+INLINE_ACTIONS = frozenset({"set_outputs"})
+
+
 class Step(Strict):
     key: ApiName
     label: str = ""
@@ -261,6 +267,13 @@ class Step(Strict):
     assignee: Assignee | None = None
     email: Email = Field(default_factory=lambda: Email())
     max_attempts: int = Field(3, ge=1, le=20, description="Background steps: tries before error.")
+    run: Literal["worker", "inline"] = Field(
+        "worker",
+        description=(
+            "Background steps: 'worker' runs the flow as a Celery task; 'inline' runs it in the "
+            "transition that starts the step, under the run lock (flows of set_outputs actions only)."
+        ),
+    )
     due_in_hours: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
@@ -273,6 +286,8 @@ class Step(Strict):
             raise ValueError("completion cannot use 'after'; use a condition or evaluation_flow")
         if self.kind == "background" and (self.completion.condition or self.completion.evaluation_flow):
             raise ValueError("background steps complete when their flow finishes")
+        if self.kind == "interactive" and self.run != "worker":
+            raise ValueError("'run: inline' is for background steps")
         return self
 
 

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import expressions, hot, logcontext
-from .definitions import END, Decision, Gate, Orchestration, Stage, Step
+from .definitions import END, INLINE_ACTIONS, Decision, Gate, Orchestration, Stage, Step
 from .flows import FlowError, evaluate_condition_flow, typed_inputs
 from .models import (
     ExecState,
@@ -403,13 +403,19 @@ class Pass:
         # The flow's input defaults are expressions too.
         context = self.context(record=self.record_used or definition_uses_record(version))
         loaded = {f: getattr(sr, f) for f in _START_ATTNAMES}
+        inline = runs_inline(step, fdoc)
         try:
             sr.flow_version = version
             sr.inputs = resolve_inputs(fdoc.inputs, step.inputs, context)
             sr.status = StageStatus.IN_PROGRESS
             sr.started_at = self.now
             sr.error = ""
-            STEP_KINDS[step.kind].start(run=self.run, step_run=sr, step=step, context=context)
+            if inline:
+                sr.attempts += 1
+                sr.exec_state = ExecState.RUNNING
+                sr.next_attempt_at = None
+            else:
+                STEP_KINDS[step.kind].start(run=self.run, step_run=sr, step=step, context=context)
         except Exception:
             # Nothing of a failed start is written (the caller records the error): put the
             # row back as it was read, so that `flush` writing it with others writes none of it.
@@ -418,6 +424,29 @@ class Pass:
             raise
         self.save_step(sr, _START_FIELDS)
         self.event("step.started", stage=self.stage_key, step=step.key)
+        if inline:
+            # Its flow only computes (validation allows set_outputs alone): it runs here, under
+            # the run lock, and its result is stored with the transition that started it. An
+            # error raises to step_pass, which fails the step (a retry would compute the same).
+            self.complete_step(step, sr, self.run_inline(step, sr, fdoc, context))
+
+    def run_inline(self, step: Step, sr: StepRun, fdoc: Any, context: dict[str, Any]) -> dict[str, Any]:
+        from .flows import run_actions
+
+        ctx = FlowContext(
+            run_id=self.run.pk,
+            step_key=step.key,
+            record_model=None,
+            record_id=self.run.record_id,
+            record=context["record"],
+            inputs=typed_inputs(fdoc.inputs, sr.inputs),
+            vars=context["vars"],
+            steps=context["steps"],
+            outputs={},
+            actor_id=None,
+            idempotency_key=f"step:{sr.pk}",
+        )
+        return run_actions(fdoc, ctx)
 
     def complete_step(
         self, step: Step, sr: StepRun, outputs: dict[str, Any], *, skipped: bool = False
@@ -619,6 +648,17 @@ _START_FIELDS = (
     "next_attempt_at",
 )
 _START_ATTNAMES = tuple("flow_version_id" if f == "flow_version" else f for f in _START_FIELDS)
+
+
+def runs_inline(step: Step, fdoc: Any) -> bool:
+    """Whether this background step runs its flow in the transition that starts it. A flow
+    version that gained another kind of action since the orchestration was imported runs on a
+    worker as usual: an effect never runs under the run lock."""
+    return (
+        step.run == "inline"
+        and step.kind == "background"
+        and all(a.type in INLINE_ACTIONS for a in getattr(fdoc, "actions", ()))
+    )
 
 
 def active_flow_versions(api_names: Iterable[str]) -> dict[str, FlowVersion]:

@@ -18,6 +18,7 @@ from . import expressions
 from .definitions import (
     END,
     FLOW_KINDS,
+    INLINE_ACTIONS,
     AutolaunchedFlow,
     CreateRecordAction,
     Document,
@@ -494,6 +495,14 @@ def _check_orchestration(
                     f"{tp}.flow", f"{t.kind} steps need a flow of kind {want}; '{t.flow}' is of kind {kind}"
                 )
             doc = flow_docs.get(t.flow)
+            if t.run == "inline" and isinstance(doc, AutolaunchedFlow):
+                for ai, action in enumerate(doc.actions):
+                    if action.type not in INLINE_ACTIONS:
+                        c.err(
+                            f"{tp}.run",
+                            f"an inline step runs only {', '.join(sorted(INLINE_ACTIONS))} actions: "
+                            f"flow '{t.flow}' actions[{ai}] is {action.type} (use run: worker)",
+                        )
             for k, source in t.inputs.items():
                 c.expr(f"{tp}.inputs.{k}", source)
                 if doc is not None and k not in {i.name for i in doc.inputs}:

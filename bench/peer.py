@@ -208,8 +208,11 @@ def compare(
         flush=True,
     )
     measures = {
-        "w1_1": Measure("w1_1", "W1 in-process, 1 process"),
-        "w1_2": Measure("w1_2", "W1 in-process, 2 processes"),
+        "w1_1": Measure("w1_1", "W1 in-process, 1 process (a commit per step)"),
+        "w1_2": Measure("w1_2", "W1 in-process, 2 processes (a commit per step)"),
+        # The peer's W1a runs the whole run in the caller's transaction: so do inline steps.
+        "w1i_1": Measure("w1i_1", "W1 in-process, 1 process (inline steps: one commit)"),
+        "w1i_2": Measure("w1i_2", "W1 in-process, 2 processes (inline steps: one commit)"),
         "w2_1": Measure("w2_1", "W2 in-process, 1 process"),
         "w2_2": Measure("w2_2", "W2 in-process, 2 processes"),
         "w1_celery": Measure("w1_celery", f"W1 through Celery, 2-process worker, {celery_runs} runs"),
@@ -242,7 +245,7 @@ def compare(
                 peer.stop_worker()
         else:
             workload, processes = key.split("_")
-            kind = "w1sync" if workload == "w1" else "w2"
+            kind = "w1sync" if workload.startswith("w1") else "w2"
             result = peer.run(kind, "--procs", processes, "--seconds", str(seconds), "--warmup", str(warmup))
         if not result.get("verified", False):
             raise SystemExit(f"the peer's {key} run did not verify: {result}")

@@ -103,9 +103,10 @@ def cmd_counts(args: argparse.Namespace) -> dict[str, Any]:
     fx = workloads.fixture()
     with eager():
         w1 = workloads.count_w1(fx)
+        w1i = workloads.count_w1_inline(fx)
         w2 = workloads.count_w2(fx)
     print("SQL statements (in-process; background steps run eagerly, each charged to its own task)")
-    for name, counter in (("W1", w1), ("W2", w2)):
+    for name, counter in (("W1", w1), ("W1 inline", w1i), ("W2", w2)):
         phases = ", ".join(f"{p.name} {len(p.statements)}" for p in counter.phases)
         print(f"  {name} run: {counter.total():3d}  ({phases}; + {counter.transaction_control} BEGIN/COMMIT)")
         if args.verbose:
@@ -114,7 +115,7 @@ def cmd_counts(args: argparse.Namespace) -> dict[str, Any]:
                 for sql in p.statements:
                     print(f"       {sql[:160]}")
     print()
-    return {"w1_statements": w1.total(), "w2_statements": w2.total()}
+    return {"w1_statements": w1.total(), "w1_inline_statements": w1i.total(), "w2_statements": w2.total()}
 
 
 def cmd_inprocess(args: argparse.Namespace, workload: str) -> dict[str, Any]:
@@ -165,6 +166,31 @@ def cmd_worker_memory(args: argparse.Namespace) -> dict[str, Any]:
     )
     print()
     return {"memory_growth_pct": result["growth_pct"], "memory_growth_mib": result["growth_kib"] / 1024}
+
+
+def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
+    """cProfile of warm runs in this process: where the Python time of a run goes."""
+    import cProfile
+    import pstats
+
+    fx = workloads.fixture()
+    run = workloads.WORKLOADS[args.workload]
+    with eager():
+        for i in range(20):
+            run(fx, i)
+        profiler = cProfile.Profile(time.process_time)  # CPU, not time spent waiting for PostgreSQL
+        started = time.process_time()
+        profiler.enable()
+        for i in range(args.runs):
+            run(fx, i)
+        profiler.disable()
+        cpu = (time.process_time() - started) / args.runs * 1000
+    print(f"{args.workload.upper()}: {cpu:.1f} ms of CPU per run under the profiler ({args.runs} runs)")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats(args.sort).print_stats(args.top)
+    if args.output:
+        stats.dump_stats(args.output)
+    return {}
 
 
 def cmd_pgbench(args: argparse.Namespace) -> dict[str, Any]:
@@ -272,6 +298,12 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("worker-memory", help="the worker's resident memory across many runs")
     s.add_argument("--runs", type=int, default=10000)
     s.add_argument("--every", type=int, default=1000)
+    s = sub.add_parser("profile", help="cProfile of warm in-process runs (where the Python time goes)")
+    s.add_argument("workload", choices=sorted(workloads.WORKLOADS))
+    s.add_argument("--runs", type=int, default=300)
+    s.add_argument("--sort", default="tottime", help="pstats sort key: tottime, cumulative, ...")
+    s.add_argument("--top", type=int, default=40)
+    s.add_argument("--output", help="also write the raw profile here (for snakeviz, pstats)")
     s = sub.add_parser("pgbench", help="PostgreSQL's own ceiling (pgbench TPS)")
     s.add_argument("--seconds", type=int, default=15)
     s = sub.add_parser("all", help="everything, quick sizes unless --full")
@@ -289,7 +321,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=float, default=10, help="measured window of each in-process figure")
     s.add_argument("--warmup", type=int, default=20, help="untimed runs per process before the window")
     s.add_argument("--celery-runs", type=int, default=2000, help="runs through Celery per rep (0: skip)")
-    s.add_argument("--only", default="", help="comma list of w1_1,w1_2,w2_1,w2_2,w1_celery")
+    s.add_argument("--only", default="", help="comma list of w1_1,w1_2,w1i_1,w1i_2,w2_1,w2_2,w1_celery")
     return p
 
 
@@ -311,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "w2-inprocess": lambda a: cmd_inprocess(a, "w2"),
         "w1-celery": cmd_w1_celery,
         "worker-memory": cmd_worker_memory,
+        "profile": cmd_profile,
         "pgbench": cmd_pgbench,
         "all": cmd_all,
         "peer": cmd_peer,

@@ -22,7 +22,9 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/5"
 
 USERNAME = "bench_user"
 W1 = "bench_w1"
+W1_INLINE = "bench_w1_inline"
 W2 = "bench_w2"
+QUEUE = "bench_queue"
 RECORD_POOL = 50  # runs are anchored on these case records, round robin
 
 
@@ -91,28 +93,33 @@ def w1_documents() -> list[dict[str, Any]]:
         "d": "steps.b.value + steps.c.value",
     }
     docs = [auto_flow(f"bench_w1_{k}", outputs={"value": expr}) for k, expr in flows.items()]
-    step = {"kind": "background"}
-    docs.append(
-        orchestration(
-            W1,
-            stages=[
-                {
-                    "key": "work",
-                    "steps": [
-                        {**step, "key": "a", "flow": "bench_w1_a"},
-                        {**step, "key": "b", "flow": "bench_w1_b", "start": {"after": ["a"]}},
-                        {**step, "key": "c", "flow": "bench_w1_c", "start": {"after": ["a"]}},
-                        {**step, "key": "d", "flow": "bench_w1_d", "start": {"after": ["b", "c"]}},
-                    ],
-                }
-            ],
+    # W1 as it is, and W1 with inline steps (`run: inline`): the same flows run in the launch's
+    # own transaction, as the Viewflow peer's W1a runs Function nodes in the caller's.
+    for api_name, run in ((W1, "worker"), (W1_INLINE, "inline")):
+        step = {"kind": "background", "run": run}
+        docs.append(
+            orchestration(
+                api_name,
+                stages=[
+                    {
+                        "key": "work",
+                        "steps": [
+                            {**step, "key": "a", "flow": "bench_w1_a"},
+                            {**step, "key": "b", "flow": "bench_w1_b", "start": {"after": ["a"]}},
+                            {**step, "key": "c", "flow": "bench_w1_c", "start": {"after": ["a"]}},
+                            {**step, "key": "d", "flow": "bench_w1_d", "start": {"after": ["b", "c"]}},
+                        ],
+                    }
+                ],
+            )
         )
-    )
     return docs
 
 
 def w2_documents() -> list[dict[str, Any]]:
-    """W2: one interactive step assigned to the bench user (a screen flow with two fields).
+    """W2: one interactive step for a queue the bench user is a member of (a screen flow with
+    two fields): the user claims the item, then completes it, as the Viewflow peer's W2 creates
+    its task unassigned, assigns it to the user, then completes it (three transitions each).
 
     The assignment email is switched off: it is a task of its own (on a worker), not part of
     launching or completing the run."""
@@ -130,7 +137,7 @@ def w2_documents() -> list[dict[str, Any]]:
                             "key": "review",
                             "kind": "interactive",
                             "flow": "bench_w2_review",
-                            "assignee": {"user": USERNAME},
+                            "assignee": {"queue": QUEUE},
                             "email": {"enabled": False},
                         }
                     ],
@@ -162,6 +169,10 @@ def database_prepare(database_url: str, *, drop: bool = False) -> None:
         Permission.objects.get(codename="launch_orchestration"),
         Permission.objects.get(codename="view_record", content_type__app_label="records"),
     )
+    from workitems.models import Queue
+
+    queue, _ = Queue.objects.get_or_create(api_name=QUEUE, defaults={"label": "Bench queue"})
+    queue.users.add(user)
     case_type()
     missing = RECORD_POOL - Record.objects.filter(record_type__api_name="case").count()
     for i in range(missing):
@@ -220,13 +231,19 @@ def w1_run(fx: Fixture, i: int) -> int:
     return run_launch(orchestration=W1, record=fx.record(i), actor=fx.user).pk
 
 
+def w1_inline_run(fx: Fixture, i: int) -> int:
+    from orchestration.services import run_launch
+
+    return run_launch(orchestration=W1_INLINE, record=fx.record(i), actor=fx.user).pk
+
+
 def w2_run(fx: Fixture, i: int) -> int:
     from orchestration.services import run_launch
-    from workitems.services import workitem_complete
+    from workitems.services import workitem_claim, workitem_complete
 
     run = run_launch(orchestration=W2, record=fx.record(i), actor=fx.user)
-    item = w2_item(run.pk)
-    workitem_complete(item=item, user=fx.user, data={"approved": "true", "comment": "fine"})
+    workitem_claim(item=w2_item(run.pk), user=fx.user)
+    workitem_complete(item=w2_item(run.pk), user=fx.user, data={"approved": "true", "comment": "fine"})
     return run.pk
 
 
@@ -237,7 +254,7 @@ def w2_item(run_id: int) -> Any:
     return WorkItem.objects.select_related("step_run__flow_version").get(run_id=run_id)
 
 
-WORKLOADS: dict[str, Callable[[Fixture, int], int]] = {"w1": w1_run, "w2": w2_run}
+WORKLOADS: dict[str, Callable[[Fixture, int], int]] = {"w1": w1_run, "w1i": w1_inline_run, "w2": w2_run}
 
 
 def check_completed(run_ids: list[int]) -> None:
@@ -507,14 +524,26 @@ def count_w1(fx: Fixture) -> PhaseCounter:
     return counter
 
 
+def count_w1_inline(fx: Fixture) -> PhaseCounter:
+    w1_inline_run(fx, 0)
+    with counting() as counter, counter.phase("launch"):
+        run_id = w1_inline_run(fx, 1)
+    check_completed([run_id])
+    return counter
+
+
 def count_w2(fx: Fixture) -> PhaseCounter:
     from orchestration.services import run_launch
-    from workitems.services import workitem_complete
+    from workitems.services import workitem_claim, workitem_complete
 
     w2_run(fx, 0)
     with counting() as counter:
         with counter.phase("launch"):
             run = run_launch(orchestration=W2, record=fx.record(1), actor=fx.user)
+        with counter.phase("load item"):
+            item = w2_item(run.pk)
+        with counter.phase("claim"):
+            workitem_claim(item=item, user=fx.user)
         with counter.phase("load item"):
             item = w2_item(run.pk)
         with counter.phase("complete"):

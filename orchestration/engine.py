@@ -265,7 +265,7 @@ class Pass:
             self.step_changes = {}
             if len(rows) == 1 or transaction.get_connection().vendor != "postgresql":
                 for sr in rows:
-                    sr.save(update_fields=fields)
+                    hot.update(sr, fields)
             else:
                 # Each row gets the union of the changed fields. The fields a row did not change
                 # still hold what was read under the run lock (start_step undoes a failed start),
@@ -274,11 +274,11 @@ class Pass:
                 # exec_state only for rows whose own change writes it (every change does).
                 _update_rows(rows, fields)
         if self.run_dirty:
-            self.run.save(update_fields=sorted(self.run_dirty))
+            hot.update(self.run, self.run_dirty)
             self.run_dirty.clear()
         if self.events:
             log_events(self.events)
-            RunEvent.objects.bulk_create(self.events)
+            hot.insert(self.events)
             self.events = []
 
     # -- gates -----------------------------------------------------------------------------
@@ -321,16 +321,16 @@ class Pass:
     # -- stages ----------------------------------------------------------------------------
     def start_stage(self, stage: Stage) -> None:
         index = self.doc.stage_index(stage.key)
-        sr = StageRun.objects.create(
+        sr = StageRun(
             run_id=self.run.pk,
             key=stage.key,
             index=index,
             status=StageStatus.IN_PROGRESS,
             started_at=self.now,
         )
-        steps = StepRun.objects.bulk_create(
-            [StepRun(run_id=self.run.pk, stage_run=sr, key=s.key, kind=s.kind) for s in stage.steps]
-        )
+        hot.insert([sr])
+        steps = [StepRun(run_id=self.run.pk, stage_run=sr, key=s.key, kind=s.kind) for s in stage.steps]
+        hot.insert(steps)
         self.stage_run = sr
         self.steps = {s.key: s for s in steps}
         self.loaded = True
@@ -346,7 +346,7 @@ class Pass:
         sr.status = status
         sr.ended_at = self.now
         sr.outcome = outcome
-        sr.save(update_fields=["status", "ended_at", "outcome"])
+        hot.update(sr, ["status", "ended_at", "outcome"])
         self.event(f"stage.{status}", stage=sr.key, outcome=outcome)
         self.stage_run = None
         self.steps = {}

@@ -212,3 +212,111 @@ def claim_step(step_run_id: int, attempt: int, *, now: dt.datetime) -> StepRun |
         )
     step.run = run
     return step
+
+
+# --- writes -----------------------------------------------------------------------------------
+#
+# Model.save(), QuerySet.create() and bulk_create() spend 0.5 to 1.5 ms of Python per statement
+# on this path (signals, field walks, query compilation), several times PostgreSQL's own cost.
+# The engine's rows are written here instead, with the values the ORM would write (each field's
+# pre_save, so auto_now_add is honoured, then get_db_prep_save). No model signals are sent: the
+# project connects none to these models, and tests/orchestration/test_hot.py fails if one is.
+
+
+@functools.cache
+def _insert_plan(model: type[models.Model], vendor: str) -> tuple[tuple[Any, ...], str, str, str]:
+    connection = connections[model._default_manager.db]
+    qn = connection.ops.quote_name
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
+    columns = ", ".join(qn(f.column) for f in fields)
+    head = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608 (names only)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    return fields, head, row, f" RETURNING {qn(model._meta.pk.column)}"
+
+
+def insert(objs: Sequence[models.Model]) -> None:
+    """INSERT these new instances of one model in one statement and set their primary keys
+    (what bulk_create does, for less than half its Python)."""
+    if not objs:
+        return
+    model = type(objs[0])
+    connection = connections[model._default_manager.db]
+    fields, head, row, returning = _insert_plan(model, connection.vendor)
+    params: list[Any] = []
+    for obj in objs:
+        params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(head + ", ".join([row] * len(objs)) + returning, params)
+        ids = cursor.fetchall()
+    for obj, (pk,) in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+@functools.cache
+def _update_sql(
+    model: type[models.Model], vendor: str, fields: tuple[str, ...]
+) -> tuple[tuple[Any, ...], str]:
+    connection = connections[model._default_manager.db]
+    qn = connection.ops.quote_name
+    concrete = tuple(model._meta.get_field(name) for name in fields)
+    sets = ", ".join(f"{qn(f.column)} = %s" for f in concrete)
+    pk = qn(model._meta.pk.column)
+    return concrete, f"UPDATE {qn(model._meta.db_table)} SET {sets} WHERE {pk} = %s"  # noqa: S608
+
+
+def update(obj: models.Model, fields: Iterable[str]) -> None:
+    """UPDATE these fields of one saved instance (what save(update_fields=…) writes)."""
+    names = tuple(sorted(fields))
+    if not names:
+        return
+    connection = connections[obj._state.db or type(obj)._default_manager.db]
+    concrete, sql = _update_sql(type(obj), connection.vendor, names)
+    params = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in concrete]
+    params.append(obj.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+@functools.cache
+def _get_sql(model: type[models.Model], vendor: str, join: tuple[str, ...]) -> tuple[Any, ...]:
+    connection = connections[model._default_manager.db]
+    qn = connection.ops.quote_name
+    pk = qn(model._meta.pk.column)
+    cols = [_columns(model, "t", connection)]
+    joins = []
+    targets = []
+    for i, name in enumerate(join):
+        fk = model._meta.get_field(name)
+        target = fk.related_model
+        kind = "LEFT JOIN" if fk.null else "INNER JOIN"
+        on = f"j{i}.{qn(target._meta.pk.column)} = t.{qn(fk.column)}"
+        joins.append(f" {kind} {qn(target._meta.db_table)} j{i} ON {on}")
+        cols.append(_columns(target, f"j{i}", connection))
+        targets.append((name, target))
+    sql = (
+        f"SELECT {', '.join(cols)} FROM {qn(model._meta.db_table)} t{''.join(joins)}"  # noqa: S608
+        f" WHERE t.{pk} = %s"
+    )
+    return sql, tuple(targets)
+
+
+def get(model: type[models.Model], pk: Any, *, join: Sequence[str] = ()) -> Any:
+    """One row by primary key as an instance, with the rows of the foreign keys in `join`
+    attached (select_related, one level); raises model.DoesNotExist."""
+    connection = connections[model._default_manager.db]
+    sql, targets = _get_sql(model, connection.vendor, tuple(join))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise model.DoesNotExist(f"no {model._meta.model_name} {pk}")
+    at = len(_read_fields(model))
+    obj = instance(model, row[:at], connection)
+    for name, target in targets:
+        width = len(_read_fields(target))
+        values = row[at : at + width]
+        at += width
+        setattr(obj, name, None if values[0] is None else instance(target, values, connection))
+    return obj

@@ -289,7 +289,7 @@ def run_launch(
             raise LaunchError(f"'{doc.api_name}' runs on {doc.start.record_type} records, not {rtype}")
     clean_inputs = _clean_inputs(doc, inputs or {})
     with transaction.atomic():
-        run = Run.objects.create(
+        run = Run(
             orchestration_id=version.orchestration_id,
             version=version,
             record_type_id=ct_id,
@@ -300,6 +300,7 @@ def run_launch(
             started_at=timezone.now(),
             started_by_id=actor_id,
         )
+        hot.insert([run])
         p = engine.Pass(run, actor_id)
         p.loaded = True  # a new run has no stage yet: nothing to load
         variables, failed = _initial_variables(doc, p.context())
@@ -443,13 +444,16 @@ def step_complete_locked(
     """Complete an in-progress step and advance. The caller holds the run lock (and may give
     the pass it already started on it)."""
     engine.require_atomic()
-    if step_run.status != StageStatus.IN_PROGRESS:
-        raise StepNotOpen(f"step '{step_run.key}' is {step_run.get_status_display().lower()}")
     p = pass_ or engine.Pass(run, actor_id)
     p.load_stage()
-    doc_step = p.doc.stage(step_run.stage_run.key).steps
-    step = next(s for s in doc_step if s.key == step_run.key)
-    sr = p.steps.get(step_run.key, step_run)
+    # A step in progress is in the stage in progress, which the pass has just read under the
+    # lock: found there, it is the fresh row; not found, it ended with its stage.
+    sr = next((s for s in p.steps.values() if s.pk == step_run.pk), None)
+    if sr is None or sr.status != StageStatus.IN_PROGRESS:
+        # (The caller's row was read under the lock too: it says how the step ended.)
+        shown = sr or step_run
+        raise StepNotOpen(f"step '{shown.key}' is {shown.get_status_display().lower()}")
+    step = next(s for s in p.doc.stage(p.stage_key).steps if s.key == sr.key)
     try:
         p.complete_step(step, sr, outputs)
     except FlowError as exc:
@@ -987,7 +991,8 @@ def _sweep_recheck(*, batch: int) -> int:
 
 def run_event_add(
     *,
-    run: Run,
+    run: Run | None = None,
+    run_id: int | None = None,
     name: str,
     actor_id: int | None,
     payload: dict[str, Any] | None = None,
@@ -995,9 +1000,16 @@ def run_event_add(
     step: str = "",
 ) -> RunEvent:
     """Append an event from another app (e.g. a work item reassigned)."""
-    return RunEvent.objects.create(
-        run=run, name=name, actor_id=actor_id, payload=payload or {}, stage=stage, step=step
+    event = RunEvent(
+        run_id=run.pk if run is not None else run_id,
+        name=name,
+        actor_id=actor_id,
+        payload=payload or {},
+        stage=stage,
+        step=step,
     )
+    hot.insert([event])
+    return event
 
 
 def record_accessor_for(run: Run) -> Any:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from orchestration import engine, expressions, logcontext
+from orchestration import engine, expressions, hot, logcontext
 from orchestration.definitions import Assignee, ScreenFlow
 from orchestration.flows import screen_flow_validate, typed_inputs
 from orchestration.models import Run, StageStatus, StepRun
@@ -105,7 +105,7 @@ class InteractiveKind:
     def start(self, *, run: Run, step_run: StepRun, step: Any, context: dict[str, Any]) -> None:
         fields = resolve_assignee(step.assignee, context)
         due = timezone.now() + dt.timedelta(hours=step.due_in_hours) if step.due_in_hours else None
-        item = WorkItem.objects.create(
+        item = WorkItem(
             run=run,
             step_run=step_run,
             record_type_id=run.record_type_id,
@@ -114,6 +114,7 @@ class InteractiveKind:
             due_at=due,
             **fields,
         )
+        hot.insert([item])
         if step.email.enabled:
             from .emails import assignment_emails_write
 
@@ -138,13 +139,46 @@ def may_act(item: WorkItem, user: Any) -> bool:
         return False
     if item.assignee_user_id is not None:
         return bool(item.assignee_user_id == user.pk)
-    group_ids = set(user.groups.values_list("pk", flat=True))
     if item.assignee_group_id is not None:
-        return item.assignee_group_id in group_ids
+        return user.groups.filter(pk=item.assignee_group_id).exists()
     queue_id = item.assignee_queue_id
     if queue_id is None:
         return False
-    return Queue.objects.filter(pk=queue_id).filter(models_q_member(_user_id(user), group_ids)).exists()
+    # A member directly or through one of their groups: one statement, no query building (this
+    # runs twice for every claim and completion of a queue item).
+    with connection.cursor() as cursor:
+        cursor.execute(_queue_member_sql(), [queue_id, _user_id(user), queue_id, _user_id(user)])
+        return cursor.fetchone() is not None
+
+
+@functools.cache
+def _queue_member_sql() -> str:
+    qn = connection.ops.quote_name
+
+    def table(m2m: Any) -> tuple[str, str, str]:
+        through = m2m.through._meta
+        source, target = (f for f in through.get_fields() if f.is_relation and f.many_to_one)
+        return qn(through.db_table), qn(source.column), qn(target.column)
+
+    users, users_queue, users_user = table(Queue.users)
+    groups, groups_queue, groups_group = table(Queue.groups)
+    member, member_user, member_group = table(User.groups)
+    if member_user.strip('"') == "group_id":  # the through model lists (user, group): be sure
+        member_user, member_group = member_group, member_user
+    return (
+        f"SELECT 1 FROM {users} WHERE {users_queue} = %s AND {users_user} = %s"  # noqa: S608 (names only)
+        f" UNION ALL SELECT 1 FROM {groups} qg"
+        f" INNER JOIN {member} ug ON ug.{member_group} = qg.{groups_group}"
+        f" WHERE qg.{groups_queue} = %s AND ug.{member_user} = %s LIMIT 1"
+    )
+
+
+def _same_assignee(a: WorkItem, b: WorkItem) -> bool:
+    return (a.assignee_user_id, a.assignee_group_id, a.assignee_queue_id) == (
+        b.assignee_user_id,
+        b.assignee_group_id,
+        b.assignee_queue_id,
+    )
 
 
 def models_q_member(user_id: int, group_ids: set[int]) -> Any:
@@ -197,12 +231,12 @@ def workitem_complete(*, item: WorkItem, user: Actor, data: dict[str, Any]) -> W
     with transaction.atomic():
         # Lock order: the run first (as every engine change does), then the item.
         run = engine.lock_run(item.run_id)
-        item = WorkItem.objects.select_related("completed_by", "step_run__stage_run").get(pk=item.pk)
+        checked, item = item, hot.get(WorkItem, item.pk, join=["step_run"])
         if item.status != WorkItemStatus.ASSIGNED:
             raise WorkItemClosed(_closed_message(item), item)
         # Asked again on the row read under the lock: the item may have been reassigned since
         # the caller loaded it (a page left open while a manager moved the item to someone else).
-        if not may_act(item, user):
+        if not _same_assignee(item, checked) and not may_act(item, user):
             raise PermissionDenied("this item has been reassigned: you may no longer act on it")
         if item.claimed_by_id is not None and item.claimed_by_id != user.pk:
             raise PermissionDenied("another person has claimed this item")
@@ -210,13 +244,10 @@ def workitem_complete(*, item: WorkItem, user: Actor, data: dict[str, Any]) -> W
             raise WorkItemClosed(
                 f"The run is {run.get_status_display().lower()}; this item cannot be completed now.", item
             )
-        now = timezone.now()
-        updated = WorkItem.objects.filter(pk=item.pk, status=WorkItemStatus.ASSIGNED).update(
-            status=WorkItemStatus.COMPLETED, completed_by=user.pk, completed_at=now, outputs=clean
-        )
-        assert updated == 1  # we hold the run lock, so nobody else completed it meanwhile
-        item.status, item.completed_at, item.outputs = WorkItemStatus.COMPLETED, now, clean
+        # We hold the run lock and read the item assigned under it: nobody else completes it now.
+        item.status, item.completed_at, item.outputs = WorkItemStatus.COMPLETED, timezone.now(), clean
         item.completed_by_id = user.pk
+        hot.update(item, ["status", "completed_by", "completed_at", "outputs"])
         try:
             step_complete_locked(run=run, step_run=item.step_run, outputs=clean, actor_id=_user_id(user))
         except StepNotOpen as exc:
@@ -230,7 +261,7 @@ def step_is_open(item: WorkItem) -> bool:
 
 def workitem_log(item: WorkItem, name: str, actor_id: int | None, **payload: Any) -> None:
     run_event_add(
-        run=item.run,
+        run_id=item.run_id,
         name=f"workitems.item.{name}",
         actor_id=actor_id,
         payload={"work_item": item.pk, **payload},
@@ -281,20 +312,20 @@ def workitem_claim(*, item: WorkItem, user: Actor) -> WorkItem:
         raise PermissionDenied("you may not act on this work item")
     with transaction.atomic():
         engine.lock_run(item.run_id)
-        item = WorkItem.objects.select_related("completed_by").get(pk=item.pk)
+        checked, item = item, hot.get(WorkItem, item.pk, join=["step_run"])
         if item.status != WorkItemStatus.ASSIGNED:
             raise WorkItemClosed(_closed_message(item), item)
         # Asked again on the row read under the lock, as workitem_complete does: a manager may
         # have moved the item since the caller loaded it, and a claim by someone who may no
         # longer act would lock out the new assignees (only the claimer can release it).
-        if not may_act(item, user):
+        if not _same_assignee(item, checked) and not may_act(item, user):
             raise PermissionDenied("this item has been reassigned: you may no longer act on it")
         if item.assignee_user_id is not None:
             raise ValidationError("this item is assigned to one person; there is nothing to claim")
         if item.claimed_by_id not in (None, user.pk):
             raise ValidationError("someone else already holds this item")
         item.claimed_by_id = user.pk
-        item.save(update_fields=["claimed_by"])
+        hot.update(item, ["claimed_by"])
         workitem_log(item, "claimed", _user_id(user))
     return item
 

@@ -133,3 +133,69 @@ def test_a_claim_returns_the_orm_s_step_and_run_once(personas: Any) -> None:
     assert got.flow_version.checksum == orm.flow_version.checksum
     assert got.flow_version.document == orm.flow_version.document  # loads when touched
     assert hot.claim_step(step.pk, 2, now=now) is None  # a duplicate delivery claims nothing
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+def test_an_inserted_row_reads_back_as_the_orm_would_have_written_it(personas: Any) -> None:
+    from orchestration.models import RunEvent
+
+    run = world(personas)
+    ours = RunEvent(run_id=run.pk, name="x.ours", payload={"a": [1, "ü", None], "b": 1.5}, step="s")
+    theirs = RunEvent.objects.create(
+        run_id=run.pk, name="x.orm", payload={"a": [1, "ü", None], "b": 1.5}, step="s"
+    )
+    hot.insert([ours])
+    assert ours.pk is not None and not ours._state.adding
+    read = RunEvent.objects.get(pk=ours.pk)
+    assert read.created_at is not None  # auto_now_add, as the ORM's pre_save sets it
+    skip = ("id", "name", "created_at")
+    assert values(read, skip=skip) == values(RunEvent.objects.get(pk=theirs.pk), skip=skip)
+
+
+def test_several_rows_get_their_own_keys_in_order(personas: Any) -> None:
+    from orchestration.models import RunEvent
+
+    run = world(personas)
+    events = [RunEvent(run_id=run.pk, name=f"x.{i}", payload={"i": i}) for i in range(5)]
+    hot.insert(events)
+    assert [RunEvent.objects.get(pk=e.pk).payload for e in events] == [{"i": i} for i in range(5)]
+
+
+def test_an_update_writes_only_the_fields_named(personas: Any) -> None:
+    run = world(personas)
+    stale = Run.objects.get(pk=run.pk)
+    run.variables = {"note": "changed", "n": [1, 2]}
+    run.error = "not written"
+    hot.update(run, ["variables"])
+    read = Run.objects.get(pk=run.pk)
+    assert read.variables == {"note": "changed", "n": [1, 2]}
+    assert read.error == stale.error
+
+
+def test_get_is_the_orm_s_row_with_the_joined_one(personas: Any) -> None:
+    from workitems.models import WorkItem
+
+    world(personas)
+    item = WorkItem.objects.get()
+    ours = hot.get(WorkItem, item.pk, join=["step_run"])
+    assert values(ours) == values(item)
+    assert values(ours.step_run) == values(item.step_run)
+    with pytest.raises(WorkItem.DoesNotExist):
+        hot.get(WorkItem, 0)
+
+
+def test_no_model_signal_is_connected_to_the_rows_written_without_the_orm() -> None:
+    """hot.insert and hot.update send no pre_save/post_save: a receiver added for these models
+    would silently never run. Connect one, and this test says where to look."""
+    from django.db.models import signals
+
+    from orchestration.models import RunEvent
+    from workitems.models import WorkItem
+
+    for model in (Run, StageRun, StepRun, RunEvent, WorkItem):
+        for signal in (signals.pre_save, signals.post_save):
+            assert not signal.has_listeners(model), (
+                f"{signal} has a receiver for {model.__name__}: see hot.py"
+            )

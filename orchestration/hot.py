@@ -224,9 +224,9 @@ def claim_step(step_run_id: int, attempt: int, *, now: dt.datetime) -> StepRun |
 
 
 @functools.cache
-def _insert_plan(model: type[models.Model], vendor: str) -> tuple[tuple[Any, ...], str, str, str]:
+def _insert_plan(model: Any, vendor: str) -> tuple[tuple[Any, ...], str, str, str]:
     connection = connections[model._default_manager.db]
-    qn = connection.ops.quote_name
+    qn: Callable[[Any], str] = connection.ops.quote_name
     fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
     columns = ", ".join(qn(f.column) for f in fields)
     head = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608 (names only)
@@ -239,7 +239,7 @@ def insert(objs: Sequence[models.Model]) -> None:
     (what bulk_create does, for less than half its Python)."""
     if not objs:
         return
-    model = type(objs[0])
+    model: Any = type(objs[0])
     connection = connections[model._default_manager.db]
     fields, head, row, returning = _insert_plan(model, connection.vendor)
     params: list[Any] = []
@@ -256,11 +256,11 @@ def insert(objs: Sequence[models.Model]) -> None:
 
 @functools.cache
 def _update_sql(
-    model: type[models.Model], vendor: str, fields: tuple[str, ...]
+    model: Any, vendor: str, fields: tuple[str, ...]
 ) -> tuple[tuple[Any, ...], str]:
     connection = connections[model._default_manager.db]
-    qn = connection.ops.quote_name
-    concrete = tuple(model._meta.get_field(name) for name in fields)
+    qn: Callable[[Any], str] = connection.ops.quote_name
+    concrete: tuple[Any, ...] = tuple(model._meta.get_field(name) for name in fields)
     sets = ", ".join(f"{qn(f.column)} = %s" for f in concrete)
     pk = qn(model._meta.pk.column)
     return concrete, f"UPDATE {qn(model._meta.db_table)} SET {sets} WHERE {pk} = %s"  # noqa: S608
@@ -280,16 +280,16 @@ def update(obj: models.Model, fields: Iterable[str]) -> None:
 
 
 @functools.cache
-def _get_sql(model: type[models.Model], vendor: str, join: tuple[str, ...]) -> tuple[Any, ...]:
+def _get_sql(model: Any, vendor: str, join: tuple[str, ...]) -> tuple[Any, ...]:
     connection = connections[model._default_manager.db]
-    qn = connection.ops.quote_name
+    qn: Callable[[Any], str] = connection.ops.quote_name
     pk = qn(model._meta.pk.column)
     cols = [_columns(model, "t", connection)]
     joins = []
     targets = []
     for i, name in enumerate(join):
-        fk = model._meta.get_field(name)
-        target = fk.related_model
+        fk: Any = model._meta.get_field(name)
+        target: Any = fk.related_model
         kind = "LEFT JOIN" if fk.null else "INNER JOIN"
         on = f"j{i}.{qn(target._meta.pk.column)} = t.{qn(fk.column)}"
         joins.append(f" {kind} {qn(target._meta.db_table)} j{i} ON {on}")
@@ -302,7 +302,7 @@ def _get_sql(model: type[models.Model], vendor: str, join: tuple[str, ...]) -> t
     return sql, tuple(targets)
 
 
-def get(model: type[models.Model], pk: Any, *, join: Sequence[str] = ()) -> Any:
+def get(model: Any, pk: Any, *, join: Sequence[str] = ()) -> Any:
     """One row by primary key as an instance, with the rows of the foreign keys in `join`
     attached (select_related, one level); raises model.DoesNotExist."""
     connection = connections[model._default_manager.db]

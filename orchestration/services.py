@@ -1000,8 +1000,10 @@ def run_event_add(
     step: str = "",
 ) -> RunEvent:
     """Append an event from another app (e.g. a work item reassigned)."""
+    run_id = run.pk if run is not None else run_id
+    assert run_id is not None, "give the run or its id"
     event = RunEvent(
-        run_id=run.pk if run is not None else run_id,
+        run_id=run_id,
         name=name,
         actor_id=actor_id,
         payload=payload or {},

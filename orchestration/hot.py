@@ -255,9 +255,7 @@ def insert(objs: Sequence[models.Model]) -> None:
 
 
 @functools.cache
-def _update_sql(
-    model: Any, vendor: str, fields: tuple[str, ...]
-) -> tuple[tuple[Any, ...], str]:
+def _update_sql(model: Any, vendor: str, fields: tuple[str, ...]) -> tuple[tuple[Any, ...], str]:
     connection = connections[model._default_manager.db]
     qn: Callable[[Any], str] = connection.ops.quote_name
     concrete: tuple[Any, ...] = tuple(model._meta.get_field(name) for name in fields)

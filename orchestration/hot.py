@@ -21,7 +21,17 @@ from typing import Any
 
 from django.db import connections, models
 
-from .models import ExecState, Flow, FlowVersion, OrchestrationVersion, Run, StageRun, StageStatus, StepRun
+from .models import (
+    ExecState,
+    Flow,
+    FlowVersion,
+    Orchestration,
+    OrchestrationVersion,
+    Run,
+    StageRun,
+    StageStatus,
+    StepRun,
+)
 
 Converter = Callable[[Any, Any, Any], Any]
 Converters = tuple[Converter, ...]
@@ -318,3 +328,31 @@ def get(model: Any, pk: Any, *, join: Sequence[str] = ()) -> Any:
         at += width
         setattr(obj, name, None if values[0] is None else instance(target, values, connection))
     return obj
+
+
+@functools.cache
+def _active_version_sql(vendor: str) -> str:
+    connection = connections[OrchestrationVersion.objects.db]
+    qn = connection.ops.quote_name
+    columns = f"{_columns(OrchestrationVersion, 'v', connection)}, {_columns(Orchestration, 'o', connection)}"
+    return (
+        f"SELECT {columns}"  # noqa: S608 (names from the models)
+        f" FROM {qn(OrchestrationVersion._meta.db_table)} v"
+        f" INNER JOIN {qn(Orchestration._meta.db_table)} o ON o.id = v.orchestration_id"
+        " WHERE o.api_name = %s AND v.is_active"
+    )
+
+
+def active_version(api_name: str) -> OrchestrationVersion | None:
+    """The active version of an orchestration with the orchestration (its document deferred:
+    parsed definitions are cached by id and checksum), or None."""
+    connection = connections[OrchestrationVersion.objects.db]
+    with connection.cursor() as cursor:
+        cursor.execute(_active_version_sql(connection.vendor), [api_name])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(_read_fields(OrchestrationVersion))
+    version: OrchestrationVersion = instance(OrchestrationVersion, row[:n], connection)
+    version.orchestration = instance(Orchestration, row[n:], connection)
+    return version

@@ -272,12 +272,9 @@ def run_launch(
         raise PermissionDenied("you may not view this record")
     if _version is None:
         name = orchestration if isinstance(orchestration, str) else orchestration.api_name
-        try:
-            _version = OrchestrationVersion.objects.select_related("orchestration").get(
-                orchestration__api_name=name, is_active=True
-            )
-        except OrchestrationVersion.DoesNotExist:
-            raise LaunchError(f"orchestration '{name}' does not exist or has no active version") from None
+        _version = hot.active_version(name)
+        if _version is None:
+            raise LaunchError(f"orchestration '{name}' does not exist or has no active version")
     version = _version
     doc = engine.orchestration_doc(version)
     ct_id, record_id, label = _record_ref(record)

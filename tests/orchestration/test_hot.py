@@ -199,3 +199,17 @@ def test_no_model_signal_is_connected_to_the_rows_written_without_the_orm() -> N
             assert not signal.has_listeners(model), (
                 f"{signal} has a receiver for {model.__name__}: see hot.py"
             )
+
+
+def test_the_active_version_is_the_orm_s_with_its_document_deferred(personas: Any) -> None:
+    world(personas)
+    orm = OrchestrationVersion.objects.select_related("orchestration").get(
+        orchestration__api_name="hot", is_active=True
+    )
+    ours = hot.active_version("hot")
+    assert ours is not None
+    assert "document" in ours.get_deferred_fields()
+    assert values(ours, skip=("document",)) == values(orm, skip=("document",))
+    assert values(ours.orchestration) == values(orm.orchestration)
+    assert ours.document == orm.document  # loaded when touched
+    assert hot.active_version("nope") is None

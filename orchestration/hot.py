@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import connections, models
+from django.db.models.base import ModelState
 
 from .models import (
     ExecState,
@@ -64,30 +65,36 @@ def _columns(model: type[models.Model], alias: str, connection: Any) -> str:
 
 
 @functools.cache
-def _plan(model: type[models.Model], vendor: str) -> tuple[tuple[bool, Converters | None, Any], ...]:
-    """Per concrete field: whether it is read, its converters and the column they are given."""
+def _plan(model: type[models.Model], vendor: str) -> tuple[tuple[str, Converters | None, Any], ...]:
+    """Per field read: its attribute name, its converters and the column they are given."""
     read = {f.attname for f in _read_fields(model)}
     return tuple(
-        (field.attname in read, conv, field.get_col(model._meta.db_table) if conv else None)
+        (field.attname, conv, field.get_col(model._meta.db_table) if conv else None)
         for field, conv in zip(model._meta.concrete_fields, _converters(model, vendor), strict=True)
+        if field.attname in read
     )
 
 
 def instance(model: type[models.Model], values: Sequence[Any], connection: Any) -> Any:
     """A model instance from the values of the columns `_columns` reads, in field order; a
-    column not read is deferred (loaded if ever touched)."""
-    out: list[Any] = []
-    it = iter(values)
-    for read, conv, col in _plan(model, connection.vendor):
-        if not read:
-            out.append(models.DEFERRED)
-            continue
-        value = next(it)
+    column not read is deferred (loaded if ever touched).
+
+    What Model.from_db builds, without its __init__ (a walk over every field with setattr, and
+    the post_init signal, which no receiver listens to for these models: see test_hot.py): the
+    values go straight into the instance's __dict__, where the fields' descriptors read them;
+    a field missing there is deferred, as Django defers."""
+    obj = model.__new__(model)
+    data = obj.__dict__
+    for (attname, conv, col), value in zip(_plan(model, connection.vendor), values, strict=True):
         if conv is not None and value is not None:
             for c in conv:
                 value = c(value, col, connection)
-        out.append(value)
-    return model.from_db(connection.alias, None, out)  # type: ignore[arg-type]  # None: every field
+        data[attname] = value
+    state = ModelState()
+    state.adding = False
+    state.db = connection.alias
+    data["_state"] = state
+    return obj
 
 
 @functools.cache

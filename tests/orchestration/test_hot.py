@@ -10,7 +10,15 @@ from django.db import connection
 from django.utils import timezone
 
 from orchestration import hot
-from orchestration.models import FlowVersion, OrchestrationVersion, Run, StageRun, StageStatus, StepRun
+from orchestration.models import (
+    FlowVersion,
+    Orchestration,
+    OrchestrationVersion,
+    Run,
+    StageRun,
+    StageStatus,
+    StepRun,
+)
 from orchestration.services import run_launch
 from tests.factories import auto_flow, load, make_case, orchestration, screen_flow
 
@@ -187,15 +195,25 @@ def test_get_is_the_orm_s_row_with_the_joined_one(personas: Any) -> None:
 
 
 def test_no_model_signal_is_connected_to_the_rows_written_without_the_orm() -> None:
-    """hot.insert and hot.update send no pre_save/post_save: a receiver added for these models
-    would silently never run. Connect one, and this test says where to look."""
+    """hot.insert and hot.update send no pre_save/post_save, hot.instance no pre_init/post_init:
+    a receiver added for these models would silently never run. Connect one, and this test says
+    where to look."""
     from django.db.models import signals
 
     from orchestration.models import RunEvent
     from workitems.models import WorkItem
 
-    for model in (Run, StageRun, StepRun, RunEvent, WorkItem):
-        for signal in (signals.pre_save, signals.post_save):
+    for model in (
+        Run,
+        StageRun,
+        StepRun,
+        RunEvent,
+        WorkItem,
+        OrchestrationVersion,
+        FlowVersion,
+        Orchestration,
+    ):
+        for signal in (signals.pre_init, signals.post_init, signals.pre_save, signals.post_save):
             assert not signal.has_listeners(model), (
                 f"{signal} has a receiver for {model.__name__}: see hot.py"
             )

@@ -111,7 +111,13 @@ def _lock_sql(vendor: str) -> str:
 
 
 def lock_run(run_id: int) -> Run:
-    """The run, its row locked until the transaction ends, with its version (document deferred)."""
+    """The run, its row locked until the transaction ends, with its version (document deferred).
+
+    The stage and its steps are read by the next statement, never joined into this one: a
+    SELECT … FOR UPDATE that waits for the lock re-reads the locked row when it gets it, but
+    the rows it joins come from the snapshot taken before it waited, so a pass would see its
+    steps as they were before the transaction it waited for (a step started twice: the twenty
+    advances of tests/orchestration/test_concurrency.py catch it)."""
     connection = connections[Run.objects.db]
     with connection.cursor() as cursor:
         cursor.execute(_lock_sql(connection.vendor), [run_id])

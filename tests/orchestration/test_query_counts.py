@@ -191,3 +191,48 @@ def test_w2_launch_and_work_item_completion(personas: Any, django_assert_num_que
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETED
     assert run.step_outputs == {"review": {"approved": True, "comment": "ok"}}
+
+
+def test_a_queue_item_claimed_then_completed(personas: Any, django_assert_num_queries: Any) -> None:
+    """bench/'s W2 (a queue item, as the Viewflow peer's task is created unassigned and assigned)."""
+    from workitems.models import Queue
+    from workitems.services import workitem_claim
+
+    queue = Queue.objects.create(api_name="desk", label="Desk")
+    queue.users.add(personas.alice)
+    load(
+        screen_flow("review"),
+        orchestration(
+            "w2q",
+            stages=[
+                {
+                    "key": "review",
+                    "steps": [
+                        {
+                            "key": "review",
+                            "kind": "interactive",
+                            "flow": "review",
+                            "assignee": {"queue": "desk"},
+                            "email": {"enabled": False},
+                        }
+                    ],
+                }
+            ],
+        ),
+    )
+    case = make_case()
+    run_launch(orchestration="w2q", record=case)  # warm-up
+    run = run_launch(orchestration="w2q", record=case)
+    item = WorkItem.objects.select_related("step_run__flow_version").get(run=run)
+    # Claim: is she a member of the queue, directly or through a group (1); then in one
+    # transaction (+2) lock the run (2), the item with its step (3), UPDATE the item (4),
+    # INSERT the event (5). The membership is not asked again under the lock: the item's
+    # assignee is the one just checked.
+    with django_assert_num_queries(5 + 2):
+        workitem_claim(item=item, user=personas.alice)
+    item = WorkItem.objects.select_related("step_run__flow_version").get(run=run)
+    # Completion: the membership (1), then as for an item of hers (8, +2).
+    with django_assert_num_queries(9 + 2):
+        workitem_complete(item=item, user=personas.alice, data={"approved": "true", "comment": "ok"})
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED

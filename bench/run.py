@@ -193,6 +193,31 @@ def cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
+def cmd_launch_many(args: argparse.Namespace) -> dict[str, Any]:
+    """Launching W2 runs in bulk (launch_many, batches of --batch) against one by one (run_launch)."""
+    from orchestration.services import launch_many, run_launch
+
+    fx = workloads.fixture()
+    records = [fx.record(i) for i in range(args.runs)]
+    workloads.database_reset()
+    started = time.monotonic()
+    ids = launch_many(orchestration=workloads.W2, records=records, actor=fx.user, batch_size=args.batch)
+    bulk = len(ids) / (time.monotonic() - started)
+    single_runs = min(args.runs, 2000)
+    workloads.database_reset()
+    started = time.monotonic()
+    for record in records[:single_runs]:
+        run_launch(orchestration=workloads.W2, record=record, actor=fx.user)
+    single = single_runs / (time.monotonic() - started)
+    print(
+        f"Launching W2 runs: launch_many {len(ids)} runs in batches of {args.batch}: {bulk:7.1f} runs/s; "
+        f"run_launch one by one ({single_runs} runs): {single:7.1f} runs/s; {bulk / single:.1f}x "
+        f"(load average {loadavg()})\n    machine now: {calibration_line()}"
+    )
+    workloads.database_reset()
+    return {"launch_many": bulk, "run_launch": single}
+
+
 def cmd_pgbench(args: argparse.Namespace) -> dict[str, Any]:
     from bench.pgbench import pgbench
 
@@ -304,6 +329,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--sort", default="tottime", help="pstats sort key: tottime, cumulative, ...")
     s.add_argument("--top", type=int, default=40)
     s.add_argument("--output", help="also write the raw profile here (for snakeviz, pstats)")
+    s = sub.add_parser("launch-many", help="bulk launching (launch_many) against run_launch one by one")
+    s.add_argument("--runs", type=int, default=10000)
+    s.add_argument("--batch", type=int, default=500)
     s = sub.add_parser("pgbench", help="PostgreSQL's own ceiling (pgbench TPS)")
     s.add_argument("--seconds", type=int, default=15)
     s = sub.add_parser("all", help="everything, quick sizes unless --full")
@@ -344,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         "w1-celery": cmd_w1_celery,
         "worker-memory": cmd_worker_memory,
         "profile": cmd_profile,
+        "launch-many": cmd_launch_many,
         "pgbench": cmd_pgbench,
         "all": cmd_all,
         "peer": cmd_peer,

@@ -9,7 +9,7 @@ import fcntl
 import logging
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -267,15 +267,78 @@ def run_launch(
     (`_triggered_by_id`: the person whose record save launched a record-triggered run; they
     need no launch permission, the save itself was checked.)"""
     actor_id = _require(actor, PERM_LAUNCH) or _triggered_by_id
+    version = _version or _active_version(orchestration)
+    run = _new_run(version, record=record, inputs=inputs, actor=actor, actor_id=actor_id)
+    with transaction.atomic():
+        hot.insert([run])
+        _start(run, actor_id)
+    return run
+
+
+def launch_many(
+    *,
+    orchestration: str | Orchestration,
+    records: Iterable[models.Model | None],
+    inputs: dict[str, Any] | Callable[[models.Model | None], dict[str, Any]] | None = None,
+    actor: Actor = None,
+    batch_size: int = 500,
+) -> list[int]:
+    """Launch one run per record (None: a run without one), in transactions of `batch_size`
+    runs, and return their ids in order. `inputs` is the same for every run, or a function of
+    the record.
+
+    What run_launch checks is checked for every run before its batch is written (a bad one
+    raises LaunchError, or PermissionDenied, and nothing of that batch is stored; earlier
+    batches stay). Each run then starts exactly as run_launch starts it (its own pass, events
+    and dispatches on commit), but a batch's runs are one INSERT and one commit, and the
+    orchestration's version and its flows' versions are read once."""
+    actor_id = _require(actor, PERM_LAUNCH)
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    version = _active_version(orchestration)
+    values = inputs if callable(inputs) else (lambda record: inputs or {})
+    ids: list[int] = []
+    batch: list[Run] = []
+    flows: dict[str, Any] = {}
+
+    def write() -> None:
+        with transaction.atomic():
+            hot.insert(batch)
+            for run in batch:
+                # Every run of the batch starts on the same flow versions, read by the first.
+                _start(run, actor_id, flow_versions=flows)
+        ids.extend(run.pk for run in batch)
+        batch.clear()
+
+    for record in records:
+        batch.append(_new_run(version, record=record, inputs=values(record), actor=actor, actor_id=actor_id))
+        if len(batch) >= batch_size:
+            write()
+    if batch:
+        write()
+    return ids
+
+
+def _active_version(orchestration: str | Orchestration) -> OrchestrationVersion:
+    name = orchestration if isinstance(orchestration, str) else orchestration.api_name
+    version = hot.active_version(name)
+    if version is None:
+        raise LaunchError(f"orchestration '{name}' does not exist or has no active version")
+    return version
+
+
+def _new_run(
+    version: OrchestrationVersion,
+    *,
+    record: models.Model | None,
+    inputs: dict[str, Any] | None,
+    actor: Actor,
+    actor_id: int | None,
+) -> Run:
+    """A run checked and built, not yet stored. Raises LaunchError / PermissionDenied."""
     if record is not None and not record_visible_to(user=actor, record=record):
         # A run names its record (label, link): launching on one is seeing it.
         raise PermissionDenied("you may not view this record")
-    if _version is None:
-        name = orchestration if isinstance(orchestration, str) else orchestration.api_name
-        _version = hot.active_version(name)
-        if _version is None:
-            raise LaunchError(f"orchestration '{name}' does not exist or has no active version")
-    version = _version
     doc = engine.orchestration_doc(version)
     ct_id, record_id, label = _record_ref(record)
     if doc.start.record_type and record is None:
@@ -284,34 +347,36 @@ def run_launch(
         rtype = getattr(getattr(record, "record_type", None), "api_name", None)
         if rtype is not None and rtype != doc.start.record_type:
             raise LaunchError(f"'{doc.api_name}' runs on {doc.start.record_type} records, not {rtype}")
-    clean_inputs = _clean_inputs(doc, inputs or {})
-    with transaction.atomic():
-        run = Run(
-            orchestration_id=version.orchestration_id,
-            version=version,
-            record_type_id=ct_id,
-            record_id=record_id,
-            record_label=label,
-            status=RunStatus.IN_PROGRESS,
-            inputs=clean_inputs,
-            started_at=timezone.now(),
-            started_by_id=actor_id,
-        )
-        hot.insert([run])
-        p = engine.Pass(run, actor_id)
-        p.loaded = True  # a new run has no stage yet: nothing to load
-        variables, failed = _initial_variables(doc, p.context())
-        run.variables = {**variables, **clean_inputs}
-        p.run_dirty.add("variables")
-        p.event("run.started", inputs=clean_inputs)
-        if failed:
-            # A default that cannot be computed for this record is a run-time failure, not bad
-            # input: record it on the run for admins (raising would, for a record-triggered
-            # launch, fail the record save that has already committed).
-            p.set_run(status=RunStatus.ERROR, error=failed[:5000])
-            p.event("run.error", error=failed)
-        engine.advance_locked(run, actor_id=actor_id, pass_=p)
-    return run
+    return Run(
+        orchestration_id=version.orchestration_id,
+        version=version,
+        record_type_id=ct_id,
+        record_id=record_id,
+        record_label=label,
+        status=RunStatus.IN_PROGRESS,
+        inputs=_clean_inputs(doc, inputs or {}),
+        started_at=timezone.now(),
+        started_by_id=actor_id,
+    )
+
+
+def _start(run: Run, actor_id: int | None, *, flow_versions: dict[str, Any] | None = None) -> None:
+    """The first pass of a stored new run: its variables, its first stage, as far as it goes."""
+    p = engine.Pass(run, actor_id)
+    if flow_versions is not None:
+        p.flow_versions = flow_versions
+    p.loaded = True  # a new run has no stage yet: nothing to load
+    variables, failed = _initial_variables(p.doc, p.context())
+    run.variables = {**variables, **run.inputs}
+    p.run_dirty.add("variables")
+    p.event("run.started", inputs=run.inputs)
+    if failed:
+        # A default that cannot be computed for this record is a run-time failure, not bad
+        # input: record it on the run for admins (raising would, for a record-triggered
+        # launch, fail the record save that has already committed).
+        p.set_run(status=RunStatus.ERROR, error=failed[:5000])
+        p.event("run.error", error=failed)
+    engine.advance_locked(run, actor_id=actor_id, pass_=p)
 
 
 def _clean_inputs(doc: OrchestrationDoc, raw: dict[str, Any]) -> dict[str, Any]:

@@ -301,6 +301,29 @@ def update(obj: models.Model, fields: Iterable[str]) -> None:
 
 
 @functools.cache
+def _first_sql(model: Any, vendor: str, where: tuple[str, ...]) -> str:
+    connection = connections[model._default_manager.db]
+    qn: Callable[[Any], str] = connection.ops.quote_name
+    conditions = " AND ".join(f"t.{qn(model._meta.get_field(name).column)} = %s" for name in where)
+    pk = qn(model._meta.pk.column)
+    return (
+        f"SELECT {_columns(model, 't', connection)} FROM {qn(model._meta.db_table)} t"  # noqa: S608
+        f" WHERE {conditions} ORDER BY t.{pk} LIMIT 1"
+    )
+
+
+def first(model: Any, **where: Any) -> Any:
+    """The first row (by primary key) whose fields equal these values, or None: what
+    `model.objects.filter(**where).order_by("pk").first()` returns, for plain equalities."""
+    connection = connections[model._default_manager.db]
+    names = tuple(sorted(where))
+    with connection.cursor() as cursor:
+        cursor.execute(_first_sql(model, connection.vendor, names), [where[n] for n in names])
+        row = cursor.fetchone()
+    return None if row is None else instance(model, row, connection)
+
+
+@functools.cache
 def _get_sql(model: Any, vendor: str, join: tuple[str, ...]) -> tuple[Any, ...]:
     connection = connections[model._default_manager.db]
     qn: Callable[[Any], str] = connection.ops.quote_name

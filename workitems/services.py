@@ -72,17 +72,19 @@ def resolve_assignee(assignee: Assignee, context: dict[str, Any]) -> dict[str, A
     if value in (None, ""):
         raise engine.EngineError(f"assignee {assignee.expression!r} evaluated to nothing")
     if kind == "user":
-        lookup = {"pk": value} if isinstance(value, int) or str(value).isdigit() else {"username": value}
-        user = User.objects.filter(is_active=True, **lookup).first()
+        by_id = isinstance(value, int) or str(value).isdigit()
+        lookup = {User._meta.pk.name: int(value)} if by_id else {User.USERNAME_FIELD: value}
+        # Plain SQL (orchestration/hot.py): this runs at every start of an interactive step.
+        user = hot.first(User, is_active=True, **lookup)
         if user is None:
             raise engine.EngineError(f"no active user {value!r} to assign")
         return {"assignee_user": user}
     if kind == "group":
-        group = Group.objects.filter(name=value).first()
+        group = hot.first(Group, name=value)
         if group is None:
             raise engine.EngineError(f"no group {value!r} to assign")
         return {"assignee_group": group}
-    queue = Queue.objects.filter(api_name=value).first()
+    queue = hot.first(Queue, api_name=value)
     if queue is None:
         raise engine.EngineError(f"no queue {value!r} to assign")
     return {"assignee_queue": queue}

@@ -231,3 +231,15 @@ def test_the_active_version_is_the_orm_s_with_its_document_deferred(personas: An
     assert values(ours.orchestration) == values(orm.orchestration)
     assert ours.document == orm.document  # loaded when touched
     assert hot.active_version("nope") is None
+
+
+def test_first_is_the_orm_s_first(personas: Any) -> None:
+    from django.contrib.auth.models import User
+
+    from workitems.models import Queue
+
+    assert values(hot.first(Queue, api_name="triage")) == values(Queue.objects.get(api_name="triage"))
+    assert hot.first(Queue, api_name="nope") is None
+    alice = hot.first(User, is_active=True, username="alice")
+    assert values(alice) == values(User.objects.get(username="alice"))
+    assert hot.first(User, is_active=False, username="alice") is None

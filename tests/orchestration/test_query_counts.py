@@ -4,7 +4,9 @@ unseen. The workloads are bench/'s W1 and W2 (bench/README.md has the throughput
 Transactional tests: each service's `transaction.atomic()` is then a real transaction, so the
 counts are what production sees (no test SAVEPOINTs). Django logs a transaction's BEGIN and
 COMMIT as queries too: each count below is "statements + 2" for the one transaction of each
-service call (bench/ reports the statements alone: 39 for a W1 run, 19 for W2). Every count is
+service call (bench/ reports the statements alone: 35 for a W1 run on PostgreSQL, 9 with inline
+steps (tests/orchestration/test_engine__inline_steps.py), 25 for bench's W2, a queue item
+claimed then completed, with the page's read of the item). Every count is
 taken warm (a first run has already filled the per-process caches: parsed definitions, content
 types)."""
 

@@ -252,7 +252,8 @@ def seed(*, end_users: int) -> dict[str, Any]:
     managers = [person(f"manager{i}", managers_group) for i in range(1, MANAGERS + 1)]
     admins = [person(f"admin{i}", admins_group) for i in range(1, ADMINS + 1)]
     feeder = User.objects.create(username="load-feeder", email="feeder@example.com", password=hashed)
-    feeder.user_permissions.add(*perms(["orchestration.launch_orchestration"]))
+    # Launching on a record is seeing it (orchestration.services.record_visible_to).
+    feeder.user_permissions.add(*perms(["orchestration.launch_orchestration", "records.view_record"]))
     _token, raw_token = api_token_create(user=feeder, name="load benchmark feeder")
 
     rt = record_type_upsert(

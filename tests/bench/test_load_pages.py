@@ -133,3 +133,18 @@ def test_the_login_page_and_the_runs_page_give_what_the_benchmark_reads(
     client.force_login(personas.admin)
     runs = pages.parse(client.get("/monitor/runs/").content.decode())
     assert f"/monitor/runs/{item.run_id}/" in runs.links
+
+
+def test_the_load_seed_creates_its_people_and_launches_their_first_runs(monkeypatch: Any) -> None:
+    """The seed runs the product's own services as the feeder would (it once failed on a
+    permission the launch gained, and the benchmark died before its first request)."""
+    from bench.load import run as load_run
+
+    monkeypatch.setattr(load_run, "END_USERS", 4)
+    monkeypatch.setattr(load_run, "PRELAUNCH", {"active": 2, "away": 1, "team": 1, "queue": 1})
+    plan = load_run.seed(end_users=3)
+    launched = 3 * 2 + 1 * 1 + len(load_run.TEAMS) * 1 + 1
+    assert Run.objects.filter(status=RunStatus.IN_PROGRESS).count() == launched
+    assert WorkItem.objects.filter(status=WorkItemStatus.ASSIGNED).count() == launched
+    assert [u["username"] for u in plan["end_users"]] == ["user01", "user02", "user03"]
+    assert plan["token"]

@@ -1,4 +1,4 @@
-"""The engine: `advance(run)` moves a run as far as it can go now.
+"""The engine: `advance(run_id)` moves a run as far as it can go now.
 
 Every change happens inside `transaction.atomic()` holding the run's row lock
 (`select_for_update`), so two workers, a user finishing a work item and the periodic sweep can
@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import expressions, hot, logcontext
+from . import expressions, hot, logcontext, transitions
 from .definitions import END, INLINE_ACTIONS, Decision, Gate, Orchestration, Stage, Step
 from .flows import FlowError, evaluate_condition_flow, typed_inputs
 from .models import (
@@ -38,7 +38,6 @@ from .values import TypeCoercionError, from_json, to_json
 
 log = logging.getLogger(__name__)
 
-OPEN = (StageStatus.NOT_STARTED, StageStatus.IN_PROGRESS)
 # A decision that routes back to an earlier stage is allowed (rework loops), but a loop that
 # completes stages without waiting for anything would spin forever inside one transaction.
 MAX_STAGE_TRANSITIONS_PER_PASS = 50
@@ -165,7 +164,17 @@ def typed_run_inputs(doc: Orchestration, values: dict[str, Any]) -> dict[str, An
 class Pass:
     """One locked pass over a run. Collects events and writes them in one statement."""
 
-    def __init__(self, run: Run, actor_id: int | None):
+    def __init__(
+        self,
+        run: Run,
+        actor_id: int | None,
+        *,
+        new: bool = False,
+        flow_versions: dict[str, FlowVersion | None] | None = None,
+    ):
+        """`new`: the run was just stored and has no stage yet (its first pass starts the
+        first stage; any other run without a stage in progress is an error, never restarted).
+        `flow_versions`: active flow versions already read (runs launched together share them)."""
         self.run = run
         self.actor_id = actor_id
         self.doc = orchestration_doc(run.version)
@@ -175,10 +184,11 @@ class Pass:
         self.run_dirty: set[str] = set()
         self.stage_run: StageRun | None = None
         self.steps: dict[str, StepRun] = {}
-        self.loaded = False
+        self.new = new
+        self.loaded = new  # a new run has no stage to load
         # Step runs changed in this pass and their changed fields, written by `flush`.
         self.step_changes: dict[int, tuple[StepRun, set[str]]] = {}
-        self.flow_versions: dict[str, FlowVersion | None] = {}
+        self.flow_versions: dict[str, FlowVersion | None] = {} if flow_versions is None else flow_versions
 
     # -- helpers ---------------------------------------------------------------------------
     def event(self, name: str, *, stage: str = "", step: str = "", **payload: Any) -> None:
@@ -227,6 +237,69 @@ class Pass:
             setattr(self.run, k, v)
             self.run_dirty.add(k)
 
+    # -- status changes: the only code that writes a status (transitions.py) ----------------
+    def run_to(
+        self,
+        to: str,
+        *,
+        error: str = "",
+        event_error: str | None = None,
+        stage: str = "",
+        step: str = "",
+        **payload: Any,
+    ) -> None:
+        """Move the run to `to` and write the change's event. ERROR keeps `error` on the run
+        (the event says `event_error` when given); leaving ERROR clears it; COMPLETED and
+        CANCELED end the run."""
+        run = self.run
+        name = transitions.check(transitions.RUN, f"run {run.pk}", run.status, to)
+        self.set_run(status=to)
+        if to == RunStatus.ERROR:
+            self.set_run(error=error[:5000])
+            payload["error"] = error if event_error is None else event_error
+        elif run.error:
+            self.set_run(error="")
+        if to in (RunStatus.COMPLETED, RunStatus.CANCELED):
+            self.set_run(ended_at=self.now, current_stage="")
+        self.event(name, stage=stage, step=step, **payload)
+
+    def stage_to(self, sr: StageRun, to: str, *, outcome: str = "") -> None:
+        name = transitions.check(transitions.STAGE, f"stage '{sr.key}'", sr.status, to)
+        sr.status = to
+        sr.ended_at = self.now
+        sr.outcome = outcome
+        hot.update(sr, ["status", "ended_at", "outcome"])
+        self.event(name, stage=sr.key, outcome=outcome)
+
+    def step_to(self, sr: StepRun, to: str, *, fields: Iterable[str] = (), **payload: Any) -> None:
+        """Move a step run of the current stage to `to`, write its event, and save it (with
+        `fields`, set by the caller) at `flush`. Ending clears `next_attempt_at`'s meaning and
+        sets the task done; starting again (retry) resets it; errors keep `error`."""
+        name = transitions.check(transitions.STEP, f"step '{sr.key}'", sr.status, to)
+        changed = {"status", *fields}
+        if to == StageStatus.IN_PROGRESS:
+            sr.started_at = self.now
+            sr.error = ""
+            changed |= {"started_at", "error"}
+        elif to == StageStatus.NOT_STARTED:  # retried
+            sr.error = ""
+            sr.ended_at = None
+            transitions.exec_to(sr, ExecState.IDLE)
+            changed |= {"error", "ended_at", "exec_state"}
+        else:  # it ended: completed, error, discontinued
+            sr.ended_at = self.now
+            transitions.exec_to(sr, transitions.exec_when_ended(sr.exec_state))
+            changed |= {"ended_at", "exec_state"}
+            if to == StageStatus.ERROR:
+                sr.error = payload["error"] = payload.get("error", "")[:5000]
+                changed.add("error")
+            elif to == StageStatus.COMPLETED:
+                sr.error = ""
+                changed.add("error")
+        sr.status = to
+        self.save_step(sr, changed)
+        self.event(name, stage=self.stage_key, step=sr.key, **payload)
+
     def load_stage(self) -> None:
         """Current stage run and its step runs, in one query."""
         if self.loaded:
@@ -263,16 +336,12 @@ class Pass:
             rows = [sr for sr, _ in self.step_changes.values()]
             fields = sorted(set().union(*(f for _, f in self.step_changes.values())))
             self.step_changes = {}
-            if len(rows) == 1 or transaction.get_connection().vendor != "postgresql":
-                for sr in rows:
-                    hot.update(sr, fields)
-            else:
-                # Each row gets the union of the changed fields. The fields a row did not change
-                # still hold what was read under the run lock (start_step undoes a failed start),
-                # and nothing changes a step run without that lock except a worker's claim of a
-                # queued step (exec_state, claimed_at): claimed_at is never written here, and
-                # exec_state only for rows whose own change writes it (every change does).
-                _update_rows(rows, fields)
+            # Each row gets the union of the changed fields. The fields a row did not change
+            # still hold what was read under the run lock (start_step undoes a failed start),
+            # and nothing changes a step run without that lock except a worker's claim of a
+            # queued step (exec_state, claimed_at): claimed_at is never written here, and
+            # exec_state only for rows whose own change writes it (every change does).
+            hot.update_many(rows, fields)
         if self.run_dirty:
             hot.update(self.run, self.run_dirty)
             self.run_dirty.clear()
@@ -321,6 +390,7 @@ class Pass:
     # -- stages ----------------------------------------------------------------------------
     def start_stage(self, stage: Stage) -> None:
         index = self.doc.stage_index(stage.key)
+        event = transitions.check(transitions.STAGE, f"stage '{stage.key}'", None, StageStatus.IN_PROGRESS)
         sr = StageRun(
             run_id=self.run.pk,
             key=stage.key,
@@ -329,43 +399,38 @@ class Pass:
             started_at=self.now,
         )
         hot.insert([sr])
-        steps = [StepRun(run_id=self.run.pk, stage_run=sr, key=s.key, kind=s.kind) for s in stage.steps]
+        transitions.check(transitions.STEP, "a step", None, StageStatus.NOT_STARTED)
+        steps = [
+            StepRun(run_id=self.run.pk, stage_run=sr, key=s.key, kind=s.kind, status=StageStatus.NOT_STARTED)
+            for s in stage.steps
+        ]
         hot.insert(steps)
         self.stage_run = sr
         self.steps = {s.key: s for s in steps}
         self.loaded = True
         self.set_run(current_stage=stage.key)
-        self.event("stage.started", stage=stage.key)
+        self.event(event, stage=stage.key)
 
     def end_stage(self, status: str, *, outcome: str = "", keep: str = "") -> None:
         """End the current stage; its open steps are discontinued (except `keep`, the step
         whose error ends the stage: it stays in error, which is what admins need to see)."""
         sr = self.stage_run
         assert sr is not None
-        self.stop_open_steps(StageStatus.DISCONTINUED, reason=f"stage {status}", keep=keep)
-        sr.status = status
-        sr.ended_at = self.now
-        sr.outcome = outcome
-        hot.update(sr, ["status", "ended_at", "outcome"])
-        self.event(f"stage.{status}", stage=sr.key, outcome=outcome)
+        self.stop_open_steps(reason=f"stage {status}", keep=keep)
+        self.stage_to(sr, status, outcome=outcome)
         self.stage_run = None
         self.steps = {}
 
-    def stop_open_steps(self, status: str, *, reason: str, keep: str = "") -> None:
-        open_steps = [
-            s for s in self.steps.values() if s.status in (*OPEN, StageStatus.ERROR) and s.key != keep
-        ]
+    def stop_open_steps(self, *, reason: str, keep: str = "") -> None:
+        """Discontinue the current stage's open steps (but `keep`), and stop their work."""
+        open_steps = [s for s in self.steps.values() if s.status in transitions.OPEN_STEP and s.key != keep]
         if not open_steps:
             return
         by_kind: dict[str, list[StepRun]] = {}
         for s in open_steps:
-            if s.status == StageStatus.IN_PROGRESS or s.status == StageStatus.ERROR:
+            if s.status != StageStatus.NOT_STARTED:  # started: it may have work out there
                 by_kind.setdefault(s.kind, []).append(s)
-            s.status = status
-            s.ended_at = self.now
-            s.exec_state = ExecState.DONE if s.exec_state != ExecState.IDLE else s.exec_state
-            self.save_step(s, ["status", "ended_at", "exec_state"])
-            self.event(f"step.{status}", stage=self.stage_key, step=s.key, reason=reason)
+            self.step_to(s, StageStatus.DISCONTINUED, reason=reason)
         for kind, rows in by_kind.items():
             STEP_KINDS[kind].stop(run=self.run, step_runs=rows, reason=reason)
 
@@ -388,12 +453,6 @@ class Pass:
                 return o.goto, o.label or f"outcome {i + 1}: {o.when}"
         return nxt.default, "default"
 
-    def end_run(self, status: str, *, error: str = "") -> None:
-        self.set_run(status=status, ended_at=self.now, current_stage="")
-        if error:
-            self.set_run(error=error[:5000])
-        self.event(f"run.{status}", error=error) if error else self.event(f"run.{status}")
-
     # -- steps -----------------------------------------------------------------------------
     def start_step(self, step: Step, sr: StepRun) -> None:
         version = self.flow_version(step.flow)
@@ -407,12 +466,9 @@ class Pass:
         try:
             sr.flow_version = version
             sr.inputs = resolve_inputs(fdoc.inputs, step.inputs, context)
-            sr.status = StageStatus.IN_PROGRESS
-            sr.started_at = self.now
-            sr.error = ""
             if inline:
                 sr.attempts += 1
-                sr.exec_state = ExecState.RUNNING
+                transitions.exec_to(sr, ExecState.RUNNING)
                 sr.next_attempt_at = None
             else:
                 STEP_KINDS[step.kind].start(run=self.run, step_run=sr, step=step, context=context)
@@ -422,8 +478,7 @@ class Pass:
             for f, v in loaded.items():
                 setattr(sr, f, v)
             raise
-        self.save_step(sr, _START_FIELDS)
-        self.event("step.started", stage=self.stage_key, step=step.key)
+        self.step_to(sr, StageStatus.IN_PROGRESS, fields=_START_FIELDS)
         if inline:
             # Its flow only computes (validation allows set_outputs alone): it runs here, under
             # the run lock, and its result is stored with the transition that started it. An
@@ -448,17 +503,11 @@ class Pass:
         )
         return run_actions(fdoc, ctx)
 
-    def complete_step(
-        self, step: Step, sr: StepRun, outputs: dict[str, Any], *, skipped: bool = False
-    ) -> None:
-        sr.status = StageStatus.COMPLETED
-        sr.outputs = outputs
-        sr.ended_at = self.now
-        sr.exec_state = ExecState.DONE if sr.exec_state != ExecState.IDLE else sr.exec_state
-        self.save_step(sr, ["status", "outputs", "ended_at", "exec_state", "error"])
-        step_outputs = dict(self.run.step_outputs)
-        step_outputs[step.key] = outputs
-        self.set_run(step_outputs=step_outputs)
+    def complete_step(self, step: Step, sr: StepRun, outputs: dict[str, Any]) -> None:
+        """Complete a step (in progress, or in error when an admin skips it) with its outputs,
+        and map them into the variables. Raises FlowError, changing nothing, when an output
+        does not fit its variable. (Completed from error, the event is `step.skipped`.)"""
+        variables = None
         if step.outputs:
             types = {v.name: v.type for v in self.doc.variables}
             variables = dict(self.run.variables)
@@ -467,27 +516,19 @@ class Pass:
                     variables[var] = to_json(types.get(var, "text"), outputs.get(out))
                 except TypeCoercionError as exc:
                     raise FlowError(f"output '{out}' into variable '{var}': {exc}") from exc
+        sr.outputs = outputs
+        self.step_to(sr, StageStatus.COMPLETED, fields=["outputs"], outputs=outputs)
+        self.set_run(step_outputs={**self.run.step_outputs, step.key: outputs})
+        if variables is not None:
             self.set_run(variables=variables)
-        self.event(
-            "step.skipped" if skipped else "step.completed",
-            stage=self.stage_key,
-            step=step.key,
-            outputs=outputs,
-        )
 
     def fail_step(self, step_key: str, sr: StepRun, error: str) -> None:
         """A step is in error for good: take the stage's fault path, or put the run in error."""
-        sr.status = StageStatus.ERROR
-        sr.error = error[:5000]
-        sr.ended_at = self.now
-        if sr.exec_state != ExecState.IDLE:
-            sr.exec_state = ExecState.DONE
-        self.save_step(sr, ["status", "error", "ended_at", "exec_state"])
+        self.step_to(sr, StageStatus.ERROR, error=error)
         # An interactive step can fail while its work item is open (its completion condition
         # cannot be evaluated): cancel the item, or nobody could ever finish it and a retry
         # would collide with it (one open item per step).
         STEP_KINDS[sr.kind].stop(run=self.run, step_runs=[sr], reason="step error")
-        self.event("step.error", stage=self.stage_key, step=step_key, error=sr.error)
         if self.run.status == RunStatus.SUSPENDED:
             # A suspended run does not move: the failure is routed when it is resumed.
             return
@@ -500,8 +541,13 @@ class Pass:
             self.end_stage(StageStatus.ERROR, outcome=f"fault path: {step_key} failed", keep=step_key)
             self.start_stage(self.doc.stage(stage.fault_path))
         else:
-            self.set_run(status=RunStatus.ERROR, error=f"{step_key}: {sr.error}")
-            self.event("run.error", stage=self.stage_key, step=step_key, error=sr.error)
+            self.run_to(
+                RunStatus.ERROR,
+                error=f"{step_key}: {sr.error}",
+                event_error=sr.error,
+                stage=self.stage_key,
+                step=step_key,
+            )
 
     # -- the loop --------------------------------------------------------------------------
     def go(self) -> None:
@@ -509,7 +555,14 @@ class Pass:
         while self.run.status == RunStatus.IN_PROGRESS:
             self.load_stage()
             if self.stage_run is None:
-                # In progress but no current stage: start the first (fresh run).
+                # A run that never entered a stage starts its first (a new run, or one whose
+                # launch failed before it: a variable default). Any other run is never started
+                # over: every path that ends a stage of a run going on enters the next one in
+                # the same pass, so this is a state no path writes.
+                if not (self.new or not StageRun.objects.filter(run_id=self.run.pk).exists()):
+                    self.run_to(RunStatus.ERROR, error="no stage in progress: the run cannot go on")
+                    break
+                self.new = True
                 self.start_stage(self.doc.stages[0])
             stage = self.doc.stage(self.stage_key)
             stage_run = self.stage_run
@@ -545,7 +598,7 @@ class Pass:
                 self.event("stage.decision", stage=stage.key, outcome=outcome, goto=target)
             transitions += 1
             if target == END:
-                self.end_run(RunStatus.COMPLETED)
+                self.run_to(RunStatus.COMPLETED)
             elif transitions > MAX_STAGE_TRANSITIONS_PER_PASS:
                 # Enter the stage the loop was going to before stopping, as a failed exit or
                 # decision leaves its stage in progress (stage_error): with no stage in
@@ -560,14 +613,16 @@ class Pass:
     def routing_loop(self) -> None:
         """Stop a pass that keeps changing stages without waiting for anything. The stage it
         was entering stays in progress, so that a re-check goes on from there."""
-        self.set_run(status=RunStatus.ERROR, error="routing loop: too many stage transitions without waiting")
-        self.event("run.error", stage=self.stage_key, error=self.run.error)
+        self.run_to(
+            RunStatus.ERROR,
+            error="routing loop: too many stage transitions without waiting",
+            stage=self.stage_key,
+        )
 
     def stage_error(self, stage: Stage, message: str) -> None:
         # The stage stays in progress so that "re-check" or a definition fix can move it on;
         # the run goes to error so that admins see it.
-        self.set_run(status=RunStatus.ERROR, error=message[:5000])
-        self.event("run.error", stage=stage.key, error=message)
+        self.run_to(RunStatus.ERROR, error=message, event_error=message, stage=stage.key)
 
     def step_pass(self, stage: Stage) -> bool:
         moved = False
@@ -615,28 +670,6 @@ class Pass:
             self.set_run(recheck=wants)
 
 
-def _update_rows(rows: list[StepRun], fields: list[str]) -> None:
-    """One UPDATE … FROM (VALUES …) for several step runs (PostgreSQL). Django's bulk_update
-    builds a CASE per field and row, which costs more CPU than the statements it saves."""
-    connection = transaction.get_connection()
-    qn = connection.ops.quote_name
-    columns: list[Any] = [StepRun._meta.get_field(f) for f in fields]  # concrete fields
-    # Typed placeholders: VALUES has no column types of its own (NULLs, jsonb).
-    row = ", ".join(["%s::bigint", *(f"%s::{c.db_type(connection)}" for c in columns)])
-    params: list[Any] = []
-    for sr in rows:
-        params.append(sr.pk)
-        params.extend(c.get_db_prep_save(getattr(sr, c.attname), connection) for c in columns)
-    names = ", ".join(["id", *(qn(c.column) for c in columns)])
-    assignments = ", ".join(f"{qn(c.column)} = v.{qn(c.column)}" for c in columns)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {qn(StepRun._meta.db_table)} AS t SET {assignments} "  # noqa: S608 (names from the model)
-            f"FROM (VALUES {', '.join(f'({row})' for _ in rows)}) AS v({names}) WHERE t.id = v.id",
-            params,
-        )
-
-
 _START_FIELDS = (
     "flow_version",
     "inputs",
@@ -664,14 +697,6 @@ def runs_inline(step: Step, fdoc: Any) -> bool:
 def active_flow_versions(api_names: Iterable[str]) -> dict[str, FlowVersion]:
     """The active versions of these flows, by api name (absent: no active version)."""
     return hot.active_flow_versions(api_names)
-
-
-def active_flow_version(api_name: str) -> FlowVersion:
-    """The flow version a step starts on (fixed for that step from then on)."""
-    try:
-        return FlowVersion.objects.select_related("flow").get(flow__api_name=api_name, is_active=True)
-    except FlowVersion.DoesNotExist:
-        raise EngineError(f"flow '{api_name}' has no active version") from None
 
 
 def advance(run_id: int, *, actor_id: int | None = None) -> Run:

@@ -186,14 +186,26 @@ def active_flow_versions(api_names: Iterable[str]) -> dict[str, FlowVersion]:
     return {row[-1]: instance(FlowVersion, row[:-1], connection) for row in rows}
 
 
+def _claim_predicate(step_run_id: int, attempt: int) -> dict[str, Any]:
+    """The step run a worker may claim for this attempt: in progress and queued for exactly this
+    attempt (transitions.EXEC: queued -> running). The one statement of it, for both paths."""
+    return {
+        "id": step_run_id,
+        "attempts": attempt,
+        "status": StageStatus.IN_PROGRESS,
+        "exec_state": ExecState.QUEUED,
+    }
+
+
 @functools.cache
 def _claim_sql(vendor: str) -> str:
     connection = connections[StepRun.objects.db]
     qn = connection.ops.quote_name
     returning = ", ".join(qn(f.column) for f in _read_fields(StepRun))
+    where = " AND ".join(f"{qn(column)} = %s" for column in _claim_predicate(0, 0))
     return (
         f"WITH c AS (UPDATE {qn(StepRun._meta.db_table)} SET exec_state = %s, claimed_at = %s"  # noqa: S608
-        f" WHERE id = %s AND attempts = %s AND status = %s AND exec_state = %s RETURNING {returning})"
+        f" WHERE {where} RETURNING {returning})"
         f" SELECT {_columns(StepRun, 'c', connection)}, {_columns(Run, 'r', connection)},"
         f" v.{qn('checksum')}, fv.{qn('checksum')} FROM c"
         f" INNER JOIN {qn(Run._meta.db_table)} r ON r.id = c.run_id"
@@ -203,21 +215,23 @@ def _claim_sql(vendor: str) -> str:
 
 
 def claim_step(step_run_id: int, attempt: int, *, now: dt.datetime) -> StepRun | None:
-    """PostgreSQL: claim this attempt of a queued step (compare-and-swap on attempts and
-    exec_state) and read the step with its run, in one statement; None if it was not queued
-    for this attempt. The versions come with their id and checksum only (the engine's parsed
-    definitions are cached by those); their other fields load if touched."""
+    """Claim this attempt of a queued step (a compare-and-swap on attempts and exec_state,
+    committed at once) and read the step with its run; None when it was not queued for this
+    attempt (a duplicate or stale delivery).
+
+    PostgreSQL: the claim and the read are one statement, `UPDATE … RETURNING` joined to the run;
+    the versions come with their id and checksum only (the engine's parsed definitions are
+    cached by those), their other fields load if touched. Elsewhere (SQLite has no UPDATE in a
+    WITH): the same predicate as an ORM update, then a read."""
     connection = connections[StepRun.objects.db]
-    params: list[Any] = [
-        ExecState.RUNNING,
-        now,
-        step_run_id,
-        attempt,
-        StageStatus.IN_PROGRESS,
-        ExecState.QUEUED,
-    ]
+    predicate = _claim_predicate(step_run_id, attempt)
+    if connection.vendor != "postgresql":
+        claimed = StepRun.objects.filter(**predicate).update(exec_state=ExecState.RUNNING, claimed_at=now)
+        if claimed != 1:
+            return None
+        return StepRun.objects.select_related("run", "flow_version", "run__version").get(pk=step_run_id)
     with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(connection.vendor), params)
+        cursor.execute(_claim_sql(connection.vendor), [ExecState.RUNNING, now, *predicate.values()])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -392,3 +406,31 @@ def active_version(api_name: str) -> OrchestrationVersion | None:
     version: OrchestrationVersion = instance(OrchestrationVersion, row[:n], connection)
     version.orchestration = instance(Orchestration, row[n:], connection)
     return version
+
+
+def update_many(rows: list[Any], fields: list[str]) -> None:
+    """These fields of several rows of one model: one UPDATE … FROM (VALUES …) on PostgreSQL
+    (Django's bulk_update builds a CASE per field and row, which costs more CPU than the
+    statements it saves); one `update` per row elsewhere, or for a single row."""
+    model = type(rows[0])
+    connection = connections[model.objects.db]
+    if len(rows) == 1 or connection.vendor != "postgresql":
+        for row_ in rows:
+            update(row_, fields)
+        return
+    qn = connection.ops.quote_name
+    columns: list[Any] = [model._meta.get_field(f) for f in fields]  # concrete fields
+    # Typed placeholders: VALUES has no column types of its own (NULLs, jsonb).
+    row = ", ".join(["%s::bigint", *(f"%s::{c.db_type(connection)}" for c in columns)])
+    params: list[Any] = []
+    for obj in rows:
+        params.append(obj.pk)
+        params.extend(c.get_db_prep_save(getattr(obj, c.attname), connection) for c in columns)
+    names = ", ".join(["id", *(qn(c.column) for c in columns)])
+    assignments = ", ".join(f"{qn(c.column)} = v.{qn(c.column)}" for c in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {qn(model._meta.db_table)} AS t SET {assignments} "  # noqa: S608 (names from the model)
+            f"FROM (VALUES {', '.join(f'({row})' for _ in rows)}) AS v({names}) WHERE t.id = v.id",
+            params,
+        )

@@ -1,6 +1,6 @@
 """Definitions (orchestrations, flows, their versions) and runtime state (runs, stage and step
-runs, events). Thin: fields, statuses, constraints and indexes. Writes go through services.py
-and the engine."""
+runs, events). Thin: fields, statuses, constraints and indexes. Writes go through services/ and
+the engine; statuses change only as transitions.py allows."""
 
 from __future__ import annotations
 
@@ -122,8 +122,7 @@ class StageStatus(models.TextChoices):
     DISCONTINUED = "discontinued", "Discontinued"
 
 
-StepStatus = StageStatus
-OPEN_STEP = (StageStatus.NOT_STARTED, StageStatus.IN_PROGRESS, StageStatus.ERROR)
+StepStatus = StageStatus  # a step run has the statuses of a stage run
 
 
 class Run(models.Model):

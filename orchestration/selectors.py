@@ -29,6 +29,7 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from . import transitions
 from .models import (
     ApiToken,
     Orchestration,
@@ -290,8 +291,8 @@ def orchestration_version(api_name: str, number: int) -> OrchestrationVersion | 
 # --- runs page and bulk operations (monitoring) -----------------------------------------------
 
 RUNS_PAGE_SIZE = 50
-# Statuses a run can be canceled from (services.run_actions_available says the same).
-CANCELABLE = (RunStatus.IN_PROGRESS, RunStatus.SUSPENDED, RunStatus.ERROR)
+# Statuses a run can be canceled from (the state machine's).
+CANCELABLE = tuple(sorted(transitions.RUN_ACTIONS["cancel"]))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from orchestration import engine, expressions, hot, logcontext
 from orchestration.definitions import Assignee, ScreenFlow
 from orchestration.flows import screen_flow_validate, typed_inputs
-from orchestration.models import Run, StageStatus, StepRun
+from orchestration.models import Run, StepRun
 from orchestration.registry import register_step_kind
 from orchestration.services import StepNotOpen, run_event_add, step_complete_locked
 from orchestration.values import TypeCoercionError, to_json, to_jsonable
@@ -255,10 +255,6 @@ def workitem_complete(*, item: WorkItem, user: Actor, data: dict[str, Any]) -> W
         except StepNotOpen as exc:
             raise WorkItemClosed(str(exc), item) from exc
     return item
-
-
-def step_is_open(item: WorkItem) -> bool:
-    return item.status == WorkItemStatus.ASSIGNED and item.step_run.status == StageStatus.IN_PROGRESS
 
 
 def workitem_log(item: WorkItem, name: str, actor_id: int | None, **payload: Any) -> None:

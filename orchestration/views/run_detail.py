@@ -1,7 +1,7 @@
 """Run detail (monitoring): the run's diagram, variables, step inputs and outputs, the event
 timeline, and the admin actions (cancel, suspend, resume, re-check, retry or skip a failed step).
 
-Which actions are valid is the services' call (`run_actions_available`, the step rules); this
+Which actions are valid is the state machine's call (`transitions.actions_available`); this
 module only hides what the viewer may not do and asks for confirmation. Every action is a GET
 that shows what will happen (works without JavaScript) and a POST that does it."""
 
@@ -24,9 +24,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from .. import engine, selectors, services
+from .. import engine, selectors, services, transitions
 from ..definitions import Stage
-from ..models import Run, RunStatus, StageRun, StageStatus, StepRun
+from ..models import Run, StageRun, StageStatus, StepRun
 from ..services import PERM_CANCEL, PERM_RETRY, PERM_SKIP, PERM_SUSPEND, ActionNotAllowed
 
 PERM_VIEW = "orchestration.view_run"
@@ -105,16 +105,6 @@ def _step_run(pk: int) -> StepRun:
     if sr is None:
         raise Http404("no such step")
     return sr
-
-
-def step_actions_valid(sr: StepRun, run: Run) -> list[str]:
-    """Retry and skip apply to a failed step of the stage in progress (the services' rule)."""
-    if sr.status != StageStatus.ERROR or sr.stage_run.status != StageStatus.IN_PROGRESS:
-        return []
-    valid = ["skip"]
-    if run.status in (RunStatus.ERROR, RunStatus.IN_PROGRESS):
-        valid.insert(0, "retry")
-    return valid
 
 
 # --- the diagram ------------------------------------------------------------------------------
@@ -228,7 +218,9 @@ def diagram(
                 card.duration = duration_text(sr.started_at, sr.ended_at, now)
                 card.inputs = as_json(sr.inputs) if sr.inputs else ""
                 card.outputs = as_json(sr.outputs) if sr.outputs else ""
-                card.actions = [a for a in step_actions_valid(sr, run) if STEP_ACTIONS[a][0] in perms]
+                card.actions = [
+                    a for a in transitions.actions_available(run, sr) if STEP_ACTIONS[a][0] in perms
+                ]
             cards.append(card)
         status = latest.status if latest else StageStatus.NOT_STARTED
         following = doc.stages[i + 1].key if i + 1 < len(doc.stages) else ""
@@ -486,12 +478,8 @@ def step_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     run = sr.run
     perm, title, explanation = STEP_ACTIONS[action]
     _refuse_unless(request.user, perm)
-    if action not in step_actions_valid(sr, run):
-        messages.error(
-            request,
-            f"Cannot {action} step '{sr.key}': only a failed step of the stage in progress can be "
-            f"{'retried' if action == 'retry' else 'skipped'} (it is {sr.get_status_display().lower()}).",
-        )
+    if action not in transitions.actions_available(run, sr):
+        messages.error(request, f"Cannot {action} step '{sr.key}': {transitions.refusal(run, action, sr)}.")
         return _detail(run.pk)
     data = request.POST if request.method == "POST" else None
     form: ReasonForm = SkipForm(data, specs=_output_specs(sr)) if action == "skip" else ReasonForm(data)

@@ -88,5 +88,5 @@ def lost_messages() -> Iterator[list[tuple[int, int]]]:
     def swallow(step_run_id: int, attempt: int, *, countdown: float = 0) -> None:
         sent.append((step_run_id, attempt))
 
-    with mock.patch("orchestration.services.dispatch_step", swallow):
+    with mock.patch("orchestration.services.background.dispatch_step", swallow):
         yield sent

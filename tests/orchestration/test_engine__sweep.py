@@ -9,8 +9,8 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from orchestration import services
 from orchestration.models import ExecState, RunEvent, RunStatus, StepRun, StepStatus
+from orchestration.services import background as services_background
 from orchestration.services import background_step_execute, sweep
 from records.models import Record
 from tests.factories import auto_flow, load, make_case, orchestration, screen_flow
@@ -89,7 +89,7 @@ def test_a_recent_claim_is_left_alone(personas):
 
 def test_a_result_arriving_after_the_attempt_was_given_up_is_ignored(personas):
     run, sr = _held_run()
-    real = services.run_actions
+    real = services_background.run_actions
     calls: list[int] = []
 
     def slow_flow(fdoc, ctx):
@@ -101,7 +101,7 @@ def test_a_result_arriving_after_the_attempt_was_given_up_is_ignored(personas):
             assert sweep(now=later).timed_out == 1
         return real(fdoc, ctx)
 
-    with mock.patch.object(services, "run_actions", slow_flow):
+    with mock.patch.object(services_background, "run_actions", slow_flow):
         assert background_step_execute(step_run_id=sr.pk, attempt=1) == "stale"
     assert len(calls) == 2
     sr = step(run, "b")

@@ -98,6 +98,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "workitems.context_processors.my_work",
+                "orchestration.context_processors.monitor_tabs",
                 "django.template.context_processors.csp",
             ],
         },

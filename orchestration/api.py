@@ -24,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from . import selectors
 from .models import Orchestration, Run, RunStatus, StageRun, StepRun
 from .openapi import openapi_document
-from .registry import RECORD_ACCESSORS
+from .registry import record_model_label
 from .services import (
     PERM_LAUNCH,
     LaunchError,
@@ -149,10 +149,10 @@ def _query(request: HttpRequest, allowed: set[str]) -> dict[str, str]:
 
 def _record_model() -> type[models.Model]:
     """The model `record_id` refers to: the one record model registered with the engine."""
-    labels = sorted(RECORD_ACCESSORS)
-    if len(labels) != 1:
+    label = record_model_label()
+    if label is None:
         raise ApiError(400, {"record_id": ["no single record model is registered: cannot resolve it"]})
-    app_label, model_name = labels[0].split(".")
+    app_label, model_name = label.split(".")
     return apps.get_model(app_label, model_name)
 
 

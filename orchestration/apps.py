@@ -11,6 +11,28 @@ class OrchestrationConfig(AppConfig):
     def ready(self) -> None:
         # Registers the background step kind and the built-in flow actions.
         from . import flows, services  # noqa: F401
+        from .registry import MonitorTab, register_monitor_tab
+
+        runs = {"runs", "runs_bulk", "run", "run_action", "step_action"}
+        definitions = {"orchestrations", "orchestration", "version", "version_activate", "upload"}
+        register_monitor_tab(
+            MonitorTab(
+                label="Runs",
+                url_name="monitor:runs",
+                perms=("orchestration.view_run",),
+                current=frozenset(f"monitor:{n}" for n in runs),
+                order=10,
+            )
+        )
+        register_monitor_tab(
+            MonitorTab(
+                label="Orchestrations",
+                url_name="monitor:orchestrations",
+                perms=("orchestration.view_run", "orchestration.view_orchestration"),
+                current=frozenset(f"monitor:{n}" for n in definitions),
+                order=30,
+            )
+        )
 
         # A project's own Python flows (`@register_flow`) live in modules this app does not
         # know: ORCHESTRATION_FLOW_MODULES names them. A name that does not import fails start-up

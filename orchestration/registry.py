@@ -1,6 +1,7 @@
 """Seams that other apps fill in their AppConfig.ready(): step kinds, flow actions, Python
-flows and record accessors. The engine only knows these interfaces, so `orchestration`
-imports neither `records` nor `workitems`."""
+flows, email renderers, record accessors, who holds a step's work, and monitoring tabs. The
+engine only knows these interfaces, so `orchestration` imports neither `records` nor
+`workitems` (tests/engine_alone runs it with neither installed)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,44 @@ RECORD_ACCESSORS: dict[str, RecordAccessor] = {}  # "app_label.model" -> accesso
 
 def register_record_accessor(model_label: str, accessor: RecordAccessor) -> None:
     RECORD_ACCESSORS[model_label.lower()] = accessor
+
+
+def record_model_label() -> str | None:
+    """The business record model runs are anchored on ("app_label.model"), when exactly one is
+    registered (records registers `records.record`); None otherwise."""
+    return next(iter(RECORD_ACCESSORS)) if len(RECORD_ACCESSORS) == 1 else None
+
+
+# Who holds each step run's work, told by the app whose step kind makes that work (workitems:
+# the work item's assignee): run -> {step run id: label}. The run pages show it.
+WorkHolders = Callable[["Run"], dict[int, str]]
+WORK_HOLDERS: list[WorkHolders] = []
+
+
+def register_work_holders(fn: WorkHolders) -> None:
+    if fn not in WORK_HOLDERS:
+        WORK_HOLDERS.append(fn)
+
+
+@dataclass(frozen=True)
+class MonitorTab:
+    """A tab of the monitoring pages' navigation, contributed by the app that has the page.
+    Shown to users with any of `perms`; marked current on the URL names in `current`."""
+
+    label: str
+    url_name: str
+    perms: tuple[str, ...]
+    current: frozenset[str]
+    order: int = 100
+
+
+MONITOR_TABS: list[MonitorTab] = []
+
+
+def register_monitor_tab(tab: MonitorTab) -> None:
+    if tab not in MONITOR_TABS:
+        MONITOR_TABS.append(tab)
+        MONITOR_TABS.sort(key=lambda t: t.order)
 
 
 @dataclass

@@ -8,7 +8,6 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections
@@ -42,6 +41,7 @@ from .models import (
     StageStatus,
     StepRun,
 )
+from .registry import WORK_HOLDERS, record_model_label
 
 # Ids come from URLs and query strings: anything beyond a bigint cannot exist, and PostgreSQL
 # would reject it with an error instead of "no such row".
@@ -129,31 +129,11 @@ def run_events_latest(run: Run, *, limit: int | None = None) -> tuple[list[RunEv
 
 
 def step_assignees(run: Run) -> dict[int, str]:
-    """Who holds each step run's work: the open work item's assignee, else the last item's.
-    `{step_run_id: label}`; one query (none when the work items app is not installed).
-
-    Work items belong to the `workitems` app, which `orchestration` does not import: the model
-    is looked up by name, so the engine still runs without it."""
-    if not apps.is_installed("workitems"):
-        return {}
-    work_item = apps.get_model("workitems", "WorkItem")
-    rows = (
-        work_item.objects.filter(run_id=run.pk)
-        .select_related("assignee_user", "assignee_group", "assignee_queue", "claimed_by")
-        .order_by("step_run_id", "-id")
-    )
+    """Who holds each step run's work, `{step_run_id: label}`, as the apps whose step kinds make
+    that work tell it (registry.WORK_HOLDERS: workitems gives the work item's assignee)."""
     out: dict[int, str] = {}
-    open_seen: set[int] = set()
-    for item in rows:
-        label = item.assignee_label
-        if item.claimed_by is not None:
-            label = f"{label} (held by {item.claimed_by.get_username()})"
-        is_open = item.status == "assigned"
-        # Newest first per step; an open item wins over a newer closed one (there is at most one).
-        if item.step_run_id not in out or (is_open and item.step_run_id not in open_seen):
-            out[item.step_run_id] = label
-        if is_open:
-            open_seen.add(item.step_run_id)
+    for holders in WORK_HOLDERS:
+        out.update(holders(run))
     return out
 
 
@@ -311,14 +291,14 @@ class RunFilter:
     q: str = ""
 
 
-# The business records runs are anchored on, named rather than imported: orchestration does not
-# import the records app.
-RECORD_MODEL = ("records", "record")
-
-
 def _record_content_type() -> ContentType | None:
+    """The content type of the business records runs are anchored on: the record model
+    registered with the engine (registry.record_model_label), not imported."""
+    label = record_model_label()
+    if label is None:
+        return None
     try:
-        return ContentType.objects.get_by_natural_key(*RECORD_MODEL)  # cached per process
+        return ContentType.objects.get_by_natural_key(*label.split("."))  # cached per process
     except ContentType.DoesNotExist:
         return None
 

@@ -6,6 +6,10 @@ import pytest
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+# tests/engine_alone runs under its own settings (orchestration without records or workitems),
+# in a process of its own that tests/orchestration/test_engine_alone.py starts.
+collect_ignore = [] if os.environ.get("ENGINE_ALONE") == "1" else ["engine_alone"]
+
 
 def require_postgresql(why: str) -> None:
     """Tests that only mean something on PostgreSQL (locks across processes, a server to

@@ -82,6 +82,29 @@ def stage_label(item: WorkItem) -> str:
     return key
 
 
+def step_holders(run: Any) -> dict[int, str]:
+    """Who holds each step run's work on the run pages (registry.WORK_HOLDERS): the open work
+    item's assignee, else the last item's, `{step_run_id: label}`. One query."""
+    rows = (
+        WorkItem.objects.filter(run_id=run.pk)
+        .select_related("assignee_user", "assignee_group", "assignee_queue", "claimed_by")
+        .order_by("step_run_id", "-id")
+    )
+    out: dict[int, str] = {}
+    open_seen: set[int] = set()
+    for item in rows:
+        label = item.assignee_label
+        if item.claimed_by is not None:
+            label = f"{label} (held by {item.claimed_by.get_username()})"
+        is_open = item.status == WorkItemStatus.ASSIGNED
+        # Newest first per step; an open item wins over a newer closed one (there is at most one).
+        if item.step_run_id not in out or (is_open and item.step_run_id not in open_seen):
+            out[item.step_run_id] = label
+        if is_open:
+            open_seen.add(item.step_run_id)
+    return out
+
+
 # --- the Work Items monitoring page (workitems/views/manage.py) ---------------------------------
 
 # Each view of the page: which items, and the order they are paged in. The order is a column and

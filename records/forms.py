@@ -8,27 +8,19 @@ import datetime as dt
 from typing import Any
 
 from django import forms
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models.fields import BLANK_CHOICE_LABEL
 from django.utils import timezone
 from django.utils.html import escape
 
+from orchestration import datatypes
 from orchestration.values import from_json
 
-from .models import FieldType, Record, RecordType
+from .models import Record, RecordType
 
-DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
-
-
-def active_users() -> Any:
-    User = get_user_model()
-    return User.objects.filter(is_active=True).order_by(User.USERNAME_FIELD)
+DATETIME_LOCAL = datatypes.DATETIME_LOCAL
 
 
-class UserChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
-        return obj.get_username()
+active_users = datatypes.active_users
 
 
 class RecordForm(forms.Form):
@@ -37,7 +29,9 @@ class RecordForm(forms.Form):
     record_type: RecordType
 
     name = forms.CharField(label="Name", max_length=200, strip=True)
-    owner = UserChoiceField(queryset=active_users(), required=False, label="Owner", empty_label="No owner")
+    owner = datatypes.UserChoiceField(
+        queryset=active_users(), required=False, label="Owner", empty_label="No owner"
+    )
 
     @property
     def field_names(self) -> list[str]:
@@ -66,42 +60,14 @@ class RecordForm(forms.Form):
 
 def form_field(spec: dict[str, Any]) -> forms.Field:
     """One Django form field for a record field spec {name, label, type, required, choices, help}."""
-    common: dict[str, Any] = {
-        "label": spec.get("label") or spec["name"],
+    return datatypes.form_field(
+        spec["type"],
+        label=spec.get("label") or spec["name"],
         # crispy-bootstrap5 prints help text with |safe; a record type's help is data: escape it.
-        "help_text": escape(spec.get("help", "")),
-        "required": bool(spec.get("required")),
-    }
-    match spec["type"]:
-        case FieldType.LONG_TEXT:
-            return forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), **common)
-        case FieldType.NUMBER:
-            return forms.IntegerField(**common)
-        case FieldType.DECIMAL:
-            return forms.DecimalField(widget=forms.TextInput(attrs={"inputmode": "decimal"}), **common)
-        case FieldType.DATE:
-            return forms.DateField(
-                widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), **common
-            )
-        case FieldType.DATETIME:
-            return forms.DateTimeField(
-                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL), **common
-            )
-        case FieldType.BOOLEAN:
-            # An unticked box is an answer ("no"), so a checkbox is never "required" to be ticked.
-            common["required"] = False
-            return forms.BooleanField(**common)
-        case FieldType.CHOICE:
-            choices = [(c, c) for c in spec.get("choices", [])]
-            if not common["required"]:
-                choices = [("", BLANK_CHOICE_LABEL), *choices]
-            return forms.ChoiceField(choices=choices, **common)
-        case FieldType.EMAIL:
-            return forms.EmailField(**common)
-        case FieldType.USER:
-            return UserChoiceField(queryset=active_users(), **common)
-        case _:
-            return forms.CharField(**common)
+        help_text=escape(spec.get("help", "")),
+        required=bool(spec.get("required")),
+        choices=spec.get("choices", []),
+    )
 
 
 def record_form_class(record_type: RecordType) -> type[RecordForm]:

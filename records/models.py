@@ -5,18 +5,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from orchestration import datatypes
 
-class FieldType(models.TextChoices):
-    TEXT = "text", "Text"
-    LONG_TEXT = "long_text", "Long text"
-    NUMBER = "number", "Number"
-    DECIMAL = "decimal", "Decimal"
-    DATE = "date", "Date"
-    DATETIME = "datetime", "Date and time"
-    BOOLEAN = "boolean", "Boolean"
-    CHOICE = "choice", "Choice"
-    EMAIL = "email", "Email"
-    USER = "user", "User reference"
+# A record field has one of the definitions' data types (orchestration.datatypes: the same form
+# field and coercion as a screen field of that type), all but multiple choice and JSON.
+FieldType = models.TextChoices(  # type: ignore[call-overload]
+    "FieldType", [(t.name.upper(), (t.value, datatypes.LABELS[t])) for t in datatypes.RECORD_FIELD_TYPES]
+)
 
 
 class RecordType(models.Model):

@@ -8,23 +8,22 @@ Next shows exactly the message Finish would, and the two can never disagree."""
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models.fields import BLANK_CHOICE_LABEL
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 from django.utils.dateparse import parse_datetime
 from django.utils.html import escape
 
+from orchestration import datatypes
 from orchestration.definitions import DataType, Screen, ScreenField
 from orchestration.flows import screen_field_value
 from orchestration.values import TypeCoercionError
 
-DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+DATETIME_LOCAL = datatypes.DATETIME_LOCAL
 # Submitted field names carry this prefix, so that a flow field called `action` or `screen`
 # cannot collide with the form's own controls.
 PREFIX = "f"
@@ -48,9 +47,7 @@ def sentence(message: str, type_: str = "") -> str:
     return message if message.endswith(".") else f"{message}."
 
 
-def active_users() -> Any:
-    User = get_user_model()
-    return User.objects.filter(is_active=True).order_by(User.USERNAME_FIELD)
+active_users = datatypes.active_users
 
 
 class FlowChecked:
@@ -109,10 +106,7 @@ class EmailField(FlowChecked, forms.EmailField):
     pass
 
 
-class UserField(FlowChecked, forms.ModelChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
-        return str(obj.get_username())
-
+class UserField(FlowChecked, datatypes.UserChoiceField):
     def clean(self, value: Any) -> Any:
         value = super().clean(value)
         # The flow accepts any id or username; the form also checks that the person exists.
@@ -123,62 +117,37 @@ class UserField(FlowChecked, forms.ModelChoiceField):
         return value
 
 
-def whole(bound: float | None, rounding: Any) -> int | None:
-    """A whole-number input's `min`/`max` attribute (`1`, not `1.0`). Only drawn: the flow's own
-    check decides what is accepted."""
-    return None if bound is None else int(rounding(bound))
+# Screen fields are drawn by the data-type module with the flow-checked classes above.
+SCREEN_FIELD_CLASSES: dict[str, type[forms.Field]] = {
+    DataType.text: TextField,
+    DataType.long_text: TextField,
+    DataType.number: IntField,
+    DataType.decimal: DecimalField,
+    DataType.date: DateField,
+    DataType.datetime: DateTimeField,
+    DataType.boolean: BoolField,
+    DataType.choice: ChoiceField,
+    DataType.multi_choice: MultiChoiceField,
+    DataType.email: EmailField,
+    DataType.user: UserField,
+    DataType.json: TextField,
+}
 
 
 def form_field(spec: ScreenField) -> forms.Field:
     """The form field that draws one screen field."""
-    common: dict[str, Any] = {
-        "label": spec.label or spec.name,
+    field = datatypes.form_field(
+        spec.type,
+        label=spec.label or spec.name,
         # crispy-bootstrap5 prints help text with |safe; definitions are data, so escape here.
-        "help_text": escape(spec.help),
-        "required": spec.required,
-    }
-    field: forms.Field
-    match spec.type:
-        case DataType.long_text:
-            field = TextField(widget=forms.Textarea(attrs={"rows": 4}), max_length=spec.max_length, **common)
-        case DataType.number:
-            field = IntField(
-                min_value=whole(spec.min_value, math.ceil),
-                max_value=whole(spec.max_value, math.floor),
-                **common,
-            )
-        case DataType.decimal:
-            field = DecimalField(
-                widget=forms.TextInput(attrs={"inputmode": "decimal"}),
-                min_value=spec.min_value,
-                max_value=spec.max_value,
-                **common,
-            )
-        case DataType.date:
-            field = DateField(widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), **common)
-        case DataType.datetime:
-            field = DateTimeField(
-                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL), **common
-            )
-        case DataType.boolean:
-            # An unticked box is an answer ("no"): a checkbox is never required to be ticked.
-            common["required"] = False
-            field = BoolField(**common)
-        case DataType.choice:
-            choices: list[tuple[str, Any]] = [(c, c) for c in spec.choices]
-            if not spec.required:
-                choices = [("", BLANK_CHOICE_LABEL), *choices]
-            field = ChoiceField(choices=choices, **common)
-        case DataType.multi_choice:
-            field = MultiChoiceField(
-                choices=[(c, c) for c in spec.choices], widget=forms.CheckboxSelectMultiple, **common
-            )
-        case DataType.email:
-            field = EmailField(max_length=spec.max_length, **common)
-        case DataType.user:
-            field = UserField(queryset=active_users(), **common)
-        case _:
-            field = TextField(max_length=spec.max_length, **common)
+        help_text=escape(spec.help),
+        required=spec.required,
+        choices=spec.choices,
+        min_value=spec.min_value,
+        max_value=spec.max_value,
+        max_length=spec.max_length,
+        classes=SCREEN_FIELD_CLASSES,
+    )
     field.spec = spec  # type: ignore[attr-defined]
     return field
 

@@ -22,6 +22,7 @@ from .. import engine, selectors
 from ..definitions import END, Assignee, Decision, Gate
 from ..definitions import Orchestration as OrchestrationDoc
 from ..definitions import Stage as StageDoc
+from ..formatting import format_duration
 from ..forms import MAX_UPLOAD_BYTES, DefinitionsUploadForm
 from ..models import Orchestration, OrchestrationVersion, RunStatus
 from ..services import PERM_IMPORT, DefinitionsInvalid, definitions_import, version_activate
@@ -58,23 +59,6 @@ def _version(api_name: str, number: int) -> OrchestrationVersion:
     if version is None:
         raise Http404("no such version")
     return version
-
-
-def format_duration(seconds: float | None) -> str:
-    """A duration as a person reads it: 45 s, 12 min 5 s, 3 h 4 min, 2 d 3 h."""
-    if seconds is None:
-        return "—"
-    s = round(seconds)
-    if s < 60:
-        return f"{seconds:.1f} s" if seconds < 10 and seconds != s else f"{s} s"
-    minutes, s = divmod(s, 60)
-    if minutes < 60:
-        return f"{minutes} min {s} s" if s else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 # --- list and versions ------------------------------------------------------------------------

@@ -7,14 +7,9 @@ that shows what will happen (works without JavaScript) and a POST that does it."
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -24,10 +19,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from .. import engine, selectors, services, transitions
-from ..definitions import Stage
-from ..models import Run, StageRun, StageStatus, StepRun
+from .. import selectors, services, transitions
+from ..formatting import elapsed
+from ..models import Run, StepRun
 from ..services import PERM_CANCEL, PERM_RETRY, PERM_SKIP, PERM_SUSPEND, ActionNotAllowed
+from .diagram import as_json, diagram, payload_summary
+from .run_forms import ReasonForm, SkipForm, output_specs
 
 PERM_VIEW = "orchestration.view_run"
 
@@ -107,140 +104,6 @@ def _step_run(pk: int) -> StepRun:
     return sr
 
 
-# --- the diagram ------------------------------------------------------------------------------
-
-
-def duration_text(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime) -> str:
-    if start is None:
-        return ""
-    seconds = max(((end or now) - start).total_seconds(), 0.0)
-    if seconds < 60:
-        text = f"{seconds:.1f} s"
-    elif seconds < 3600:
-        text = f"{int(seconds // 60)} min {int(seconds % 60)} s"
-    elif seconds < 86400:
-        text = f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
-    else:
-        text = f"{int(seconds // 86400)} d {int(seconds % 86400 // 3600)} h"
-    return text if end else f"{text} so far"
-
-
-def as_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
-
-
-def payload_summary(payload: dict[str, Any], limit: int = 200) -> str:
-    """An event's payload on one line, cut at `limit` characters (the admin shows it whole)."""
-    parts = []
-    for key, value in payload.items():
-        if value in ("", None, {}, []):
-            continue
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-        parts.append(f"{key}: {text}")
-    summary = "; ".join(parts)
-    return summary if len(summary) <= limit else summary[: limit - 1] + "…"
-
-
-@dataclass
-class StepCard:
-    key: str
-    label: str
-    kind: str
-    status: str
-    status_label: str
-    step_run: StepRun | None = None
-    assignee: str = ""
-    duration: str = ""
-    actions: list[str] = field(default_factory=list)
-    inputs: str = ""
-    outputs: str = ""
-    emails: list[Any] = field(default_factory=list)  # outbox rows: flow and assignment emails
-
-
-@dataclass
-class StageBox:
-    key: str
-    label: str
-    status: str
-    status_label: str
-    entries: int
-    stage_run: StageRun | None
-    steps: list[StepCard]
-    is_current: bool
-    routing: str
-    fault_path: str
-
-
-def _routing(stage: Stage, following: str) -> str:
-    """How the definition leaves this stage, in words."""
-    nxt = stage.next
-    if nxt is None:
-        return f"then {following}" if following else "then end"
-    if isinstance(nxt, str):
-        return f"then {nxt}"
-    parts = [f"{o.label or o.when} → {o.goto}" for o in nxt.outcomes]
-    return "decision: " + "; ".join(parts) + f"; otherwise → {nxt.default}"
-
-
-def diagram(
-    run: Run,
-    *,
-    assignees: dict[int, str],
-    perms: set[str],
-    now: dt.datetime,
-    emails: dict[int, list[Any]] | None = None,
-) -> list[StageBox]:
-    doc = engine.orchestration_doc(run.version)
-    stage_runs: dict[str, list[StageRun]] = {}
-    for stage_run in run.stage_runs.all():  # prefetched, oldest first
-        stage_runs.setdefault(stage_run.key, []).append(stage_run)
-    labels = dict(StageStatus.choices)
-    boxes = []
-    for i, stage in enumerate(doc.stages):
-        entered = stage_runs.get(stage.key, [])
-        latest = entered[-1] if entered else None
-        step_runs: dict[str, StepRun] = {s.key: s for s in latest.step_runs.all()} if latest else {}
-        cards = []
-        for step in stage.steps:
-            sr = step_runs.get(step.key)
-            status = sr.status if sr else StageStatus.NOT_STARTED
-            card = StepCard(
-                key=step.key,
-                label=step.label or step.key,
-                kind=step.kind,
-                status=status,
-                status_label=labels.get(status, status),
-                step_run=sr,
-            )
-            if sr is not None:
-                card.assignee = assignees.get(sr.pk, "")
-                card.emails = (emails or {}).get(sr.pk, [])
-                card.duration = duration_text(sr.started_at, sr.ended_at, now)
-                card.inputs = as_json(sr.inputs) if sr.inputs else ""
-                card.outputs = as_json(sr.outputs) if sr.outputs else ""
-                card.actions = [
-                    a for a in transitions.actions_available(run, sr) if STEP_ACTIONS[a][0] in perms
-                ]
-            cards.append(card)
-        status = latest.status if latest else StageStatus.NOT_STARTED
-        following = doc.stages[i + 1].key if i + 1 < len(doc.stages) else ""
-        boxes.append(
-            StageBox(
-                key=stage.key,
-                label=stage.label or stage.key,
-                status=status,
-                status_label=labels.get(status, status),
-                entries=len(entered),
-                stage_run=latest,
-                steps=cards,
-                is_current=latest is not None and latest.status == StageStatus.IN_PROGRESS,
-                routing=_routing(stage, following),
-                fault_path=stage.fault_path or "",
-            )
-        )
-    return boxes
-
-
 def _perms(user: Any) -> set[str]:
     return {p for p in (PERM_CANCEL, PERM_SUSPEND, PERM_RETRY, PERM_SKIP) if user.has_perm(p)}
 
@@ -261,7 +124,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     stages = diagram(
         run,
         assignees=selectors.step_assignees(run),
-        perms=perms,
+        step_actions={a for a, (perm, *_rest) in STEP_ACTIONS.items() if perm in perms},
         now=now,
         emails=selectors.run_emails_by_step(run),
     )
@@ -276,56 +139,16 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "stages": stages,
             "variables": [(k, as_json(v)) for k, v in sorted(run.variables.items())],
             "events": [(e, payload_summary(e.payload)) for e in events],
-            "events_limit": selectors.RUN_DETAIL_EVENTS,
+            "events_limit": selectors.detail.RUN_DETAIL_EVENTS,
             "events_truncated": events_truncated,
             "run_actions": run_actions,
             "record_url": _record_link(run),
-            "duration": duration_text(run.started_at, run.ended_at, now),
+            "duration": elapsed(run.started_at, run.ended_at, now),
         },
     )
 
 
 # --- actions ----------------------------------------------------------------------------------
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(
-        label="Reason (optional, kept in the run's events)",
-        required=False,
-        max_length=1000,
-        widget=forms.Textarea(attrs={"rows": 2}),
-    )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._style()
-
-    def output_fields(self) -> list[forms.BoundField]:
-        return []
-
-    def full_clean(self) -> None:
-        super().full_clean()
-        self._style()
-
-    def _style(self) -> None:
-        """Bootstrap classes, and `is-invalid` on fields in error (screen readers get
-        aria-invalid from Django itself)."""
-        for name, f in self.fields.items():
-            widget = f.widget
-            if isinstance(widget, forms.CheckboxSelectMultiple):
-                continue
-            if isinstance(widget, forms.CheckboxInput):
-                css = "form-check-input"
-            elif isinstance(widget, forms.Select):
-                css = "form-select"
-            else:
-                css = "form-control"
-            # `_errors`, not `errors`: reading `errors` would validate the form before
-            # SkipForm has added its fields.
-            errors = getattr(self, "_errors", None)
-            if errors and name in errors:
-                css += " is-invalid"
-            widget.attrs["class"] = css
 
 
 def _detail(run_id: int) -> HttpResponse:
@@ -368,98 +191,6 @@ def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     )
 
 
-# --- skip: a form built from the step's flow outputs ---------------------------------------
-
-
-def _output_specs(sr: StepRun) -> list[tuple[str, str, Any]]:
-    """(name, type, screen field or None) of what the step's flow gives."""
-    if sr.flow_version is None:
-        return []
-    fdoc = engine.flow_doc(sr.flow_version)
-    if hasattr(fdoc, "outputs"):
-        return [(o.name, str(o.type), None) for o in fdoc.outputs]
-    if hasattr(fdoc, "fields"):
-        return [(f.name, str(f.type), f) for f in fdoc.fields()]
-    return [("is_condition_met", "boolean", None)]
-
-
-def _output_field(type_: str, spec: Any) -> forms.Field:
-    common: dict[str, Any] = {
-        "label": (spec.label if spec is not None and spec.label else None),
-        "required": bool(spec is not None and spec.required),
-        "help_text": type_,
-    }
-    choices = [(c, c) for c in spec.choices] if spec is not None else []
-    match type_:
-        case "long_text":
-            return forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), **common)
-        case "number":
-            return forms.IntegerField(**common)
-        case "decimal":
-            return forms.DecimalField(widget=forms.TextInput(attrs={"inputmode": "decimal"}), **common)
-        case "date":
-            return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **common)
-        case "datetime":
-            return forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), **common)
-        case "boolean":
-            common["required"] = False  # an unticked box is an answer: false
-            return forms.BooleanField(**common)
-        case "choice" if choices:
-            return forms.ChoiceField(choices=[("", "—"), *choices], **common)
-        case "multi_choice" if choices:
-            return forms.MultipleChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple, **common)
-        case "email":
-            return forms.EmailField(**common)
-        case "json":
-            common["help_text"] = 'JSON, e.g. 1, "text", [1, 2] or {"a": 1}'
-            return forms.JSONField(widget=forms.Textarea(attrs={"rows": 2}), **common)
-        case _:
-            return forms.CharField(**common)
-
-
-class SkipForm(ReasonForm):
-    """The step's outputs, typed, then the reason. Field names are prefixed so an output called
-    `reason` cannot collide with the reason."""
-
-    def __init__(self, *args: Any, specs: list[tuple[str, str, Any]], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        reason = self.fields.pop("reason")
-        self.outputs: dict[str, str] = {}
-        for name, type_, spec in specs:
-            key = f"out_{name}"
-            self.fields[key] = _output_field(type_, spec)
-            if self.fields[key].label is None:
-                self.fields[key].label = name
-            self.outputs[key] = name
-        self.fields["reason"] = reason
-        self._style()
-
-    def output_fields(self) -> list[forms.BoundField]:
-        return [self[key] for key in self.outputs]
-
-    def output_values(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for key, name in self.outputs.items():
-            value = self.cleaned_data.get(key)
-            if isinstance(value, dt.date | dt.datetime):
-                value = value.isoformat()
-            elif isinstance(value, Decimal):
-                value = str(value)
-            elif isinstance(value, str) and value == "" and not self.fields[key].required:
-                value = None
-            values[name] = value
-        return values
-
-    def add_service_errors(self, exc: ValidationError) -> None:
-        if hasattr(exc, "error_dict"):
-            for name, errors in exc.message_dict.items():
-                key = f"out_{name}"
-                self.add_error(key if key in self.fields else None, errors)
-        else:
-            self.add_error(None, exc.messages)
-        self._style()
-
-
 def _step_done_message(action: str, sr: StepRun) -> str:
     if action == "skip":
         return "Step skipped: it is completed with the outputs given."
@@ -482,7 +213,7 @@ def step_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         messages.error(request, f"Cannot {action} step '{sr.key}': {transitions.refusal(run, action, sr)}.")
         return _detail(run.pk)
     data = request.POST if request.method == "POST" else None
-    form: ReasonForm = SkipForm(data, specs=_output_specs(sr)) if action == "skip" else ReasonForm(data)
+    form: ReasonForm = SkipForm(data, specs=output_specs(sr)) if action == "skip" else ReasonForm(data)
     if request.method == "POST" and form.is_valid():
         reason = form.cleaned_data["reason"]
         try:

@@ -93,12 +93,12 @@ def _cursor(raw: str | None) -> int | None:
 
 
 def _count_text(n: int) -> str:
-    return f"{selectors.COUNT_CAP}+" if n > selectors.COUNT_CAP else str(n)
+    return f"{selectors.runs.COUNT_CAP}+" if n > selectors.runs.COUNT_CAP else str(n)
 
 
 def _total_text(counts: dict[str, int]) -> str:
-    total = sum(min(n, selectors.COUNT_CAP) for n in counts.values())
-    return f"{total}+" if any(n > selectors.COUNT_CAP for n in counts.values()) else str(total)
+    total = sum(min(n, selectors.runs.COUNT_CAP) for n in counts.values())
+    return f"{total}+" if any(n > selectors.runs.COUNT_CAP for n in counts.values()) else str(total)
 
 
 @login_required
@@ -117,7 +117,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "filtered": f != RunFilter(),
         "page": page,
         "rows": selectors.run_rows(page.runs, now=timezone.now()),
-        # Counts are capped (selectors.COUNT_CAP): past it a badge reads "1000+".
+        # Counts are capped (selectors.runs.COUNT_CAP): past it a badge reads "1000+".
         "counts": [(status, label, _count_text(counts[status])) for status, label in RunStatus.choices],
         "total": _total_text(counts),
         "query": _query(f),

@@ -204,9 +204,9 @@ def test_a_suspended_run_offers_resume_but_not_retry(client, personas):
 
 
 def test_events_are_limited_to_the_latest(client, personas, failed_run, monkeypatch):
-    from orchestration import selectors
+    from orchestration.selectors import detail
 
-    monkeypatch.setattr(selectors, "RUN_DETAIL_EVENTS", 3)
+    monkeypatch.setattr(detail, "RUN_DETAIL_EVENTS", 3)
     client.force_login(personas.admin)
     html = client.get(url(failed_run)).content.decode()
     events = html[html.index('id="events-h"') :]

@@ -338,7 +338,7 @@ def test_counts_stop_at_the_cap_and_say_so(client, personas, viewer):
     bulk_runs(4)
     bulk_runs(2, status=RunStatus.ERROR)
     client.force_login(viewer)
-    with mock.patch("orchestration.selectors.COUNT_CAP", 3):
+    with mock.patch("orchestration.selectors.runs.COUNT_CAP", 3):
         html = client.get(URL).content.decode()
     assert counts_text(html)["in_progress"] == "3+"
     assert counts_text(html)["error"] == "2"
@@ -450,7 +450,7 @@ def test_a_date_range_holding_many_runs_is_read_by_the_id_index(personas, monkey
     today = timezone.localdate()
     f = RunFilter(started_from=today, started_to=today)
     assert selectors.few_in_date_range(f)
-    monkeypatch.setattr(selectors, "DATE_RANGE_SORT_CAP", 3)
+    monkeypatch.setattr(selectors.runs, "DATE_RANGE_SORT_CAP", 3)
     assert not selectors.few_in_date_range(f)
 
 

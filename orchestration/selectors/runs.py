@@ -1,10 +1,8 @@
-"""Reads of the orchestration app. Each selector runs a fixed number of queries, whatever the
-size of the result, so pages and API responses cannot slip into one query per row."""
+"""The runs page: filters, counts by status, keyset pages, rows, and the bulk operations' runs."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -12,261 +10,27 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections
 from django.db.models import (
-    Aggregate,
-    Avg,
     Count,
     Exists,
     F,
-    FloatField,
-    Func,
     OuterRef,
-    Prefetch,
     QuerySet,
     Subquery,
-    Window,
 )
-from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from . import transitions
-from .models import (
-    ApiToken,
+from .. import transitions
+from ..formatting import format_duration
+from ..models import (
     Orchestration,
     OrchestrationVersion,
-    OutboxEmail,
     Run,
-    RunEvent,
     RunStatus,
-    StageRun,
     StageStatus,
     StepRun,
 )
-from .registry import WORK_HOLDERS, record_model_label
-
-# Ids come from URLs and query strings: anything beyond a bigint cannot exist, and PostgreSQL
-# would reject it with an error instead of "no such row".
-MAX_ID = 2**63 - 1
-MAX_RUN_PAGE = 200
-
-
-def _runs() -> QuerySet[Run]:
-    return Run.objects.select_related("orchestration", "version", "record_type", "started_by")
-
-
-def run_detail(run_id: int) -> Run | None:
-    """A run with its stage runs and their step runs (three queries), or None."""
-    if not 0 < run_id <= MAX_ID:
-        return None
-    steps = Prefetch("step_runs", queryset=StepRun.objects.order_by("id"))
-    stages = Prefetch("stage_runs", queryset=StageRun.objects.order_by("id").prefetch_related(steps))
-    return _runs().prefetch_related(stages).filter(pk=run_id).first()
-
-
-def run_list(
-    *,
-    orchestration: str | None = None,
-    status: str | None = None,
-    record_id: int | None = None,
-    after_id: int | None = None,
-    limit: int = 50,
-) -> tuple[list[Run], bool]:
-    """Runs, newest first, filtered; keyset-paginated on id (pass the last id seen as
-    `after_id`). Returns the page and whether more runs follow. One query."""
-    qs = _runs().order_by("-id")
-    if orchestration:
-        qs = qs.filter(orchestration__api_name=orchestration)
-    if status:
-        qs = qs.filter(status=status)
-    if record_id is not None:
-        qs = qs.filter(record_id=record_id)
-    if after_id is not None:
-        qs = qs.filter(id__lt=after_id)
-    limit = max(1, min(limit, MAX_RUN_PAGE))
-    # One row more than asked says whether there is a next page without a COUNT.
-    rows = list(qs[: limit + 1])
-    return rows[:limit], len(rows) > limit
-
-
-def orchestration_list() -> list[Orchestration]:
-    """Orchestrations with `active_versions` (a list of zero or one version). Two queries."""
-    active = Prefetch(
-        "versions", queryset=OrchestrationVersion.objects.filter(is_active=True), to_attr="active_versions"
-    )
-    return list(Orchestration.objects.order_by("api_name").prefetch_related(active))
-
-
-def active_version(api_name: str) -> OrchestrationVersion | None:
-    return (
-        OrchestrationVersion.objects.select_related("orchestration")
-        .filter(orchestration__api_name=api_name, is_active=True)
-        .first()
-    )
-
-
-# --- run detail (monitoring) ------------------------------------------------------------------
-
-# The run detail page shows the latest events only: a run that loops or retries for months
-# must not make its page slower (the full log stays in the admin and the API).
-RUN_DETAIL_EVENTS = 200
-
-
-def run_detail_page(run_id: int) -> Run | None:
-    """A run with its stage runs (each with its step runs and their flow versions): three
-    queries, or None."""
-    if not 0 < run_id <= MAX_ID:
-        return None
-    steps = Prefetch("step_runs", queryset=StepRun.objects.select_related("flow_version").order_by("id"))
-    stages = Prefetch("stage_runs", queryset=StageRun.objects.order_by("id").prefetch_related(steps))
-    return _runs().prefetch_related(stages).filter(pk=run_id).first()
-
-
-def run_events_latest(run: Run, *, limit: int | None = None) -> tuple[list[RunEvent], bool]:
-    """The run's latest `limit` events (default RUN_DETAIL_EVENTS), newest first, and whether
-    older ones were left out. One query."""
-    limit = limit or RUN_DETAIL_EVENTS
-    rows = list(RunEvent.objects.filter(run=run).select_related("actor").order_by("-id")[: limit + 1])
-    return rows[:limit], len(rows) > limit
-
-
-def step_assignees(run: Run) -> dict[int, str]:
-    """Who holds each step run's work, `{step_run_id: label}`, as the apps whose step kinds make
-    that work tell it (registry.WORK_HOLDERS: workitems gives the work item's assignee)."""
-    out: dict[int, str] = {}
-    for holders in WORK_HOLDERS:
-        out.update(holders(run))
-    return out
-
-
-# --- orchestrations page (monitoring) --------------------------------------------------------
-
-# SQLite has no percentile_cont: there the duration figures come from the newest completed runs
-# of each orchestration, at most this many, computed in Python.
-DURATION_SAMPLE = 10_000
-FINISHED = (RunStatus.COMPLETED, RunStatus.CANCELED, RunStatus.ERROR)
-
-
-@dataclass
-class OrchestrationStats:
-    orchestration: Orchestration
-    active_number: int | None
-    version_count: int
-    by_status: dict[str, int]
-    avg_seconds: float | None = None
-    p90_seconds: float | None = None
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_status.values())
-
-    @property
-    def failed(self) -> int:
-        return self.by_status.get(RunStatus.ERROR, 0)
-
-    @property
-    def completion_rate(self) -> float | None:
-        """Completed runs among finished ones (completed, canceled, error); None before any ends."""
-        finished = sum(self.by_status.get(s, 0) for s in FINISHED)
-        return self.by_status.get(RunStatus.COMPLETED, 0) / finished if finished else None
-
-
-def percentile_cont(values: list[float], fraction: float) -> float | None:
-    """PostgreSQL's percentile_cont: linear interpolation between the two nearest ranks."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = fraction * (len(ordered) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-class _P90(Aggregate):
-    function = "percentile_cont"
-    template = "%(function)s(0.9) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-
-def _completed_runs() -> QuerySet[Run]:
-    return Run.objects.filter(
-        status=RunStatus.COMPLETED, started_at__isnull=False, ended_at__isnull=False
-    ).order_by()
-
-
-def _durations() -> dict[int, tuple[float | None, float | None]]:
-    """{orchestration id: (average, p90) seconds of its completed runs}. One query."""
-    if connections[Run.objects.db].vendor == "postgresql":
-        seconds = Func(
-            F("ended_at") - F("started_at"),
-            template="EXTRACT(EPOCH FROM %(expressions)s)::double precision",
-            output_field=FloatField(),
-        )
-        rows = (
-            _completed_runs()
-            .values("orchestration_id")
-            .annotate(avg=Avg(seconds), p90=_P90(seconds))
-            .values_list("orchestration_id", "avg", "p90")
-        )
-        return {oid: (avg, p90) for oid, avg, p90 in rows}
-    newest_first = Window(RowNumber(), partition_by=[F("orchestration_id")], order_by=F("id").desc())
-    sample = (
-        _completed_runs()
-        .annotate(rank=newest_first)
-        .filter(rank__lte=DURATION_SAMPLE)
-        .values_list("orchestration_id", "started_at", "ended_at")
-    )
-    by_orch: dict[int, list[float]] = {}
-    for oid, started, ended in sample:
-        if started and ended:  # always, by the filter; says so to the type checker
-            by_orch.setdefault(oid, []).append((ended - started).total_seconds())
-    return {oid: (sum(v) / len(v), percentile_cont(v, 0.9)) for oid, v in by_orch.items()}
-
-
-def orchestration_stats() -> list[OrchestrationStats]:
-    """Every orchestration with its active version number, version count, runs by status and
-    duration figures. Three queries, however many orchestrations and runs."""
-    active = OrchestrationVersion.objects.filter(orchestration=OuterRef("pk"), is_active=True)
-    orchestrations = Orchestration.objects.order_by("api_name").annotate(
-        active_number=Subquery(active.values("number")[:1]),
-        version_count=Count("versions"),
-    )
-    counts: dict[int, dict[str, int]] = {}
-    for row in Run.objects.order_by().values("orchestration_id", "status").annotate(n=Count("id")):
-        counts.setdefault(row["orchestration_id"], {})[row["status"]] = row["n"]
-    durations = _durations()
-    out = []
-    for o in orchestrations:
-        avg, p90 = durations.get(o.pk, (None, None))
-        out.append(
-            OrchestrationStats(
-                orchestration=o,
-                active_number=o.active_number,  # type: ignore[attr-defined]
-                version_count=o.version_count,  # type: ignore[attr-defined]
-                by_status=counts.get(o.pk, {}),
-                avg_seconds=avg,
-                p90_seconds=p90,
-            )
-        )
-    return out
-
-
-def orchestration_versions(orchestration: Orchestration) -> list[OrchestrationVersion]:
-    """Versions, newest first, each with `run_count` and its author. One query."""
-    return list(
-        orchestration.versions.select_related("created_by")
-        .annotate(run_count=Count("runs"))
-        .order_by("-number")
-    )
-
-
-def orchestration_version(api_name: str, number: int) -> OrchestrationVersion | None:
-    if not 0 < number <= MAX_ID:
-        return None
-    return (
-        OrchestrationVersion.objects.select_related("orchestration", "created_by")
-        .filter(orchestration__api_name=api_name, number=number)
-        .first()
-    )
-
+from ..registry import record_model_label
+from .base import MAX_ID
 
 # --- runs page and bulk operations (monitoring) -----------------------------------------------
 
@@ -487,20 +251,7 @@ class RunRow:
 
     @property
     def duration_text(self) -> str:
-        """ "2 d 3 h", "4 h 12 min", "3 min 5 s", "12 s": the two largest units are enough."""
-        if self.duration is None:
-            return ""
-        seconds = max(0, int(self.duration.total_seconds()))
-        days, rest = divmod(seconds, 86400)
-        hours, rest = divmod(rest, 3600)
-        minutes, secs = divmod(rest, 60)
-        if days:
-            return f"{days} d {hours} h"
-        if hours:
-            return f"{hours} h {minutes} min"
-        if minutes:
-            return f"{minutes} min {secs} s"
-        return f"{secs} s"
+        return format_duration(self.duration.total_seconds(), empty="") if self.duration is not None else ""
 
 
 def _record_urls(runs: list[Run]) -> dict[tuple[int, int], str]:
@@ -525,7 +276,7 @@ def _record_urls(runs: list[Run]) -> dict[tuple[int, int], str]:
 def _stage_labels(runs: list[Run]) -> dict[tuple[int, str], str]:
     """{(version id, stage key): label}: one query for the page's versions; their documents are
     parsed once per process (engine.orchestration_doc)."""
-    from . import engine
+    from .. import engine
 
     wanted = {run.version_id for run in runs if run.current_stage}
     labels: dict[tuple[int, str], str] = {}
@@ -571,7 +322,7 @@ def run_filter_choices() -> dict[str, Any]:
 def run_stage_choices(orchestration: str) -> list[tuple[str, str]]:
     """(key, label) of the stages of every version of an orchestration, in order of first
     appearance (newest version first). One query."""
-    from . import engine
+    from .. import engine
 
     seen: dict[str, str] = {}
     versions = OrchestrationVersion.objects.filter(orchestration__api_name=orchestration).order_by("-number")
@@ -608,49 +359,4 @@ def failed_step_ids(run_ids: list[int]) -> dict[int, list[int]]:
         _failed_current_steps().filter(run_id__in=run_ids).order_by("id").values_list("run_id", "id")
     ):
         out.setdefault(run_id, []).append(step_id)
-    return out
-
-
-def api_tokens_of(user: Any) -> QuerySet[ApiToken]:
-    """A user's API tokens, newest first: active, expired and revoked alike."""
-    return ApiToken.objects.filter(user=user).order_by("-created_at", "-pk")
-
-
-# --- the email outbox -------------------------------------------------------------------------
-
-EMAIL_FIELDS = (
-    "pk",
-    "kind",
-    "status",
-    "to",
-    "attempts",
-    "next_attempt_at",
-    "last_attempt_at",
-    "last_error",
-    "sent_at",
-    "step_run_id",
-    "work_item_id",
-    "idempotency_key",
-)
-
-
-def run_emails_by_step(run: Run) -> dict[int, list[OutboxEmail]]:
-    """The outbox emails a run caused (its flows' and its work items' assignment emails), by
-    step run id, oldest first. One query; the message bodies are not read."""
-    out: dict[int, list[OutboxEmail]] = {}
-    for email in OutboxEmail.objects.filter(run_id=run.pk).only(*EMAIL_FIELDS).order_by("id"):
-        if email.step_run_id is not None:
-            out.setdefault(email.step_run_id, []).append(email)
-    return out
-
-
-def work_item_emails(work_item_ids: list[int]) -> dict[int, list[OutboxEmail]]:
-    """The assignment emails of these work items, by item id, oldest first. One query (none
-    for no items)."""
-    if not work_item_ids:
-        return {}
-    out: dict[int, list[OutboxEmail]] = {}
-    rows = OutboxEmail.objects.filter(work_item_id__in=work_item_ids).only(*EMAIL_FIELDS).order_by("id")
-    for email in rows:
-        out.setdefault(int(email.work_item_id or 0), []).append(email)
     return out

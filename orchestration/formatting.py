@@ -1,0 +1,33 @@
+"""How the pages write durations: one formatter for the run detail, the runs page and the
+orchestrations page."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def format_duration(seconds: float | None, *, empty: str = "—") -> str:
+    """A duration as a person reads it, in its two largest units: 4.5 s, 45 s, 12 min 5 s,
+    3 h 4 min, 2 d 3 h (a zero second unit is left out: 12 min, 3 h, 2 d)."""
+    if seconds is None:
+        return empty
+    seconds = max(seconds, 0.0)
+    s = round(seconds)
+    if s < 60:
+        return f"{seconds:.1f} s" if seconds < 10 and seconds != s else f"{s} s"
+    minutes, s = divmod(s, 60)
+    if minutes < 60:
+        return f"{minutes} min {s} s" if s else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def elapsed(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime) -> str:
+    """How long something took ("3 min 5 s"), or has taken so far when it has not ended."""
+    if start is None:
+        return ""
+    text = format_duration(((end or now) - start).total_seconds())
+    return text if end else f"{text} so far"

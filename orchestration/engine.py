@@ -10,122 +10,40 @@ Never hold two run locks at once (no code path here locks a second run).
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
-from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
-from django.utils import timezone
-
 from . import expressions, hot, logcontext, transitions
-from .definitions import END, INLINE_ACTIONS, Decision, Gate, Orchestration, Stage, Step
+from .definitions import END, INLINE_ACTIONS, Decision, Gate, Stage, Step
+from .documents import (  # noqa: F401  (the engine's names for them, used across the apps)
+    _PARSED,
+    _parsed,
+    definition_uses_record,
+    flow_doc,
+    orchestration_doc,
+    record_context,
+    typed_run_inputs,
+    typed_vars,
+)
 from .flows import FlowError, evaluate_condition_flow, typed_inputs
+from .logcontext import log_events  # noqa: F401
 from .models import (
     ExecState,
-    FlowVersion,
-    OrchestrationVersion,
     Run,
-    RunEvent,
     RunStatus,
     StageRun,
     StageStatus,
     StepRun,
 )
-from .registry import RECORD_ACCESSORS, STEP_KINDS, FlowContext
-from .values import TypeCoercionError, from_json, to_json
+from .pass_state import EngineError, PassState, require_atomic
+from .registry import STEP_KINDS, FlowContext
+from .values import TypeCoercionError, to_json
 
 log = logging.getLogger(__name__)
 
 # A decision that routes back to an earlier stage is allowed (rework loops), but a loop that
 # completes stages without waiting for anything would spin forever inside one transaction.
 MAX_STAGE_TRANSITIONS_PER_PASS = 50
-
-
-class EngineError(Exception):
-    pass
-
-
-def require_atomic() -> None:
-    if not transaction.get_connection().in_atomic_block:
-        raise EngineError("engine changes must run inside transaction.atomic()")
-
-
-# Parsed definitions, per process. A version's document never changes once stored, and its
-# checksum is the document's hash, so (id, checksum) names one document: a pass finds the parsed
-# definition without reading, hashing or even loading the JSON (the engine defers it).
-_PARSED: dict[tuple[str, int, str], Any] = {}
-_PARSED_MAX = 2048
-
-
-def _parsed(version: OrchestrationVersion | FlowVersion, parse: Any) -> Any:
-    import json
-
-    checksum = version.checksum
-    if not checksum:  # not stored through the services: the document itself is the key
-        checksum = "doc:" + json.dumps(version.document, sort_keys=True, default=str)
-    key = (type(version).__name__, version.pk, checksum)
-    found = _PARSED.get(key)
-    if found is None:
-        found = parse(version.document)
-        if len(_PARSED) >= _PARSED_MAX:
-            _PARSED.clear()
-        _PARSED[key] = found
-    return found
-
-
-def orchestration_doc(version: OrchestrationVersion) -> Orchestration:
-    """The parsed definition of a version; versions are immutable, so parse once per process."""
-    return _parsed(version, Orchestration.model_validate)  # type: ignore[no-any-return]
-
-
-def _parse_flow(document: dict[str, Any]) -> Any:
-    from .validation import KIND_MODELS
-
-    return KIND_MODELS[document["kind"]].model_validate(document)
-
-
-def flow_doc(version: FlowVersion) -> Any:
-    return _parsed(version, _parse_flow)
-
-
-# Loading a run's record for `record` in expressions costs a query per pass (and per background
-# step); most definitions never look at it. An expression can reach the record only through the
-# name `record`, so a definition none of whose strings contains that word cannot need it.
-_RECORD_WORD = re.compile(r"\brecord\b")
-# Actions that see the record only through their expressions. Any other action (a Python flow,
-# an action another app registered) receives the flow context itself and gets the record.
-_EXPRESSION_ONLY_ACTIONS = frozenset({"set_outputs", "send_email", "http"})
-_USES_RECORD: dict[tuple[str, int, str], bool] = {}
-
-
-def _mentions_record(value: Any, key: str = "") -> bool:
-    # Every string counts (a label that says "record" only costs a needless query), except
-    # `type` values, which name kinds ("record" start, data types), never expressions.
-    if isinstance(value, str):
-        return key != "type" and _RECORD_WORD.search(value) is not None
-    if isinstance(value, dict):
-        return any(_mentions_record(v, k) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_mentions_record(v, key) for v in value)
-    return False
-
-
-def definition_uses_record(version: OrchestrationVersion | FlowVersion) -> bool:
-    """Whether running this definition may need the run's record (see _RECORD_WORD)."""
-    key = (type(version).__name__, version.pk, version.checksum)
-    found = _USES_RECORD.get(key)
-    if found is None:
-        document = version.document
-        actions = (document.get("actions") or []) if isinstance(document, dict) else []
-        found = any(
-            not isinstance(a, dict) or a.get("type") not in _EXPRESSION_ONLY_ACTIONS for a in actions
-        ) or _mentions_record(document)
-        if len(_USES_RECORD) > 4096:
-            _USES_RECORD.clear()
-        _USES_RECORD[key] = found
-    return found
 
 
 def lock_run(run_id: int) -> Run:
@@ -136,219 +54,9 @@ def lock_run(run_id: int) -> Run:
     return hot.lock_run(run_id)
 
 
-def record_context(run: Run) -> dict[str, Any]:
-    if run.record_type_id is None or run.record_id is None:
-        return {}
-    from django.contrib.contenttypes.models import ContentType
-
-    ct = ContentType.objects.get_for_id(run.record_type_id)
-    accessor = RECORD_ACCESSORS.get(f"{ct.app_label}.{ct.model}")
-    if accessor is None:
-        return {"id": run.record_id}
-    return accessor.load(run.record_id) or {"id": run.record_id}
-
-
-def typed_vars(doc: Orchestration, values: dict[str, Any]) -> dict[str, Any]:
-    types = {v.name: v.type for v in doc.variables}
-    if hasattr(doc.start, "inputs"):
-        types.update({v.name: v.type for v in doc.start.inputs})
-    return {k: from_json(types.get(k, "text"), v) for k, v in values.items()}
-
-
-def typed_run_inputs(doc: Orchestration, values: dict[str, Any]) -> dict[str, Any]:
-    """The launch inputs as expressions see them (a decimal input compares as a number)."""
-    declared = doc.start.inputs if hasattr(doc.start, "inputs") else []
-    return typed_inputs(declared, values)
-
-
-class Pass:
-    """One locked pass over a run. Collects events and writes them in one statement."""
-
-    def __init__(
-        self,
-        run: Run,
-        actor_id: int | None,
-        *,
-        new: bool = False,
-        flow_versions: dict[str, FlowVersion | None] | None = None,
-    ):
-        """`new`: the run was just stored and has no stage yet (its first pass starts the
-        first stage; any other run without a stage in progress is an error, never restarted).
-        `flow_versions`: active flow versions already read (runs launched together share them)."""
-        self.run = run
-        self.actor_id = actor_id
-        self.doc = orchestration_doc(run.version)
-        self.events: list[RunEvent] = []
-        self.now = timezone.now()
-        self._record: dict[str, Any] | None = None
-        self.run_dirty: set[str] = set()
-        self.stage_run: StageRun | None = None
-        self.steps: dict[str, StepRun] = {}
-        self.new = new
-        self.loaded = new  # a new run has no stage to load
-        # Step runs changed in this pass and their changed fields, written by `flush`.
-        self.step_changes: dict[int, tuple[StepRun, set[str]]] = {}
-        self.flow_versions: dict[str, FlowVersion | None] = {} if flow_versions is None else flow_versions
-
-    # -- helpers ---------------------------------------------------------------------------
-    def event(self, name: str, *, stage: str = "", step: str = "", **payload: Any) -> None:
-        self.events.append(
-            RunEvent(
-                run_id=self.run.pk,
-                name=f"orchestration.{name}",
-                actor_id=self.actor_id,
-                stage=stage,
-                step=step,
-                payload=payload,
-            )
-        )
-
-    @property
-    def record(self) -> dict[str, Any]:
-        if self._record is None:
-            self._record = record_context(self.run)
-        return self._record
-
-    @functools.cached_property
-    def record_used(self) -> bool:
-        return definition_uses_record(self.run.version)
-
-    def context(self, *, record: bool | None = None) -> dict[str, Any]:
-        """What expressions see. `record` is loaded only when an expression may name it: by
-        default when the orchestration's definition mentions it, or as the caller says (a
-        flow's definition may mention it too)."""
-        run = self.run
-        wanted = self.record_used if record is None else record
-        return {
-            "record": self.record if wanted else {},
-            "vars": typed_vars(self.doc, run.variables),
-            "steps": run.step_outputs,
-            "inputs": typed_run_inputs(self.doc, run.inputs),
-            "run": {
-                "id": run.pk,
-                "status": run.status,
-                "stage": run.current_stage,
-                "started_by": run.started_by_id,
-            },
-        }
-
-    def set_run(self, **fields: Any) -> None:
-        for k, v in fields.items():
-            setattr(self.run, k, v)
-            self.run_dirty.add(k)
-
-    # -- status changes: the only code that writes a status (transitions.py) ----------------
-    def run_to(
-        self,
-        to: str,
-        *,
-        error: str = "",
-        event_error: str | None = None,
-        stage: str = "",
-        step: str = "",
-        **payload: Any,
-    ) -> None:
-        """Move the run to `to` and write the change's event. ERROR keeps `error` on the run
-        (the event says `event_error` when given); leaving ERROR clears it; COMPLETED and
-        CANCELED end the run."""
-        run = self.run
-        name = transitions.check(transitions.RUN, f"run {run.pk}", run.status, to)
-        self.set_run(status=to)
-        if to == RunStatus.ERROR:
-            self.set_run(error=error[:5000])
-            payload["error"] = error if event_error is None else event_error
-        elif run.error:
-            self.set_run(error="")
-        if to in (RunStatus.COMPLETED, RunStatus.CANCELED):
-            self.set_run(ended_at=self.now, current_stage="")
-        self.event(name, stage=stage, step=step, **payload)
-
-    def stage_to(self, sr: StageRun, to: str, *, outcome: str = "") -> None:
-        name = transitions.check(transitions.STAGE, f"stage '{sr.key}'", sr.status, to)
-        sr.status = to
-        sr.ended_at = self.now
-        sr.outcome = outcome
-        hot.update(sr, ["status", "ended_at", "outcome"])
-        self.event(name, stage=sr.key, outcome=outcome)
-
-    def step_to(self, sr: StepRun, to: str, *, fields: Iterable[str] = (), **payload: Any) -> None:
-        """Move a step run of the current stage to `to`, write its event, and save it (with
-        `fields`, set by the caller) at `flush`. Ending clears `next_attempt_at`'s meaning and
-        sets the task done; starting again (retry) resets it; errors keep `error`."""
-        name = transitions.check(transitions.STEP, f"step '{sr.key}'", sr.status, to)
-        changed = {"status", *fields}
-        if to == StageStatus.IN_PROGRESS:
-            sr.started_at = self.now
-            sr.error = ""
-            changed |= {"started_at", "error"}
-        elif to == StageStatus.NOT_STARTED:  # retried
-            sr.error = ""
-            sr.ended_at = None
-            transitions.exec_to(sr, ExecState.IDLE)
-            changed |= {"error", "ended_at", "exec_state"}
-        else:  # it ended: completed, error, discontinued
-            sr.ended_at = self.now
-            transitions.exec_to(sr, transitions.exec_when_ended(sr.exec_state))
-            changed |= {"ended_at", "exec_state"}
-            if to == StageStatus.ERROR:
-                sr.error = payload["error"] = payload.get("error", "")[:5000]
-                changed.add("error")
-            elif to == StageStatus.COMPLETED:
-                sr.error = ""
-                changed.add("error")
-        sr.status = to
-        self.save_step(sr, changed)
-        self.event(name, stage=self.stage_key, step=sr.key, **payload)
-
-    def load_stage(self) -> None:
-        """Current stage run and its step runs, in one query."""
-        if self.loaded:
-            return
-        self.stage_run, rows = hot.stage_in_progress(self.run.pk)
-        self.steps = {r.key: r for r in rows}
-        self.loaded = True
-
-    def save_step(self, sr: StepRun, fields: Iterable[str]) -> None:
-        """Write these fields of a step run at `flush`: a pass that completes a step and starts
-        the next ones then writes all of them in one statement."""
-        self.step_changes.setdefault(id(sr), (sr, set()))[1].update(fields)
-
-    def flow_version(self, api_name: str) -> FlowVersion:
-        """The active version of a flow (a step keeps the one it starts on). The first call of
-        a pass loads those of every flow the current stage names, in one query."""
-        if api_name not in self.flow_versions:
-            names = {api_name}
-            if self.stage_run is not None:
-                stage = self.doc.stage(self.stage_key)
-                gates = [stage.exit, *(g for s in stage.steps for g in (s.start, s.completion))]
-                names |= {s.flow for s in stage.steps}
-                names |= {g.evaluation_flow for g in gates if g.evaluation_flow}
-            names -= self.flow_versions.keys()
-            self.flow_versions.update(dict.fromkeys(names))
-            self.flow_versions.update(active_flow_versions(names))
-        version = self.flow_versions[api_name]
-        if version is None:
-            raise EngineError(f"flow '{api_name}' has no active version")
-        return version
-
-    def flush(self) -> None:
-        if self.step_changes:
-            rows = [sr for sr, _ in self.step_changes.values()]
-            fields = sorted(set().union(*(f for _, f in self.step_changes.values())))
-            self.step_changes = {}
-            # Each row gets the union of the changed fields. The fields a row did not change
-            # still hold what was read under the run lock (start_step undoes a failed start),
-            # and nothing changes a step run without that lock except a worker's claim of a
-            # queued step (exec_state, claimed_at): claimed_at is never written here, and
-            # exec_state only for rows whose own change writes it (every change does).
-            hot.update_many(rows, fields)
-        if self.run_dirty:
-            hot.update(self.run, self.run_dirty)
-            self.run_dirty.clear()
-        if self.events:
-            log_events(self.events)
-            hot.insert(self.events)
-            self.events = []
+class Pass(PassState):
+    """One locked pass over a run: its gates, stages and steps, and the loop that moves it as
+    far as it can go (its state, writes and status changes: pass_state.PassState)."""
 
     # -- gates -----------------------------------------------------------------------------
     def gate_holds(self, gate: Gate, *, default: bool) -> bool:
@@ -433,10 +141,6 @@ class Pass:
             self.step_to(s, StageStatus.DISCONTINUED, reason=reason)
         for kind, rows in by_kind.items():
             STEP_KINDS[kind].stop(run=self.run, step_runs=rows, reason=reason)
-
-    @property
-    def stage_key(self) -> str:
-        return self.stage_run.key if self.stage_run else ""
 
     def route(self, stage: Stage) -> tuple[str, str]:
         """The next stage key (or END) and a description of the decision taken."""
@@ -694,11 +398,6 @@ def runs_inline(step: Step, fdoc: Any) -> bool:
     )
 
 
-def active_flow_versions(api_names: Iterable[str]) -> dict[str, FlowVersion]:
-    """The active versions of these flows, by api name (absent: no active version)."""
-    return hot.active_flow_versions(api_names)
-
-
 def advance(run_id: int, *, actor_id: int | None = None) -> Run:
     """Lock the run and move it as far as it can go now. Idempotent."""
     run = lock_run(run_id)
@@ -713,30 +412,3 @@ def advance_locked(run: Run, *, actor_id: int | None = None, pass_: Pass | None 
             p.go()
         p.flush()
     return run
-
-
-# The events an operator wants in the logs as they happen; the rest are at DEBUG. The event
-# table stays the record (run detail); the log lines say the same for log search and alerts.
-_EVENT_LEVELS = {
-    "orchestration.run.started": logging.INFO,
-    "orchestration.run.completed": logging.INFO,
-    "orchestration.run.canceled": logging.INFO,
-    "orchestration.run.suspended": logging.INFO,
-    "orchestration.run.resumed": logging.INFO,
-    "orchestration.run.error": logging.WARNING,
-    "orchestration.step.error": logging.WARNING,
-    "orchestration.step.retry_scheduled": logging.WARNING,
-}
-event_log = logging.getLogger("orchestration.events")
-
-
-def log_events(events: Iterable[RunEvent]) -> None:
-    """One log line per event, with the run bound (logcontext) and the stage and step as fields.
-    Cheap when the level is off: the hot path pays one `isEnabledFor` per event."""
-    for e in events:
-        level = _EVENT_LEVELS.get(e.name, logging.DEBUG)
-        if event_log.isEnabledFor(level):
-            extra = {"event": e.name, "stage": e.stage or None, "step": e.step or None}
-            detail = f" {e.payload.get('error')}" if e.payload.get("error") else ""
-            where = "/".join(x for x in (e.stage, e.step) if x)
-            event_log.log(level, "%s%s%s", e.name, f" {where}" if where else "", detail, extra=extra)

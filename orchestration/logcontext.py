@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import RunEvent
 
 FIELDS = ("run_id", "step_run_id", "step", "work_item_id", "task_id")
 
@@ -58,3 +61,30 @@ class ContextFilter(logging.Filter):
         ]
         record.context = f" [{' '.join(parts)}]" if parts else ""
         return True
+
+
+# The events an operator wants in the logs as they happen; the rest are at DEBUG. The event
+# table stays the record (run detail); the log lines say the same for log search and alerts.
+_EVENT_LEVELS = {
+    "orchestration.run.started": logging.INFO,
+    "orchestration.run.completed": logging.INFO,
+    "orchestration.run.canceled": logging.INFO,
+    "orchestration.run.suspended": logging.INFO,
+    "orchestration.run.resumed": logging.INFO,
+    "orchestration.run.error": logging.WARNING,
+    "orchestration.step.error": logging.WARNING,
+    "orchestration.step.retry_scheduled": logging.WARNING,
+}
+event_log = logging.getLogger("orchestration.events")
+
+
+def log_events(events: Iterable[RunEvent]) -> None:
+    """One log line per event, with the run bound (logcontext) and the stage and step as fields.
+    Cheap when the level is off: the hot path pays one `isEnabledFor` per event."""
+    for e in events:
+        level = _EVENT_LEVELS.get(e.name, logging.DEBUG)
+        if event_log.isEnabledFor(level):
+            extra = {"event": e.name, "stage": e.stage or None, "step": e.step or None}
+            detail = f" {e.payload.get('error')}" if e.payload.get("error") else ""
+            where = "/".join(x for x in (e.stage, e.step) if x)
+            event_log.log(level, "%s%s%s", e.name, f" {where}" if where else "", detail, extra=extra)

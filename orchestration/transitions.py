@@ -1,9 +1,10 @@
 """The state machine of runs, stages and steps: every status change allowed, the event it writes,
 and which admin actions apply to a run or a step now.
 
-Every status change goes through `check` (the engine's `Pass.run_to`, `stage_to`, `step_to`,
-the only code that writes a status), so a change the table does not list raises
-IllegalTransition instead of leaving a state nobody designed. `tests/orchestration/
+Every status change goes through `check`: `run_to`, `stage_to` and `step_to` of
+orchestration/pass_state.py (the base of the engine's `Pass`) are the only code that writes a
+status, so a change the table does not list raises IllegalTransition instead of leaving a state
+nobody designed. `tests/orchestration/
 test_transitions.py` walks the table: each entry is reached by a real scenario and writes its
 event, and no code outside the engine assigns a status.
 

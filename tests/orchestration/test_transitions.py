@@ -232,9 +232,9 @@ STATUS_ENUMS = {"RunStatus", "StageStatus", "StepStatus", "ExecState"}
 # Where a status may be written: the engine's three methods, the task state's one function, the
 # constructors of new rows (the tables' "new" entries), and the worker's claim.
 ALLOWED = {
-    ("orchestration/engine.py", "run_to"),
-    ("orchestration/engine.py", "stage_to"),
-    ("orchestration/engine.py", "step_to"),
+    ("orchestration/pass_state.py", "run_to"),
+    ("orchestration/pass_state.py", "stage_to"),
+    ("orchestration/pass_state.py", "step_to"),
     ("orchestration/engine.py", "start_stage"),
     ("orchestration/transitions.py", "exec_to"),
     ("orchestration/services/launch.py", "_new_run"),

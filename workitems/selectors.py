@@ -4,7 +4,7 @@ tests/workitems/test_guide__queries.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from orchestration.models import Orchestration
 from records.models import Record
 
 from .models import Queue, WorkItem, WorkItemDraft, WorkItemStatus
+from .rows import WorkItemRow
 
 # What a list of items shows (step, orchestration, stage, assignee, holder) without a query per row.
 LIST_RELATED = (
@@ -74,12 +75,13 @@ def workitem_draft(*, item: WorkItem, user: Any) -> WorkItemDraft | None:
 
 
 def stage_label(item: WorkItem) -> str:
-    """The label of the item's stage, read from the run's version document (already loaded)."""
+    """The label of the item's stage, from the run's version (parsed once per process), as
+    orchestration.selectors.stage_labels gives it for many."""
+    from orchestration import engine
+
     key = item.step_run.stage_run.key
-    for stage in item.run.version.document.get("stages", []):
-        if stage.get("key") == key:
-            return str(stage.get("label") or key)
-    return key
+    stage = next((st for st in engine.orchestration_doc(item.run.version).stages if st.key == key), None)
+    return (stage.label or key) if stage is not None else key
 
 
 def step_holders(run: Any) -> dict[int, str]:
@@ -321,22 +323,7 @@ def workitems_manage_page(
     )
 
 
-@dataclass(frozen=True)
-class ManageRow:
-    item: WorkItem
-    url: str  # the record page with the item opened; "" when the run has no record page
-    record_name: str
-    record_type_label: str
-    orchestration_label: str
-    stage_label: str
-    assignee: str  # "bob", "group support", "queue Triage"
-    held_by: str
-    completed_by: str
-    age: str
-    overdue: bool
-    # The outbox rows of the item's current assignment (one per recipient): pending with the
-    # next try, sent, failed with the error.
-    emails: list[Any] = field(default_factory=list)
+ManageRow = WorkItemRow  # the rows of the Work Items page (workitems/rows.py)
 
 
 def workitems_manage_rows(
@@ -353,12 +340,10 @@ def workitems_manage_rows(
     loaded; the people named (assignees, holders, completers) and the versions' stage labels
     take one query each, whatever the number of rows."""
     from django.contrib.auth import get_user_model
-    from django.utils.timesince import timesince
 
-    from orchestration import engine
-    from orchestration.models import OrchestrationVersion
+    from orchestration.selectors import stage_labels, work_item_emails
 
-    from .selectors_mywork import MINUTE, item_link
+    from .rows import work_item_row
 
     user_ids = {
         pk for i in items for pk in (i.assignee_user_id, i.claimed_by_id, i.completed_by_id) if pk is not None
@@ -367,44 +352,30 @@ def workitems_manage_rows(
     names = (
         {u.pk: u.get_username() for u in User._default_manager.filter(pk__in=user_ids)} if user_ids else {}
     )
-    version_ids = {getattr(i, "run_version_id") for i in items}  # noqa: B009 (an annotation)
-    stages: dict[tuple[int, str], str] = {}
-    if version_ids:
-        versions = OrchestrationVersion.objects.filter(pk__in=version_ids).only("pk", "checksum", "document")
-        for version in versions:
-            for stage in engine.orchestration_doc(version).stages:
-                stages[(version.pk, stage.key)] = stage.label or stage.key
+    stages = stage_labels(getattr(i, "run_version_id") for i in items)  # noqa: B009 (an annotation)
     group_names = {g.pk: g.name for g in groups}
     queue_labels = {q.pk: q.label for q in queues}
     orchestration_labels = {o.pk: str(o) for o in orchestrations}
     types = {t.pk: t for t in record_types}
-    from orchestration.selectors import work_item_emails
-
     emails = work_item_emails([i.pk for i in items])
     now = timezone.now()
     rows = []
     for item in items:
-        if item.assignee_user_id is not None:
-            assignee = names.get(item.assignee_user_id, "")
-        elif item.assignee_group_id is not None:
-            assignee = f"group {group_names.get(item.assignee_group_id, '')}"
-        else:
-            assignee = f"queue {queue_labels.get(item.assignee_queue_id or 0, '')}"
         row: Any = item  # the annotations of workitems_manage_queryset
         record_type = types.get(row.record_type_ref)
         rows.append(
-            ManageRow(
-                item=item,
-                url=item_link(item, record_type.api_name if record_type else ""),
-                record_name=row.record_name or "",
+            work_item_row(
+                item,
+                now=now,
+                people=names,
+                group_name=group_names.get(item.assignee_group_id or 0, ""),
+                queue_label=queue_labels.get(item.assignee_queue_id or 0, ""),
+                record_type_name=record_type.api_name if record_type else "",
                 record_type_label=record_type.label if record_type else "",
+                record_name=row.record_name,
                 orchestration_label=orchestration_labels.get(row.run_orchestration_id, ""),
                 stage_label=stages.get((row.run_version_id, row.stage_key), row.stage_key),
-                assignee=assignee,
-                held_by=names.get(item.claimed_by_id, "") if item.claimed_by_id is not None else "",
                 completed_by=names.get(item.completed_by_id, "") if item.completed_by_id is not None else "",
-                age=timesince(item.created_at, now, depth=1) if now - item.created_at >= MINUTE else "",
-                overdue=bool(item.status == WorkItemStatus.ASSIGNED and item.due_at and item.due_at < now),
                 emails=[
                     e
                     for e in emails.get(item.pk, [])

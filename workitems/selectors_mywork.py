@@ -11,22 +11,19 @@ launched through the API on something else) is listed with the run's record labe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, Lower
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import urlencode
-from django.utils.timesince import timesince
 
-from orchestration import engine
-from orchestration.models import Orchestration, OrchestrationVersion
+from orchestration.models import Orchestration
+from orchestration.selectors import stage_labels
 from records.models import Record, RecordType
 
 from .models import WorkItem, WorkItemStatus
+from .rows import MINUTE, WorkItemRow, item_link, work_item_row  # noqa: F401  (MINUTE, item_link: their old home)
 from .selectors import actionable_q
 
 SORTS = {
@@ -34,7 +31,6 @@ SORTS = {
     "newest": "Newest first",
     "record": "Record name, A to Z",
 }
-MINUTE = timedelta(minutes=1)
 DEFAULT_SORT = "oldest"  # the item that has waited longest is the one to pick up first
 
 
@@ -131,71 +127,34 @@ def my_work_record_types(*, user: Any) -> list[RecordType]:
     return list(RecordType.objects.filter(pk__in=type_ids).order_by("label"))
 
 
-@dataclass(frozen=True)
-class MyWorkRow:
-    item: WorkItem
-    url: str  # the record page with the item opened; "" when the run has no record page
-    record_name: str
-    record_type_label: str
-    orchestration_label: str
-    stage_label: str
-    assignee: str  # "you", "group support", "queue Triage"
-    held_by: str  # "" when nobody holds it, "you" or a username
-    age: str  # "3 days": how long the item has waited; "" for under a minute
-    overdue: bool
-    highlighted: bool
-
-
-def item_link(item: WorkItem, record_type_name: str) -> str:
-    if not (record_type_name and item.record_id):
-        return ""
-    path = reverse("records:detail", args=[record_type_name, item.record_id])
-    # The anchor scrolls the record page to the item in the Work Guide (on a phone, below the fields).
-    return f"{path}?{urlencode({'item': item.pk})}#work-item-{item.pk}"
-
-
-def _stage_labels(items: list[WorkItem]) -> dict[tuple[int, str], str]:
-    """(version id, stage key) -> stage label, read from the versions' documents in one query
-    (the documents are parsed once per process, see engine.orchestration_doc)."""
-    version_ids = {i.run.version_id for i in items}
-    if not version_ids:
-        return {}
-    labels: dict[tuple[int, str], str] = {}
-    for version in OrchestrationVersion.objects.filter(pk__in=version_ids).only("pk", "checksum", "document"):
-        for stage in engine.orchestration_doc(version).stages:
-            labels[(version.pk, stage.key)] = stage.label or stage.key
-    return labels
+MyWorkRow = WorkItemRow  # the rows of My Work (workitems/rows.py)
 
 
 def my_work_rows(*, items: list[WorkItem], user: Any, highlight: int | None = None) -> list[MyWorkRow]:
     """What each row of the table shows, for items from `my_work_items` (one more query, for
     stage labels). `highlight` is the id of an item to mark (a link to My Work with ?item=)."""
-    stages = _stage_labels(items)
+    stages = stage_labels(i.run.version_id for i in items)
     now: datetime = timezone.now()
     rows = []
     for item in items:
-        if item.assignee_user_id:
-            assignee = "you" if item.assignee_user_id == user.pk else item.assignee_user.get_username()  # type: ignore[union-attr]
-        elif item.assignee_group_id:
-            assignee = f"group {item.assignee_group.name}"  # type: ignore[union-attr]
-        else:
-            assignee = f"queue {item.assignee_queue.label}"  # type: ignore[union-attr]
-        held_by = ""
-        if item.claimed_by_id:
-            held_by = "you" if item.claimed_by_id == user.pk else item.claimed_by.get_username()  # type: ignore[union-attr]
+        people = {
+            u.pk: ("you" if u.pk == user.pk else u.get_username())
+            for u in (item.assignee_user, item.claimed_by)
+            if u is not None
+        }
         stage_key = item.stage_key  # type: ignore[attr-defined]
         rows.append(
-            MyWorkRow(
-                item=item,
-                url=item_link(item, item.record_type_name),  # type: ignore[attr-defined]
-                record_name=item.record_name or "",  # type: ignore[attr-defined]
-                record_type_label=item.record_type_label or "",  # type: ignore[attr-defined]
+            work_item_row(
+                item,
+                now=now,
+                people=people,
+                group_name=item.assignee_group.name if item.assignee_group_id else "",  # type: ignore[union-attr]
+                queue_label=item.assignee_queue.label if item.assignee_queue_id else "",  # type: ignore[union-attr]
+                record_type_name=item.record_type_name,  # type: ignore[attr-defined]
+                record_type_label=item.record_type_label,  # type: ignore[attr-defined]
+                record_name=item.record_name,  # type: ignore[attr-defined]
                 orchestration_label=str(item.run.orchestration),
                 stage_label=stages.get((item.run.version_id, stage_key), stage_key),
-                assignee=assignee,
-                held_by=held_by,
-                age=timesince(item.created_at, now, depth=1) if now - item.created_at >= MINUTE else "",
-                overdue=bool(item.due_at and item.due_at < now),
                 highlighted=item.pk == highlight,
             )
         )

@@ -13,6 +13,7 @@ from .base import (
     orchestration_list,
     run_detail,
     run_list,
+    stage_labels,
 )
 from .detail import (
     EMAIL_FIELDS,
@@ -89,6 +90,7 @@ __all__ = [
     "runs_filtered",
     "runs_for_bulk",
     "runs_for_display",
+    "stage_labels",
     "step_assignees",
     "work_item_emails",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import (
@@ -81,3 +82,19 @@ def active_version(api_name: str) -> OrchestrationVersion | None:
 def api_tokens_of(user: Any) -> QuerySet[ApiToken]:
     """A user's API tokens, newest first: active, expired and revoked alike."""
     return ApiToken.objects.filter(user=user).order_by("-created_at", "-pk")
+
+
+def stage_labels(version_ids: Iterable[int]) -> dict[tuple[int, str], str]:
+    """{(version id, stage key): the stage's label (its key when it has none)} for these
+    versions: one query (none for no versions); the documents are parsed once per process
+    (engine.orchestration_doc). The runs page, My Work and the Work Items page use it."""
+    from .. import engine
+
+    wanted = set(version_ids)
+    labels: dict[tuple[int, str], str] = {}
+    if not wanted:
+        return labels
+    for version in OrchestrationVersion.objects.filter(pk__in=wanted).only("pk", "checksum", "document"):
+        for stage in engine.orchestration_doc(version).stages:
+            labels[(version.pk, stage.key)] = stage.label or stage.key
+    return labels

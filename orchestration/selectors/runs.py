@@ -30,7 +30,7 @@ from ..models import (
     StepRun,
 )
 from ..registry import record_model_label
-from .base import MAX_ID
+from .base import MAX_ID, stage_labels
 
 # --- runs page and bulk operations (monitoring) -----------------------------------------------
 
@@ -273,23 +273,10 @@ def _record_urls(runs: list[Run]) -> dict[tuple[int, int], str]:
     return urls
 
 
-def _stage_labels(runs: list[Run]) -> dict[tuple[int, str], str]:
-    """{(version id, stage key): label}: one query for the page's versions; their documents are
-    parsed once per process (engine.orchestration_doc)."""
-    from .. import engine
-
-    wanted = {run.version_id for run in runs if run.current_stage}
-    labels: dict[tuple[int, str], str] = {}
-    for version in OrchestrationVersion.objects.filter(pk__in=wanted):
-        for stage in engine.orchestration_doc(version).stages:
-            labels[(version.pk, stage.key)] = stage.label or stage.key
-    return labels
-
-
 def run_rows(runs: list[Run], *, now: dt.datetime) -> list[RunRow]:
     """What the runs table shows for each run. At most two queries whatever the page size."""
     urls = _record_urls(runs)
-    labels = _stage_labels(runs)
+    labels = stage_labels(run.version_id for run in runs if run.current_stage)
     rows = []
     for run in runs:
         end = run.ended_at or now

@@ -5,6 +5,7 @@ from .views import guide, manage, mywork, outbox
 app_name = "workitems"
 urlpatterns: list = [
     path("my-work/", mywork.my_work, name="my_work"),
+    path("my-work/badge/", mywork.my_work_badge, name="my_work_badge"),
     path("my-work/<int:pk>/claim/", mywork.my_work_claim, name="my_work_claim"),
     path("my-work/<int:pk>/release/", mywork.my_work_release, name="my_work_release"),
     path("work-items/", manage.manage, name="manage"),

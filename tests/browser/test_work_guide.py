@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from orchestration.models import Run
 from tests.browser.conftest import logged_in_page, login, screenshot
 from tests.factories import RECORD_PERMS, UserFactory, grant
-from tests.workitems.guide_support import DECISION, define, item_of, start
+from tests.workitems.guide_support import DECISION, define, item_of, start, then_approve
 from workitems.models import WorkItem, WorkItemStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -109,7 +109,7 @@ def test_a_two_screen_flow_with_one_corrected_error_moves_the_run_to_the_next_st
 
 
 def test_a_queue_member_claims_and_completes_an_item(page: Page, live_server, people):
-    define(assignee={"queue": "triage"}, screens=[DECISION])
+    define(assignee={"queue": "triage"}, screens=[DECISION], then=[then_approve("alice")])
     case, run = start()
     login(page, live_server, "bob")
     page.goto(f"{live_server.url}/records/case/{case.pk}/")
@@ -122,9 +122,13 @@ def test_a_queue_member_claims_and_completes_an_item(page: Page, live_server, pe
     expect(panel.get_by_role("button", name="Release")).to_be_visible()
     assert WorkItem.objects.get(run=run).claimed_by == people.bob
 
+    expect(page.locator(".my-work-badge")).to_have_text("1 open item")
     panel.get_by_label("Reason").fill("Checked by phone")
     panel.get_by_role("button", name="Finish").click()
     expect(panel.get_by_role("status")).to_have_text("Done: “Check the claim” is completed.")
+    # The navigation's count follows without a reload (htmx, on `workitems-changed`): the next
+    # step is alice's, so bob has nothing left.
+    expect(page.locator(".my-work-badge")).to_have_count(0)
     item = WorkItem.objects.get(run=run, step_run__key="check")
     assert item.completed_by == people.bob
     assert item.outputs["reason"] == "Checked by phone"

@@ -73,7 +73,7 @@ def test_worker_runs_background_steps_end_to_end(personas, celery_worker_process
         assert run.status == RunStatus.COMPLETED
 
 
-def test_duplicate_delivery_runs_the_flow_once(personas, celery_worker_process):
+def test_duplicate_delivery_runs_the_flow_once(personas, celery_worker_process, tmp_path):
     """The same task message delivered twice (e.g. a redelivery after a lost ack) must not
     run the step's effects twice: the second delivery finds the attempt already claimed."""
     load(
@@ -100,13 +100,18 @@ def test_duplicate_delivery_runs_the_flow_once(personas, celery_worker_process):
     run = run_launch(orchestration="dup", record=case)
     wait_for(lambda: Run.objects.get(pk=run.pk).status == RunStatus.COMPLETED)
     step = StepRun.objects.get(run=run, key="a")
-    # Deliver the same attempt twice more: both must be recognised and ignored.
-    run_background_step.delay(step.pk, step.attempts)
-    run_background_step.delay(step.pk, step.attempts)
-    wait_for(lambda: True, timeout=1)
-    import time
+    # Deliver the same attempt twice more: both must be recognised and ignored. The worker logs
+    # each task's result (INFO): wait until both have said "duplicate".
+    sent = [run_background_step.delay(step.pk, step.attempts).id for _ in range(2)]
+    log = tmp_path / "worker.log"
 
-    time.sleep(3)
+    def both_answered() -> bool:
+        text = log.read_text()
+        return all(f"[{task_id}] succeeded" in text for task_id in sent)
+
+    wait_for(both_answered)
+    answers = [line for line in log.read_text().splitlines() if any(f"[{t}] succeeded" in line for t in sent)]
+    assert len(answers) == 2 and all(line.endswith("'duplicate'") for line in answers), answers
     assert Record.objects.filter(name="follow-up").count() == 1
     assert RunEvent.objects.filter(run=run, name="orchestration.step.completed", step="a").count() == 1
 

@@ -238,6 +238,7 @@ ACCESS: dict[str, Access] = {
     ),
     # --- work items ------------------------------------------------------------------------------
     "workitems:my_work": Access(one("my work"), get=logged_in(OK)),
+    "workitems:my_work_badge": Access(one("my work count"), get=logged_in(OK)),
     "workitems:my_work_claim": Access(
         one("the group's item", pk=lambda s: s.team.pk),
         get=None,

@@ -244,7 +244,23 @@ def test_the_navigation_shows_how_many_items_wait(client, personas, everyone):
     client.force_login(personas.charlie)
     html = page(client, "/")
     assert badge(html) is None
-    assert ">My Work</a>" in html
+    assert '>My Work<span id="my-work-badge-nav"' in html and badge(html) is None
+
+
+def test_the_badge_refreshes_itself_when_the_viewers_items_change(client, personas, everyone):
+    """Both badges (beside My Work, and in the folded phone bar) ask again on `workitems-changed`,
+    which every Work Guide response that changes items triggers; the answer is the new count."""
+    run, _ = everyone
+    client.force_login(personas.alice)
+    html = page(client, "/")
+    for variant in ("nav", "phone"):
+        assert f'id="my-work-badge-{variant}"' in html
+    assert html.count('hx-trigger="workitems-changed from:body"') == 2
+    assert badge(page(client, "/my-work/badge/")) == "3"
+    workitem_complete(item=item(run, "mine"), user=personas.alice, data={})
+    assert badge(page(client, "/my-work/badge/")) == "2"
+    phone = page(client, "/my-work/badge/?variant=phone")
+    assert 'id="my-work-badge-phone"' in phone and ">2<" in phone
 
 
 def test_the_badge_costs_one_query_and_only_where_the_navigation_is_shown(

@@ -18,6 +18,7 @@ from ..selectors_mywork import (
     DEFAULT_SORT,
     SORTS,
     actionable_items,
+    my_work_count,
     my_work_items,
     my_work_orchestrations,
     my_work_record_types,
@@ -66,6 +67,16 @@ def my_work(request: HttpRequest) -> HttpResponse:
             "orchestrations": my_work_orchestrations(user=request.user),
             "record_types": my_work_record_types(user=request.user),
         },
+    )
+
+
+@login_required
+@require_GET
+def my_work_badge(request: HttpRequest) -> HttpResponse:
+    """The navigation's My Work count, re-fetched by htmx when the viewer's items change."""
+    variant = "phone" if request.GET.get("variant") == "phone" else "nav"
+    return render(
+        request, "workitems/_my_work_badge.html", {"variant": variant, "n": my_work_count(user=request.user)}
     )
 
 

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from config.settings import *  # noqa: F403
-from config.settings import DATABASES, TEMPLATES
+import copy
+from typing import Any
+
+from config import settings as _project
+
+# Everything the project sets (database, Celery, the engine's settings), then the apps cut down.
+globals().update({name: copy.deepcopy(value) for name, value in vars(_project).items() if name.isupper()})
 
 INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes", "orchestration"]
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "tests.engine_alone.urls"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
-TEMPLATES = [
-    {
-        **TEMPLATES[0],
-        "OPTIONS": {
-            **TEMPLATES[0]["OPTIONS"],
-            "context_processors": ["django.template.context_processors.request"],
-        },
-    }
-]
+_templates: dict[str, Any] = copy.deepcopy(_project.TEMPLATES[0])
+_templates["OPTIONS"]["context_processors"] = ["django.template.context_processors.request"]
+TEMPLATES = [_templates]
+DATABASES: dict[str, Any] = copy.deepcopy(_project.DATABASES)
 DATABASES["default"].setdefault("TEST", {})
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["TEST"]["NAME"] = f"test_{DATABASES['default']['NAME']}_engine_alone"

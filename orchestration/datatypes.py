@@ -37,8 +37,9 @@ RECORD_FIELD_TYPES: tuple[DataType, ...] = tuple(
     t for t in DataType if t not in (DataType.multi_choice, DataType.json)
 )
 
-# The format of a datetime-local input's value.
+# The format of a datetime-local input's value; the empty option of a required choice.
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+CHOOSE_LABEL = "Choose…"
 
 
 def active_users() -> Any:
@@ -88,8 +89,8 @@ def form_field(
 ) -> forms.Field:
     """The form field that draws a value of `type_` (an unknown type draws as text).
 
-    A checkbox is never required (unticked is an answer: false); an optional choice offers a
-    blank first, a required one only its choices."""
+    A checkbox is never required (unticked is an answer: false); a choice offers an empty
+    option first ("Choose…" when required, so nothing looks picked until someone picks)."""
     kind = type_ if type_ in FIELD_CLASSES else DataType.text
     cls = (classes or {}).get(kind) or FIELD_CLASSES[kind]
     kwargs: dict[str, Any] = {"label": label, "required": required, "help_text": help_text}
@@ -113,8 +114,11 @@ def form_field(
         case DataType.boolean:
             kwargs["required"] = False
         case DataType.choice:
-            options: list[tuple[str, str]] = [(c, c) for c in choices]
-            kwargs["choices"] = options if required else [("", BLANK_CHOICE_LABEL), *options]
+            # Always an empty first option: a browser shows the first option of a select as
+            # chosen, so without one a required choice would look answered before anyone picked
+            # (and be sent as if they had). Required, it must be replaced by a pick.
+            blank = ("", CHOOSE_LABEL if required else BLANK_CHOICE_LABEL)
+            kwargs["choices"] = [blank, *((c, c) for c in choices)]
         case DataType.multi_choice:
             kwargs.update(choices=[(c, c) for c in choices], widget=forms.CheckboxSelectMultiple)
         case DataType.user:

@@ -29,13 +29,20 @@ def test_form_has_a_field_of_the_right_kind_for_every_record_field():
     assert isinstance(fields["assignee"], forms.ModelChoiceField)
 
 
-def test_optional_choice_offers_an_empty_choice_and_required_does_not():
+def test_every_choice_starts_empty_and_a_required_one_must_be_picked():
+    """A browser shows a select's first option as chosen: without an empty one, a required
+    choice looked answered (and was saved) before anyone picked."""
     from tests.factories import case_type
 
     ticket = record_form_class(ticket_type())()
     assert [value for value, _ in ticket.fields["colour"].choices] == ["", "red", "green"]
-    case = record_form_class(case_type())()
-    assert [value for value, _ in case.fields["severity"].choices] == ["Low", "Medium", "High"]
+    case_form = record_form_class(case_type())
+    severity = case_form().fields["severity"]
+    assert list(severity.choices) == [("", "Choose…"), ("Low", "Low"), ("Medium", "Medium"), ("High", "High")]
+    html = str(case_form()["severity"])
+    assert '<option value="" selected>Choose…</option>' in html
+    form = case_form(data={"name": "x", "severity": ""})
+    assert not form.is_valid() and "severity" in form.errors
 
 
 def test_user_fields_offer_only_active_users():

@@ -224,6 +224,26 @@ def test_every_field_type_is_drawn_checked_and_stored(alice_client, personas):
     }
 
 
+def test_a_required_choice_without_a_default_shows_nothing_picked_and_must_be_picked(alice_client):
+    """It once showed its first choice as if chosen (a browser picks a select's first option),
+    and Finish sent it: a new employee got "MacBook Pro 14" nobody chose."""
+    fields = [
+        {"name": "laptop", "type": "choice", "label": "Laptop", "required": True, "choices": ["Mac", "PC"]}
+    ]
+    define(screens=[{"key": "all", "fields": fields}])
+    _, run = start()
+    item = item_of(run)
+    html = alice_client.get(f"/work-items/{item.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    select = input_tag(html, item, "laptop", "select")
+    assert '<option value="" selected>Choose…</option>' in html[html.index(select) :]
+    html = post_screen(alice_client, item, 0, "finish", laptop="").content.decode()
+    assert field_error(html, item, "laptop")
+    assert WorkItem.objects.get(pk=item.pk).status == WorkItemStatus.ASSIGNED
+    post_screen(alice_client, item, 0, "finish", laptop="PC")
+    item.refresh_from_db()
+    assert (item.status, item.outputs) == (WorkItemStatus.COMPLETED, {"laptop": "PC"})
+
+
 def test_defaults_come_from_expressions_over_inputs_record_vars_and_steps(alice_client):
     screens = [
         {

@@ -100,9 +100,10 @@ class ItemRow:
 
     @property
     def has_actions(self) -> bool:
-        """Open (when not open yet and nobody else holds it), Assign to me, or Release."""
+        """Open (when not open yet and nobody else holds it), Claim (while the form is not
+        open: whoever fills it in completes it, claimed or not), or Release."""
         can_open = not self.screen and not self.holder
-        return not self.notice and (can_open or self.can_claim or self.viewer_holds)
+        return not self.notice and (can_open or (self.can_claim and not self.screen) or self.viewer_holds)
 
     @property
     def overdue(self) -> bool:

@@ -115,7 +115,7 @@ def test_a_queue_member_claims_and_completes_an_item(page: Page, live_server, pe
     page.goto(f"{live_server.url}/records/case/{case.pk}/")
     panel = guide(page)
     expect(panel).to_contain_text("Assigned to queue Triage")
-    panel.get_by_role("button", name="Assign to me").click()
+    panel.get_by_role("button", name="Claim").click()
 
     expect(panel.get_by_role("status")).to_contain_text("is assigned to you")
     expect(panel).to_contain_text("Held by you")

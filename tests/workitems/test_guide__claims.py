@@ -1,4 +1,4 @@
-"""Group and queue items in the Work Guide: any member can work one, "Assign to me" claims it
+"""Group and queue items in the Work Guide: any member can work one, "Claim" takes it
 (the others see who holds it), "Release" gives it back. When two people finish the same item,
 exactly one completion counts; the other is told who completed it and sees their input."""
 
@@ -61,7 +61,7 @@ def test_release_gives_the_item_back_to_the_team(team):
     response = client.post(f"/work-items/{item.pk}/release", HTTP_HX_REQUEST="true")
     assert "is back with the team" in text(response.content.decode())
     assert WorkItem.objects.get(pk=item.pk).claimed_by is None
-    assert "Assign to me" in panel(logged_in(erin).get(page_url(case)).content.decode())
+    assert ">Claim</button>" in panel(logged_in(erin).get(page_url(case)).content.decode())
     # Releasing what one does not hold changes nothing and says so.
     again = client.post(f"/work-items/{item.pk}/release", HTTP_HX_REQUEST="true")
     assert "You do not hold this item" in text(again.content.decode())
@@ -173,7 +173,7 @@ def test_two_people_finishing_at_the_same_moment_complete_the_step_once(personas
 
 def test_a_claim_that_loses_the_race_with_a_reassignment_is_refused(personas):
     # alice opened the queue item, then a manager moved it to bob's queue before her
-    # "Assign to me" took the run lock. The claim used to be checked only on the item alice
+    # "Claim" took the run lock. The claim used to be checked only on the item alice
     # had loaded: she then held an item she may not act on, and bob, who may, was locked out of
     # it ("another person has claimed this item") with nobody able to release it but alice.
     from django.core.exceptions import PermissionDenied

@@ -70,8 +70,20 @@ def test_group_and_queue_items_are_listed_for_their_members_only(
     html = guide(client, getattr(people, member), case)
     assert "Check the claim" in html
     assert f"Assigned to {shown_as}" in text(html)
-    assert "Assign to me" in html
+    assert ">Claim</button>" in html
     assert "Check the claim" not in guide(client, getattr(people, outsider), case)
+
+
+def test_claim_is_offered_only_while_the_form_is_closed(client, people):
+    """Whoever fills the form in completes the item, claimed or not: a Claim button beside the
+    open form was one more thing to press that changed nothing."""
+    define(assignee={"group": "support"})
+    case, run = start()
+    item = item_of(run)
+    assert ">Claim</button>" in guide(client, people.bob, case)
+    opened = guide(client, people.bob, case, item=item.pk)
+    assert f'action="/work-items/{item.pk}/screen"' in opened
+    assert ">Claim</button>" not in opened and "Assign to me" not in opened
 
 
 def test_only_this_records_open_items_are_listed(client, people):
@@ -184,7 +196,7 @@ def test_a_claimed_item_shows_who_holds_it_to_the_others(client, people):
     workitem_claim(item=item, user=people.alice)
     html = guide(client, erin, case)
     assert "Held by alice" in text(html)
-    assert "Assign to me" not in html
+    assert ">Claim</button>" not in html
     assert ">Open<" not in html
     # Followed from the email, the item says who has it instead of opening.
     opened = guide(client, erin, case, item=item.pk)

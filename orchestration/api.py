@@ -138,13 +138,17 @@ def _id(value: Any, field: str) -> int:
     return value
 
 
-def _query(request: HttpRequest, allowed: set[str]) -> dict[str, str]:
+def _query(
+    request: HttpRequest, allowed: set[str], *, integers: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """The query's parameters, stripped. An empty text parameter is as good as absent; an empty
+    integer one (`after_id=`) is kept, so that it is refused as not an integer."""
     unknown = sorted(set(request.GET) - allowed)
     if unknown:
         raise ApiError(
             400, {k: [f"unknown parameter (known: {', '.join(sorted(allowed))})"] for k in unknown}
         )
-    return {k: v for k in allowed if (v := request.GET.get(k, "").strip())}
+    return {k: v for k in allowed if k in request.GET and ((v := request.GET[k].strip()) or k in integers)}
 
 
 def _record_model() -> type[models.Model]:
@@ -288,7 +292,11 @@ def run_get(request: HttpRequest, user: Any, run_id: int) -> JsonResponse:
 
 @api_endpoint("GET", perms=(PERM_VIEW_RUN,))
 def run_list(request: HttpRequest, user: Any) -> JsonResponse:
-    q = _query(request, {"orchestration", "status", "record_id", "after_id", "limit"})
+    q = _query(
+        request,
+        {"orchestration", "status", "record_id", "after_id", "limit"},
+        integers=frozenset({"record_id", "after_id", "limit"}),
+    )
     status = q.get("status")
     if status is not None and status not in RunStatus.values:
         raise ApiError(400, {"status": [f"must be one of {', '.join(RunStatus.values)}"]})

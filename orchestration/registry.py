@@ -82,6 +82,24 @@ class RecordAccessor:
 
 RECORD_ACCESSORS: dict[str, RecordAccessor] = {}  # "app_label.model" -> accessor
 
+# The labels of record types by api name ({"loan_application": "Loan application"}), for pages
+# that list the record types definitions name (records registers one; the key stands in for a
+# type it does not know).
+RECORD_TYPE_LABELS: list[Callable[[list[str]], dict[str, str]]] = []
+
+
+def register_record_type_labels(fn: Callable[[list[str]], dict[str, str]]) -> None:
+    if fn not in RECORD_TYPE_LABELS:
+        RECORD_TYPE_LABELS.append(fn)
+
+
+def record_type_labels(api_names: list[str]) -> dict[str, str]:
+    """{api name: label} for these record types, each its own name when nobody knows it."""
+    out = {name: name for name in api_names}
+    for fn in RECORD_TYPE_LABELS:
+        out.update(fn(api_names))
+    return out
+
 
 def register_record_accessor(model_label: str, accessor: RecordAccessor) -> None:
     RECORD_ACCESSORS[model_label.lower()] = accessor

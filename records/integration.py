@@ -14,6 +14,7 @@ from orchestration.registry import (
     RecordAccessor,
     register_flow_action,
     register_record_accessor,
+    register_record_type_labels,
 )
 from orchestration.values import from_json, to_jsonable
 
@@ -157,6 +158,12 @@ def check_record_type(api_name: str) -> str | None:
     return f"unknown record type '{api_name}' (known: {known})"
 
 
+def _type_labels(api_names: list[str]) -> dict[str, str]:
+    if not api_names:
+        return {}
+    return dict(RecordType.objects.filter(api_name__in=api_names).values_list("api_name", "label"))
+
+
 def register() -> None:
     from orchestration.validation import RECORD_TYPE_CHECKS
 
@@ -165,6 +172,7 @@ def register() -> None:
     register_record_accessor(
         "records.record", RecordAccessor(load=_load, label=_label, url=_url, may_view=_may_view)
     )
+    register_record_type_labels(_type_labels)
     register_flow_action("update_record")(update_record_action)
     register_flow_action("create_record")(create_record_action)
     if check_record_type not in RECORD_TYPE_CHECKS:

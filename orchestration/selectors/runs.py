@@ -29,7 +29,7 @@ from ..models import (
     StageStatus,
     StepRun,
 )
-from ..registry import record_model_label
+from ..registry import record_model_label, record_type_labels
 from .base import MAX_ID, stage_labels
 
 # --- runs page and bulk operations (monitoring) -----------------------------------------------
@@ -294,15 +294,17 @@ def run_rows(runs: list[Run], *, now: dt.datetime) -> list[RunRow]:
 
 def run_filter_choices() -> dict[str, Any]:
     """Choices for the filter form: orchestrations (one query) and the record types
-    orchestrations run on (one query)."""
+    orchestrations run on (one query, and one for their labels)."""
+    types = list(
+        OrchestrationVersion.objects.exclude(record_type="")
+        .order_by("record_type")
+        .values_list("record_type", flat=True)
+        .distinct()
+    )
     return {
         "orchestrations": list(Orchestration.objects.order_by("api_name").only("api_name", "label")),
-        "record_types": list(
-            OrchestrationVersion.objects.exclude(record_type="")
-            .order_by("record_type")
-            .values_list("record_type", flat=True)
-            .distinct()
-        ),
+        # (api name, label), by label: the labels from the app that owns record types.
+        "record_types": sorted(record_type_labels(types).items(), key=lambda kv: (kv[1].lower(), kv[0])),
     }
 
 

@@ -137,6 +137,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "run": run,
             "stages": stages,
+            # The stage's label, as the diagram names it (its key only when it has none).
+            "current_stage": next((b.label for b in stages if b.key == run.current_stage), run.current_stage),
             "variables": [(k, as_json(v)) for k, v in sorted(run.variables.items())],
             "events": [(e, payload_summary(e.payload)) for e in events],
             "events_limit": selectors.detail.RUN_DETAIL_EVENTS,

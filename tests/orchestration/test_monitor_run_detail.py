@@ -235,3 +235,15 @@ def test_a_fault_path_taken_is_shown_on_the_failed_stage(client, personas):
     # The step kept its error, but nothing can be done with it any more: its stage is over.
     assert "/monitor/steps/" not in html
     assert "status-text-completed" in section(html, "stage-recover")
+
+
+def test_the_header_names_the_current_stage_by_its_label(client, personas):
+    """It showed the stage's key ("Current stage: provisioning")."""
+    load(
+        screen_flow("review"), orchestration(stages=[stage("provisioning", task("a"), label="Provisioning")])
+    )
+    run = launch(record=make_case())
+    grant(personas.alice, "orchestration.view_run")
+    client.force_login(personas.alice)
+    html = client.get(url(run)).content.decode()
+    assert "<dt>Current stage</dt><dd>Provisioning</dd>" in html

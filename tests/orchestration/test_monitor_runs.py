@@ -319,8 +319,9 @@ def test_query_count_does_not_grow_with_the_runs_on_the_page(client, personas, d
     client.force_login(admin)
     client.get(URL)  # warm the per-process caches (content types, parsed definitions)
     # session, user, permissions (user's, groups'), the page of runs, counts, the records of the
-    # page, the versions' stage labels, filter choices (orchestrations, record types), badge.
-    with django_assert_num_queries(11) as ctx:
+    # page, the versions' stage labels, filter choices (orchestrations, record types and their
+    # labels), badge.
+    with django_assert_num_queries(12) as ctx:
         assert len(shown(client.get(URL).content.decode())) == 1
     expected = len(ctx.captured_queries)
 
@@ -467,3 +468,16 @@ def test_the_runs_page_with_a_date_range_costs_one_query_more(client, personas, 
         response = client.get(f"{URL}?started_from={today}&started_to={today}")
     assert len(shown(response.content.decode())) == 3
     assert len(dated.captured_queries) == len(plain.captured_queries) + 1
+
+
+def test_the_record_type_filter_names_types_by_their_labels(client, personas):
+    """It listed api names (`loan_application`) where the record types have labels."""
+    define()
+    grant(personas.alice, VIEW)
+    client.force_login(personas.alice)
+    html = client.get(URL).content.decode()
+    select = html[
+        html.index('id="f-record-type"') : html.index("</select>", html.index('id="f-record-type"'))
+    ]
+    assert '<option value="case">Case</option>' in select
+    assert '<option value="ticket">Ticket</option>' in select

@@ -28,6 +28,24 @@ from .models import (
 )
 
 
+# Events of what the engine does by itself after an action: credited to nobody (the system). The
+# action's own event (run.started by the launcher, step.completed by the completer, an admin's
+# operation) keeps its actor.
+SYSTEM_EVENTS = frozenset(
+    {
+        "stage.started",
+        "stage.completed",
+        "stage.decision",
+        "stage.error",
+        "step.started",
+        "step.error",
+        "step.retry_scheduled",
+        "run.completed",
+        "run.error",
+    }
+)
+
+
 class EngineError(Exception):
     pass
 
@@ -74,7 +92,9 @@ class PassState:
             RunEvent(
                 run_id=self.run.pk,
                 name=f"orchestration.{name}",
-                actor_id=self.actor_id,
+                # What the engine does on its own as a consequence (a stage entered, a step
+                # started) is the system's, not the person whose action it followed.
+                actor_id=None if name in SYSTEM_EVENTS else self.actor_id,
                 stage=stage,
                 step=step,
                 payload=payload,

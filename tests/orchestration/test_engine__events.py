@@ -53,16 +53,18 @@ def test_every_transition_is_an_event_with_its_actor(personas):
     workitem_complete(item=open_item(run, "b"), user=personas.bob, data={})
     assert _trail(run) == [
         ("orchestration.run.started", "", "", "admin"),
-        ("orchestration.stage.started", "one", "", "admin"),
-        ("orchestration.step.started", "one", "a", "admin"),
-        # alice's completion moves the run on: what follows from it is hers too.
+        # What the engine then does by itself is the system's: the admin launched the run, they
+        # did not start its stage and step (the run page once credited them, or a record's
+        # creator, with every step the system started).
+        ("orchestration.stage.started", "one", "", None),
+        ("orchestration.step.started", "one", "a", None),
         ("orchestration.step.completed", "one", "a", "alice"),
-        ("orchestration.stage.completed", "one", "", "alice"),
-        ("orchestration.stage.started", "two", "", "alice"),
-        ("orchestration.step.started", "two", "b", "alice"),
+        ("orchestration.stage.completed", "one", "", None),
+        ("orchestration.stage.started", "two", "", None),
+        ("orchestration.step.started", "two", "b", None),
         ("orchestration.step.completed", "two", "b", "bob"),
-        ("orchestration.stage.completed", "two", "", "bob"),
-        ("orchestration.run.completed", "", "", "bob"),
+        ("orchestration.stage.completed", "two", "", None),
+        ("orchestration.run.completed", "", "", None),
     ]
     completed = RunEvent.objects.get(run=run, name="orchestration.step.completed", step="a")
     assert completed.payload["outputs"] == {"approved": False, "comment": None}

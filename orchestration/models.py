@@ -65,6 +65,12 @@ class VersionBase(models.Model):
         abstract = True
         ordering = ["-number"]
 
+    @property
+    def source_name(self) -> str:
+        """The file's name without its folders: a page shows where the document came from, not
+        the server's directory layout (the admin keeps the whole path)."""
+        return self.source.replace("\\", "/").rsplit("/", 1)[-1]
+
     @staticmethod
     def checksum_of(document: dict[str, Any]) -> str:
         import json

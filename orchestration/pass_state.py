@@ -27,7 +27,6 @@ from .models import (
     StepRun,
 )
 
-
 # Events of what the engine does by itself after an action: credited to nobody (the system). The
 # action's own event (run.started by the launcher, step.completed by the completer, an admin's
 # operation) keeps its actor.

@@ -131,7 +131,9 @@ def _new_run(
     doc = engine.orchestration_doc(version)
     ct_id, record_id, label = _record_ref(record)
     if doc.start.record_type and record is None:
-        raise LaunchError(f"'{doc.api_name}' runs on a {doc.start.record_type} record: give one")
+        kind = doc.start.record_type
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        raise LaunchError(f"'{doc.api_name}' runs on {article} {kind} record: give one")
     if record is not None and doc.start.record_type:
         rtype = getattr(getattr(record, "record_type", None), "api_name", None)
         if rtype is not None and rtype != doc.start.record_type:

@@ -263,6 +263,18 @@ def test_launch_refusals(personas):
     load(orchestration("on_record", stages=[stage("s", task("t"))]))  # runs on a case
     with pytest.raises(LaunchError, match="runs on a case record"):
         run_launch(orchestration="on_record")
+    from records.services import record_type_upsert
+
+    record_type_upsert(api_name="employee", label="Employee", fields=[])
+    load(
+        orchestration(
+            "on_employee",
+            start={"type": "autolaunched", "record_type": "employee"},
+            stages=[stage("s", task("t"))],
+        )
+    )
+    with pytest.raises(LaunchError, match="runs on an employee record"):  # not "a employee"
+        run_launch(orchestration="on_employee")
     assert Run.objects.count() == 0
 
 

@@ -336,3 +336,17 @@ def test_a_run_launched_after_activation_uses_that_version(personas, client):
     client.post("/monitor/orchestrations/proc/v1/activate/")
     run = launch("proc", record=make_case())
     assert run.version.number == 1
+
+
+def test_the_pages_name_the_source_file_not_the_servers_folders(personas, client):
+    """The version page showed where on the server the file had been (`/srv/…/flows/x.yaml`)."""
+    from orchestration.models import OrchestrationVersion
+
+    _simple("proc")
+    OrchestrationVersion.objects.filter(orchestration__api_name="proc").update(
+        source="/srv/deploy/secret-layout/flows/proc.yaml"
+    )
+    client.force_login(_viewer(personas.alice))
+    for url in ("/monitor/orchestrations/proc/", "/monitor/orchestrations/proc/v1/"):
+        html = client.get(url).content.decode()
+        assert "proc.yaml" in html and "/srv/deploy" not in html

@@ -8,20 +8,27 @@ PORT ?= 8000
 PYTHON_FOR_VENV := $(shell for p in python3.13 python3.12 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then command -v $$p; break; fi; done)
 
-.PHONY: venv dev-venv run test lint typecheck check migrate demo clean bench bench-peer screenshots
+.PHONY: venv run-venv dev-venv run test lint typecheck check migrate demo clean bench bench-peer screenshots
 
-$(VENV)/.installed: pyproject.toml
+# What running needs (`make run`), and on top of it what testing and checking need (`make test`).
+$(VENV)/.runtime: pyproject.toml
 	@if [ -z "$(PYTHON_FOR_VENV)" ]; then \
 		echo "error: Python >= 3.12 is required (tried python3.13, python3.12, python3)." >&2; \
 		echo "       Install one, or with pyenv: echo 3.12.1 > .python-version" >&2; exit 1; fi
 	$(PYTHON_FOR_VENV) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+run-venv: $(VENV)/.runtime
 venv: $(VENV)/.installed
+dev-venv: venv
 
-migrate: venv
+migrate: run-venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 

@@ -40,7 +40,7 @@ run: demo
 	@echo "  Flow Orchestration is starting at http://127.0.0.1:$(PORT)/"
 	@echo "  Demo logins (password 'demo' for all): admin, alice (IT), bob (manager),"
 	@echo "  carol (facilities), dave (HR), erin (engineering), frank (support), grace (loans), henry (loan committee)."
-	@echo "  Emails land in var/outbox/ and on the Outbox page (/dev/outbox/)."
+	@echo "  Emails land in var/outbox/ and on the Outbox page (/dev/outbox/, for admin: it shows everyone's)."
 	@echo ""
 	$(PY) scripts/run_all.py --port $(PORT)
 

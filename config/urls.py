@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
 
+from demo.services import demo_logins
 from orchestration.views import tokens
 from orchestration.views.metrics import metrics_view
 
@@ -17,7 +18,8 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     # Browsers ask every site for /favicon.ico (the admin's pages too): answer, rather than 404.
     path("favicon.ico", require_safe(RedirectView.as_view(url=static("favicon.svg"), permanent=True))),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    # A development server with the demo loaded lists its logins (demo.services.demo_logins).
+    path("login/", auth_views.LoginView.as_view(extra_context={"demo_logins": demo_logins}), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("account/tokens/", tokens.token_list, name="account_tokens"),
     path("account/tokens/<int:pk>/revoke/", tokens.token_revoke, name="account_token_revoke"),

@@ -225,3 +225,19 @@ def demo_load(*, samples: bool = True) -> DemoReport:
         # Outside the block above: each save commits on its own and launches its runs then.
         demo_samples_create(users=users, report=report)
     return report
+
+
+def demo_logins() -> list[tuple[str, str]]:
+    """(username, what they do) of the demo users, for the login page of a development server
+    (DEBUG) on which `load_demo` has run; nothing otherwise (one query, only in DEBUG)."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    if not settings.DEBUG:
+        return []
+    names = [u.username for u in USERS]
+    present = set(
+        get_user_model()._default_manager.filter(username__in=names).values_list("username", flat=True)
+    )
+    roles = {u.username: ("admin" if u.superuser else ", ".join(u.groups)) for u in USERS}
+    return [(name, roles[name]) for name in names if name in present]

@@ -42,10 +42,11 @@ def outbox_dir() -> Path | None:
 
 
 def outbox_enabled(user: Any) -> bool:
-    """Whether this person may see the Outbox: DEBUG or staff, and the file backend in use."""
+    """Whether this person may see the Outbox: staff, with the file backend in use. Never anyone
+    else, even in development: it holds everybody's emails (record names, links to items)."""
     if outbox_dir() is None:
         return False
-    return bool(settings.DEBUG or (user.is_authenticated and user.is_staff))
+    return bool(user.is_authenticated and user.is_staff)
 
 
 @dataclass(frozen=True)

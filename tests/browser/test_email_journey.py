@@ -140,6 +140,7 @@ def test_on_a_phone_through_the_development_outbox(page: Page, live_server, sett
         live_server, settings, personas, name="Refund for a very long customer name"
     )
 
+    login(page, live_server, "admin")  # the Outbox is staff's, even in development
     page.goto(f"{live_server.url}/dev/outbox/")
     expect(page.get_by_role("heading", name="Outbox")).to_be_visible()
     assert no_horizontal_scroll(page)
@@ -153,6 +154,8 @@ def test_on_a_phone_through_the_development_outbox(page: Page, live_server, sett
     expect(
         page.frame_locator("iframe.outbox-html").get_by_role("link", name="Open the task")
     ).to_have_attribute("href", link)
+    # The newcomer follows the link as its recipient would: logged out.
+    page.context.clear_cookies()
     page.locator(".outbox-links").get_by_role("link", name=link).click()
     page.wait_for_url(re.compile(r"/login/\?next="))
     assert no_horizontal_scroll(page)

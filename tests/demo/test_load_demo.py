@@ -116,3 +116,20 @@ def test_samples_are_created_for_a_type_only_when_it_has_no_records():
     assert Record.objects.filter(record_type__api_name="loan_application").count() == 2
     assert Record.objects.filter(record_type__api_name="employee").count() == 1
     assert Record.objects.filter(record_type__api_name="case").count() == 1
+
+
+def test_a_development_server_lists_the_demo_logins_on_its_login_page(demo, client, settings):
+    """The Outbox is staff's only, so a newcomer needs to know who to log in as."""
+    settings.DEBUG = True
+    html = client.get("/login/").content.decode()
+    listed = html[html.index('id="demo-logins"') :]
+    for name in ("admin", "alice", "bob", "henry"):
+        assert f"<code>{name}</code>" in listed
+    assert "(Managers, Orchestration Admins)" in listed and "development Outbox" in listed
+    settings.DEBUG = False
+    assert 'id="demo-logins"' not in client.get("/login/").content.decode()
+
+
+def test_no_demo_logins_where_the_demo_is_not_loaded(client, settings, db):
+    settings.DEBUG = True
+    assert 'id="demo-logins"' not in client.get("/login/").content.decode()

@@ -20,11 +20,14 @@ FILE_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 
 
 @pytest.fixture
-def outbox(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-def]
-    """`make run`'s setup: DEBUG on, mail written to a folder."""
+def outbox(tmp_path: Path, settings, client, django_user_model) -> Path:  # type: ignore[no-untyped-def]
+    """`make run`'s setup: DEBUG on, mail written to a folder; the client is a staff member's
+    (the Outbox is staff's only, even in development)."""
     folder = tmp_path / "outbox"
     settings.DEBUG = True
     settings.MAILERS = {"default": {"BACKEND": FILE_BACKEND, "OPTIONS": {"file_path": str(folder)}}}
+    staff, _ = django_user_model.objects.get_or_create(username="outbox-staff", defaults={"is_staff": True})
+    client.force_login(staff)
     return folder
 
 
@@ -51,7 +54,7 @@ def test_an_assignment_email_is_listed_and_its_link_opens_the_item(client, perso
     case = make_case("Printer on fire")
     run = launch("proc", case)
 
-    page = client.get("/dev/outbox/").content.decode()  # logged out: DEBUG is enough
+    page = client.get("/dev/outbox/").content.decode()
     assert sorted(subjects(page)) == ["Check the facts: Printer on fire", "Engineering look: Printer on fire"]
     assert "alice@example.com" in page
     assert "2 messages" in page
@@ -72,6 +75,7 @@ def test_an_assignment_email_is_listed_and_its_link_opens_the_item(client, perso
     assert "Open the task</a>" not in detail.replace(iframe, "")
 
     # Following the link logged out leads to the login page, and back to the item afterwards.
+    client.logout()
     response = client.get(link.removeprefix("http://testserver"))
     assert response.status_code == 302
     assert response["Location"].startswith("/login/?next=")
@@ -143,17 +147,17 @@ def test_an_empty_outbox_says_so(client, personas, outbox):
     assert "No emails yet." in page
 
 
-def test_only_in_development_or_for_staff_and_only_with_the_file_backend(client, personas, outbox, settings):
+def test_only_for_staff_and_only_with_the_file_backend(client, personas, outbox, settings):
+    """Even in development: the Outbox holds everybody's emails (records, links to items)."""
     send("One", "a@example.com", "x")
-    client.force_login(personas.alice)
     assert client.get("/dev/outbox/").status_code == 200
     assert 'href="/dev/outbox/">Outbox</a>' in client.get("/").content.decode()
-
-    settings.DEBUG = False
+    client.force_login(personas.alice)  # DEBUG is on, as with make run
     assert client.get("/dev/outbox/").status_code == 404
     assert "Outbox" not in client.get("/").content.decode()
     client.logout()
     assert client.get("/dev/outbox/").status_code == 404
+    settings.DEBUG = False
     client.force_login(personas.admin)
     assert client.get("/dev/outbox/").status_code == 200
 

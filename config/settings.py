@@ -375,7 +375,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = min(MAX_REQUEST_BYTES, 2 * 1024 * 1024)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "orchestration.logcontext.ContextFilter"}},
+    "filters": {
+        "context": {"()": "orchestration.logcontext.ContextFilter"},
+        "routine_sweep": {"()": "orchestration.logcontext.RoutineSweepFilter"},
+    },
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"},
         "json": {"()": "config.logformat.JsonFormatter"},
@@ -388,4 +391,11 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # Celery's lines about the sweep every 30 s go to DEBUG (logcontext.RoutineSweepFilter).
+    "loggers": {
+        name: {"filters": ["routine_sweep"]}
+        for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+    },
 }
+# Keep Celery's INFO lines about each sweep (beat sent it, the worker ran it and what it returned).
+ORCHESTRATION_LOG_SWEEP_TASKS = envbool("ORCHESTRATION_LOG_SWEEP_TASKS", "false")

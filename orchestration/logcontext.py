@@ -88,3 +88,22 @@ def log_events(events: Iterable[RunEvent]) -> None:
             detail = f" {e.payload.get('error')}" if e.payload.get("error") else ""
             where = "/".join(x for x in (e.stage, e.step) if x)
             event_log.log(level, "%s%s%s", e.name, f" {where}" if where else "", detail, extra=extra)
+
+
+class RoutineSweepFilter(logging.Filter):
+    """Celery's INFO lines about the periodic sweep (beat sending it, the worker receiving it, its
+    result) come every 30 s whether or not it did anything: they are written at DEBUG, so they
+    show only with LOG_LEVEL=DEBUG (or ORCHESTRATION_LOG_SWEEP_TASKS=true keeps them at INFO).
+    A sweep that repairs something says so itself (orchestration.services.sweep)."""
+
+    MARKERS = ("orchestration.tasks.sweep", "orchestration-sweep")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not any(m in record.getMessage() for m in self.MARKERS):
+            return True
+        from django.conf import settings
+
+        if getattr(settings, "ORCHESTRATION_LOG_SWEEP_TASKS", False):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)

@@ -263,7 +263,8 @@ def celery_worker(env: dict[str, str], log: Path, *, concurrency: int = 2, name:
             "--without-mingle",
             "--without-heartbeat",
         ],
-        env=env,
+        # The tests read each sweep's result from Celery's own lines, at DEBUG by default.
+        env={**env, "ORCHESTRATION_LOG_SWEEP_TASKS": "true"},
         log=log,
         ready="ready.",
     )
@@ -283,7 +284,7 @@ def celery_beat(env: dict[str, str], log: Path, *, schedule: Path, name: str = "
             f"--schedule={schedule}",
             f"--pidfile={schedule}.pid",
         ],
-        env=env,
+        env={**env, "ORCHESTRATION_LOG_SWEEP_TASKS": "true"},
         log=log,
         ready="beat: Starting",
     )

@@ -138,3 +138,38 @@ def test_log_format_json_writes_json_lines(tmp_path):
     assert lines[0]["message"] == "stuck at review"
     assert lines[0]["run_id"] == 42
     assert lines[0]["level"] == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("logger", "message"),
+    [
+        ("celery.beat", "Scheduler: Sending due task orchestration-sweep (orchestration.tasks.sweep)"),
+        ("celery.worker.strategy", "Task orchestration.tasks.sweep[1f2e] received"),
+        ("celery.app.trace", "Task orchestration.tasks.sweep[1f2e] succeeded in 0.01s: {'skipped': False}"),
+    ],
+)
+def test_the_sweeps_routine_celery_lines_are_debug(logger, message, settings, caplog):
+    """Three INFO lines every 30 s said nothing: they are at DEBUG unless asked for."""
+    import logging
+
+    from orchestration.logcontext import RoutineSweepFilter
+
+    def passes(record_message: str, level: int = logging.INFO) -> bool:
+        record = logging.LogRecord(logger, level, __file__, 1, record_message, None, None)
+        return RoutineSweepFilter().filter(record)
+
+    root = logging.getLogger()
+    old = root.level
+    try:
+        root.setLevel(logging.INFO)
+        settings.ORCHESTRATION_LOG_SWEEP_TASKS = False
+        assert not passes(message)
+        assert passes("Task orchestration.tasks.run_background_step[9] succeeded in 0.01s: 'completed'")
+        assert passes(message, logging.WARNING)
+        root.setLevel(logging.DEBUG)
+        assert passes(message)
+        root.setLevel(logging.INFO)
+        settings.ORCHESTRATION_LOG_SWEEP_TASKS = True
+        assert passes(message)
+    finally:
+        root.setLevel(old)

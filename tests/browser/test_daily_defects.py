@@ -1,0 +1,114 @@
+"""Defects people met in daily use (issue "The pages people use every day"), each seen in
+chromium at 1280 and at 375 pixels: a required choice that looked answered, the words for
+claiming, keys where labels exist, dates without the year."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from orchestration.models import StepRun
+from tests.browser.conftest import login, screenshot
+from tests.factories import RECORD_PERMS, grant, load, make_case, orchestration, screen_flow
+from tests.orchestration.engine_support import launch, stage
+from workitems.models import WorkItem, WorkItemStatus
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 375, "height": 740}}
+ISO_WITH_YEAR = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$")
+
+
+def _laptop_process() -> None:
+    fields = [
+        {
+            "name": "laptop",
+            "type": "choice",
+            "label": "Laptop model",
+            "required": True,
+            "choices": ["MacBook Pro 14", "ThinkPad X1 Carbon"],
+        }
+    ]
+    load(
+        screen_flow("it_setup", screens=[{"key": "hw", "fields": fields}]),
+        orchestration(
+            "onboarding",
+            stages=[
+                stage(
+                    "provisioning",
+                    {
+                        "key": "it",
+                        "label": "Pick the laptop",
+                        "kind": "interactive",
+                        "flow": "it_setup",
+                        "assignee": {"group": "engineering"},
+                    },
+                    label="Provisioning",
+                )
+            ],
+        ),
+    )
+
+
+@pytest.fixture
+def world(personas: Any) -> Any:
+    for user in (personas.alice, personas.admin):
+        grant(user, *RECORD_PERMS)
+    _laptop_process()
+    case = make_case("New hire: Dora")
+    run = launch("onboarding", record=case)
+    return case, run
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_required_choice_shows_nothing_picked_and_the_shared_item_says_claim(
+    page: Page, live_server: Any, personas: Any, world: Any, viewport: str
+) -> None:
+    case, run = world
+    page.set_viewport_size(VIEWPORTS[viewport])
+    login(page, live_server, "alice")
+    page.goto(f"{live_server.url}/records/case/{case.pk}/")
+    panel = page.locator("#panel-work_guide")
+    # A group item: one word to take it, while its form is closed.
+    expect(panel.get_by_role("button", name="Claim")).to_be_visible()
+    expect(panel.get_by_role("button", name="Assign to me")).to_have_count(0)
+    panel.get_by_role("link", name=re.compile("Open")).first.click()
+    expect(panel.get_by_role("button", name="Claim")).to_have_count(0)  # the form is open
+    select = panel.get_by_label("Laptop model")
+    expect(select).to_have_value("")  # nothing picked: it once showed "MacBook Pro 14"
+    expect(select.locator("option:checked")).to_have_text("Choose…")
+    screenshot(page, f"work-guide-required-choice-{viewport}")
+    panel.get_by_role("button", name="Finish").click()
+    expect(panel.locator(".invalid-feedback, .text-danger").first).to_be_visible()
+    assert WorkItem.objects.get(run=run).status == WorkItemStatus.ASSIGNED
+    panel.get_by_label("Laptop model").select_option("ThinkPad X1 Carbon")
+    panel.get_by_role("button", name="Finish").click()
+    expect(panel.get_by_role("status")).to_contain_text("is completed")
+    item = WorkItem.objects.get(run=run)
+    assert (item.status, item.outputs) == (WorkItemStatus.COMPLETED, {"laptop": "ThinkPad X1 Carbon"})
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_run_page_names_the_stage_dates_have_the_year_and_the_system_started_the_step(
+    page: Page, live_server: Any, personas: Any, world: Any, viewport: str
+) -> None:
+    _case, run = world
+    page.set_viewport_size(VIEWPORTS[viewport])
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/monitor/runs/{run.pk}/")
+    header = page.locator("dl").first
+    expect(header).to_contain_text("Provisioning")
+    expect(header).not_to_contain_text("provisioning")
+    started = page.locator("dt:text-is('Started') + dd time")
+    assert ISO_WITH_YEAR.match(started.inner_text().strip()), started.inner_text()
+    for stamp in page.locator("#events-h ~ * time").all_inner_texts()[:5]:
+        assert ISO_WITH_YEAR.match(stamp.strip()), stamp
+    # The step the engine started is the system's, not the launcher's (nor a record's creator).
+    events = page.locator("#events-h ~ *")
+    row = events.locator("tr", has_text="orchestration.step.started")
+    expect(row).to_contain_text("system")
+    screenshot(page, f"run-detail-labels-{viewport}")
+    assert StepRun.objects.get(run=run).status == "in_progress"

@@ -112,8 +112,9 @@ def record_model_label() -> str | None:
 
 
 # Who holds each step run's work, told by the app whose step kind makes that work (workitems:
-# the work item's assignee): run -> {step run id: label}. The run pages show it.
-WorkHolders = Callable[["Run"], dict[int, str]]
+# the work item's assignee): run ids -> {step run id: label}, in one query for any number of
+# runs. The run pages and the record page's stage path show it.
+WorkHolders = Callable[[list[int]], dict[int, str]]
 WORK_HOLDERS: list[WorkHolders] = []
 
 

@@ -82,12 +82,15 @@ def panels_render(request: HttpRequest, record: Record) -> list[RenderedPanel]:
 
 
 def runs_panel_context(request: HttpRequest, record: Record) -> dict[str, Any] | None:
+    from orchestration.selectors import stage_paths
+
     from .selectors import RUNS_LIMIT, launchable_orchestrations, record_runs, run_stage_label
 
     runs = record_runs(record=record)
     can_launch = request.user.has_perm("orchestration.launch_orchestration")
+    paths = stage_paths(runs)
     return {
-        "runs": [(run, run_stage_label(run)) for run in runs],
+        "runs": [(run, run_stage_label(run), paths.get(run.pk, [])) for run in runs],
         "runs_truncated": len(runs) >= RUNS_LIMIT,
         "launchable": launchable_orchestrations(record_type=record.record_type) if can_launch else [],
     }

@@ -84,11 +84,11 @@ def stage_label(item: WorkItem) -> str:
     return (stage.label or key) if stage is not None else key
 
 
-def step_holders(run: Any) -> dict[int, str]:
-    """Who holds each step run's work on the run pages (registry.WORK_HOLDERS): the open work
+def step_holders(run_ids: list[int]) -> dict[int, str]:
+    """Who holds each step run's work in these runs (registry.WORK_HOLDERS): the open work
     item's assignee, else the last item's, `{step_run_id: label}`. One query."""
     rows = (
-        WorkItem.objects.filter(run_id=run.pk)
+        WorkItem.objects.filter(run_id__in=run_ids)
         .select_related("assignee_user", "assignee_group", "assignee_queue", "claimed_by")
         .order_by("step_run_id", "-id")
     )

@@ -33,6 +33,12 @@ from .figures import (
     orchestration_versions,
     percentile_cont,
 )
+from .path import (
+    STATE_LABELS,
+    PathStage,
+    PathStep,
+    stage_paths,
+)
 from .runs import (
     CANCELABLE,
     COUNT_CAP,
@@ -64,7 +70,10 @@ __all__ = [
     "MAX_RUN_PAGE",
     "RUNS_PAGE_SIZE",
     "RUN_DETAIL_EVENTS",
+    "STATE_LABELS",
     "OrchestrationStats",
+    "PathStage",
+    "PathStep",
     "RunFilter",
     "RunPage",
     "RunRow",
@@ -91,6 +100,7 @@ __all__ = [
     "runs_for_bulk",
     "runs_for_display",
     "stage_labels",
+    "stage_paths",
     "step_assignees",
     "work_item_emails",
 ]

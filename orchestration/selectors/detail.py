@@ -45,9 +45,17 @@ def run_events_latest(run: Run, *, limit: int | None = None) -> tuple[list[RunEv
 def step_assignees(run: Run) -> dict[int, str]:
     """Who holds each step run's work, `{step_run_id: label}`, as the apps whose step kinds make
     that work tell it (registry.WORK_HOLDERS: workitems gives the work item's assignee)."""
+    return work_holders([run.pk])
+
+
+def work_holders(run_ids: list[int]) -> dict[int, str]:
+    """Who holds each step run's work in these runs (registry.WORK_HOLDERS), `{step_run_id:
+    label}`: one query per registered app, whatever the number of runs."""
     out: dict[int, str] = {}
+    if not run_ids:
+        return out
     for holders in WORK_HOLDERS:
-        out.update(holders(run))
+        out.update(holders(run_ids))
     return out
 
 

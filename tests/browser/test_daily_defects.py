@@ -112,3 +112,63 @@ def test_the_run_page_names_the_stage_dates_have_the_year_and_the_system_started
     expect(row).to_contain_text("system")
     screenshot(page, f"run-detail-labels-{viewport}")
     assert StepRun.objects.get(run=run).status == "in_progress"
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_stage_path_on_the_record_page_moves_in_place_when_a_step_finishes(
+    page: Page, live_server: Any, personas: Any, viewport: str
+) -> None:
+    grant(personas.alice, *RECORD_PERMS)
+    load(
+        screen_flow("ok_form", fields=[{"name": "done", "type": "boolean", "label": "Done"}]),
+        orchestration(
+            "two_stages",
+            stages=[
+                stage(
+                    "prepare",
+                    {
+                        "key": "desk",
+                        "label": "Set up the desk",
+                        "kind": "interactive",
+                        "flow": "ok_form",
+                        "assignee": {"user": "alice"},
+                    },
+                    label="Prepare",
+                ),
+                stage(
+                    "welcome",
+                    {
+                        "key": "greet",
+                        "label": "Greet the new hire",
+                        "kind": "interactive",
+                        "flow": "ok_form",
+                        "assignee": {"user": "bob"},
+                    },
+                    label="Welcome",
+                ),
+            ],
+        ),
+    )
+    case = make_case("New hire: Eve")
+    run = launch("two_stages", record=case)
+    page.set_viewport_size(VIEWPORTS[viewport])
+    login(page, live_server, "alice")
+    page.goto(f"{live_server.url}/records/case/{case.pk}/")
+    path = page.get_by_role("list", name=f"Stages of run {run.pk}")
+    expect(path.locator("[aria-current=step]")).to_have_text(re.compile(r"Prepare\s*\(Current\)"))
+    expect(page.get_by_role("list", name="Steps of Prepare")).to_contain_text(
+        "Set up the desk: In progress · alice"
+    )
+    page.evaluate("window.__sameDocument = true")
+    guide = page.locator("#panel-work_guide")
+    guide.get_by_role("link", name=re.compile("Open")).first.click()
+    guide.get_by_role("button", name="Finish").click()
+    expect(guide.get_by_role("status")).to_contain_text("is completed")
+    # The runs panel was refreshed with the Work Guide: no reload, the path has moved on.
+    expect(path.locator("[aria-current=step]")).to_have_text(re.compile(r"Welcome\s*\(Current\)"))
+    expect(path.locator(".stage-done")).to_have_text(re.compile(r"Prepare\s*\(Done\)"))
+    expect(page.get_by_role("list", name="Steps of Welcome")).to_contain_text(
+        "Greet the new hire: In progress · bob"
+    )
+    assert page.evaluate("window.__sameDocument === true")
+    screenshot(page.locator("#panel-runs"), f"record-stage-path-{viewport}")

@@ -71,3 +71,21 @@ def test_pages_of_25_and_the_links_keep_the_search(clerk_client):
     assert 'href="?q=alpha&amp;page=1"' in page2
     # A page number past the end shows the last page rather than an error.
     assert names_on(clerk_client.get("/records/case/", {"page": 99}).content.decode()) == names_on(second)
+
+
+def test_the_top_navigation_marks_the_page_you_are_on(client, personas):
+    """Records on the records pages and home, My Work on My Work: one link marked at a time."""
+    import re
+
+    from tests.factories import RECORD_PERMS, grant
+
+    grant(personas.alice, *RECORD_PERMS)
+    client.force_login(personas.alice)
+
+    def marked(url: str) -> list[str]:
+        nav = client.get(url).content.decode().split('aria-label="Main"', 1)[1].split("</nav>", 1)[0]
+        return re.findall(r'<a class="nav-link" href="[^"]*" aria-current="page">([^<]+)', nav)
+
+    assert marked("/") == ["Records"]
+    assert marked("/records/case/") == ["Records"]
+    assert marked("/my-work/") == ["My Work"]

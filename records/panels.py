@@ -88,7 +88,9 @@ def runs_panel_context(request: HttpRequest, record: Record) -> dict[str, Any] |
 
     runs = record_runs(record=record)
     can_launch = request.user.has_perm("orchestration.launch_orchestration")
-    paths = stage_paths(runs)
+    # Every stage is the definition's, shown to whoever sees the record; the steps under the
+    # current one name other people's work and who holds it: for those who monitor runs.
+    paths = stage_paths(runs, steps_shown=request.user.has_perm("orchestration.view_run"))
     return {
         "runs": [(run, run_stage_label(run), paths.get(run.pk, [])) for run in runs],
         "runs_truncated": len(runs) >= RUNS_LIMIT,

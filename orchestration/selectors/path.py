@@ -49,8 +49,10 @@ class PathStage:
         return STATE_LABELS[self.state]
 
 
-def stage_paths(runs: list[Run]) -> dict[int, list[PathStage]]:
-    """{run id: its path}. The runs come with their versions (select_related)."""
+def stage_paths(runs: list[Run], *, steps_shown: bool = True) -> dict[int, list[PathStage]]:
+    """{run id: its path}. The runs come with their versions (select_related). Without
+    `steps_shown` the current stage lists no steps (and the two queries for them are not made):
+    for viewers who may see the record but not others' work on it."""
     if not runs:
         return {}
     latest: dict[tuple[int, str], StageRun] = {}
@@ -58,7 +60,7 @@ def stage_paths(runs: list[Run]) -> dict[int, list[PathStage]]:
         latest[(entered.run_id, entered.key)] = (
             entered  # a rework loop enters a stage again: the newest counts
         )
-    current = [e.pk for e in latest.values() if e.status == StageStatus.IN_PROGRESS]
+    current = [e.pk for e in latest.values() if e.status == StageStatus.IN_PROGRESS] if steps_shown else []
     steps: dict[int, dict[str, StepRun]] = {}
     if current:
         for row in StepRun.objects.filter(stage_run_id__in=current).only(
@@ -76,7 +78,7 @@ def stage_paths(runs: list[Run]) -> dict[int, list[PathStage]]:
             untouched = "not_reached" if run.status in finished else "to_come"
             state = STATES.get(sr.status, untouched) if sr is not None else untouched
             shown: list[PathStep] = []
-            if state == "current" and sr is not None:
+            if state == "current" and sr is not None and steps_shown:
                 runs_of_steps = steps.get(sr.pk, {})
                 for step in stage.steps:
                     step_run = runs_of_steps.get(step.key)

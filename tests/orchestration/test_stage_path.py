@@ -81,3 +81,21 @@ def test_three_queries_for_any_number_of_runs(personas, django_assert_num_querie
     with django_assert_num_queries(3):
         paths = stage_paths(runs)
     assert len(paths) == 15 and all(p[0].state == "current" for p in paths.values())
+
+
+def test_the_record_page_lists_the_current_steps_only_to_those_who_monitor_runs(client, personas):
+    """The stages are the definition's; the steps name other people's work and who holds it."""
+    from tests.factories import RECORD_PERMS, grant
+
+    _define()
+    case = make_case()
+    run = launch(record=case)
+    workitem_complete(item=open_item(run, "check"), user=personas.alice, data={})
+    grant(personas.bob, *RECORD_PERMS)
+    client.force_login(personas.bob)
+    html = client.get(f"/records/case/{case.pk}/").content.decode()
+    assert f'aria-label="Stages of run {run.pk}"' in html and "Review" in html
+    assert "Steps of Review" not in html and "Legal review" not in html
+    grant(personas.bob, "orchestration.view_run")
+    html = client.get(f"/records/case/{case.pk}/").content.decode()
+    assert "Legal review" in html and "Money" in html

@@ -31,3 +31,26 @@ def elapsed(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime
         return ""
     text = format_duration(((end or now) - start).total_seconds())
     return text if end else f"{text} so far"
+
+
+# Event names as people read them on the run page; the dotted name stays beside them (it is what
+# logs, the API and the admin say). Names not listed read as their words: "step.retry_scheduled"
+# is "Step retry scheduled".
+EVENT_LABELS = {
+    "orchestration.stage.decision": "Decision taken",
+    "orchestration.run.cancel_reason": "Reason for canceling",
+    "orchestration.run.rechecked": "Conditions re-checked",
+    "orchestration.run.recovered": "Run back in progress",
+    "orchestration.step.skip_requested": "Skip requested",
+    "orchestration.step.skipped": "Step skipped (outputs given)",
+    "orchestration.step.error": "Step failed",
+    "orchestration.run.error": "Run in error",
+}
+
+
+def event_label(name: str) -> str:
+    """'orchestration.step.started' -> 'Step started'; 'workitems.item.reassigned' -> 'Item reassigned'."""
+    if name in EVENT_LABELS:
+        return EVENT_LABELS[name]
+    words = name.split(".", 1)[-1].replace(".", " ").replace("_", " ").strip()
+    return words[:1].upper() + words[1:] if words else name

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import selectors, services, transitions
-from ..formatting import elapsed
+from ..formatting import elapsed, event_label
 from ..models import Run, StepRun
 from ..services import PERM_CANCEL, PERM_RETRY, PERM_SKIP, PERM_SUSPEND, ActionNotAllowed
 from .diagram import as_json, diagram, payload_summary
@@ -140,7 +140,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
             # The stage's label, as the diagram names it (its key only when it has none).
             "current_stage": next((b.label for b in stages if b.key == run.current_stage), run.current_stage),
             "variables": [(k, as_json(v)) for k, v in sorted(run.variables.items())],
-            "events": [(e, payload_summary(e.payload)) for e in events],
+            "events": [(e, payload_summary(e.payload), event_label(e.name)) for e in events],
             "events_limit": selectors.detail.RUN_DETAIL_EVENTS,
             "events_truncated": events_truncated,
             "run_actions": run_actions,

@@ -103,7 +103,7 @@ def test_variables_inputs_outputs_and_events_are_shown_and_escaped(client, perso
     # The event timeline, newest first, with names and stages.
     events = html[html.index('id="events-h"') :]
     assert "newest first" in events
-    names = re.findall(r'<td class="event-name">([^<]+)</td>', events)
+    names = re.findall(r'<td class="event-name" data-event="([^"]+)">', events)
     assert names[0] == "orchestration.run.error"
     assert names[-1] == RunEvent.objects.filter(run=failed_run).order_by("id").first().name
     assert "orchestration.stage.decision" in names
@@ -210,7 +210,7 @@ def test_events_are_limited_to_the_latest(client, personas, failed_run, monkeypa
     client.force_login(personas.admin)
     html = client.get(url(failed_run)).content.decode()
     events = html[html.index('id="events-h"') :]
-    assert len(re.findall(r'<td class="event-name">', events)) == 3
+    assert len(re.findall(r'<td class="event-name"', events)) == 3
     assert "the latest 3 shown" in events
 
 
@@ -247,3 +247,15 @@ def test_the_header_names_the_current_stage_by_its_label(client, personas):
     client.force_login(personas.alice)
     html = client.get(url(run)).content.decode()
     assert "<dt>Current stage</dt><dd>Provisioning</dd>" in html
+
+
+def test_events_read_as_words_beside_their_dotted_names(client, personas, failed_run):
+    """The timeline said only `orchestration.step.retry_scheduled`; people read "Step retry
+    scheduled" (the dotted name stays: logs, the API and the admin use it)."""
+    client.force_login(personas.admin)
+    events = client.get(url(failed_run)).content.decode().split('id="events-h"', 1)[1]
+    assert re.search(
+        r'data-event="orchestration.run.error">Run in error <code[^>]*>orchestration.run.error</code>', events
+    )
+    assert re.search(r'data-event="orchestration.stage.started">Stage started <code', events)
+    assert re.search(r'data-event="orchestration.stage.decision">Decision taken <code', events)

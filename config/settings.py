@@ -101,6 +101,8 @@ TEMPLATES = [
                 "orchestration.context_processors.monitor_tabs",
                 "django.template.context_processors.csp",
             ],
+            # `{{ user|person }}`: people by full name on every page (orchestration/people.py).
+            "builtins": ["orchestration.templatetags.people"],
         },
     },
 ]

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from orchestration.models import Run, StepRun
+from orchestration.people import person_name
 
 
 class Queue(models.Model):
@@ -28,6 +29,15 @@ class WorkItemStatus(models.TextChoices):
     ASSIGNED = "assigned", "Assigned"
     COMPLETED = "completed", "Completed"
     CANCELED = "canceled", "Canceled"
+
+
+class Priority(models.IntegerChoices):
+    """How urgent an item is: My Work and Work Items sort by it (higher first)."""
+
+    LOW = 1, "Low"
+    NORMAL = 2, "Normal"
+    HIGH = 3, "High"
+    URGENT = 4, "Urgent"
 
 
 class WorkItem(models.Model):
@@ -59,6 +69,7 @@ class WorkItem(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
     # 1 when created, +1 at each reassignment: the assignment emails' idempotency keys name it,
     # so a retried write of the same assignment's email is one row and a new assignee gets theirs.
     assignments = models.PositiveIntegerField(default=1)
@@ -105,7 +116,7 @@ class WorkItem(models.Model):
     @property
     def assignee_label(self) -> str:
         if self.assignee_user_id:
-            return self.assignee_user.get_username()  # type: ignore[union-attr]
+            return person_name(self.assignee_user)
         if self.assignee_group_id:
             return f"group {self.assignee_group.name}"  # type: ignore[union-attr]
         return f"queue {self.assignee_queue.label}"  # type: ignore[union-attr]
@@ -131,3 +142,43 @@ class WorkItemDraft(models.Model):
 
     def __str__(self) -> str:
         return f"draft of item {self.item_id} by user {self.user_id}"
+
+
+class WorkItemComment(models.Model):
+    """A note on a work item, by one of its assignees or a manager: shown with the item's history
+    to everyone who may see the item. Never edited; kept after the item closes."""
+
+    MAX_LENGTH = 4000
+
+    item = models.ForeignKey(WorkItem, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField(max_length=MAX_LENGTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["item", "created_at"], name="wi_comment_item")]
+
+    def __str__(self) -> str:
+        return f"comment {self.pk} on item {self.item_id}"
+
+
+class SavedFilter(models.Model):
+    """A named view of My Work (search, filters, sort) one person saved for themselves: `query`
+    is the page's query string, checked again each time it is opened."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=80)
+    query = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="savedfilter_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db.models.fields import BLANK_CHOICE_LABEL
 
 from .definitions import DataType
+from .people import person_label
 
 LABELS: dict[str, str] = {
     DataType.text: "Text",
@@ -47,10 +48,10 @@ def active_users() -> Any:
 
 
 class UserChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
-    """A person, listed by username."""
+    """A person, listed by name with the username that tells namesakes apart."""
 
     def label_from_instance(self, obj: Any) -> str:
-        return str(obj.get_username())
+        return person_label(obj)
 
 
 # The Django field class of each type; a form may give its own subclasses (`classes`).

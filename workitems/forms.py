@@ -21,6 +21,7 @@ from django.utils.html import escape
 from orchestration import datatypes
 from orchestration.definitions import DataType, Screen, ScreenField
 from orchestration.flows import screen_field_value
+from orchestration.people import person_name
 from orchestration.values import TypeCoercionError
 
 DATETIME_LOCAL = datatypes.DATETIME_LOCAL
@@ -254,23 +255,22 @@ REASSIGN_KINDS = [("user", "User"), ("group", "Group"), ("queue", "Queue")]
 
 
 class ReassignForm(forms.Form):
-    """Who to move the selected items to (a user by username, a group by name, a queue by api
-    name or label), and why. `target_object` is the resolved user, group or queue."""
+    """Who to move the selected items to, and why. The page's picker sends `pick`, a token of
+    the user, group or queue picked (workitems/picker.py); without it `target` is resolved as
+    typed: by `kind` when given (a username, a group name, a queue's api name or label), else by
+    any exact name, with near matches offered when it names no one. `choice` is the result."""
 
     items = forms.TypedMultipleChoiceField(
         coerce=int,
         choices=[],
         error_messages={"required": "Select at least one item to reassign."},
     )
-    kind = forms.ChoiceField(label="Reassign to a", choices=REASSIGN_KINDS, initial="user")
-    target = forms.CharField(
-        label="Name",
-        max_length=150,
-        error_messages={"required": "Name the user, group or queue to reassign to."},
-    )
+    pick = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
+    kind = forms.ChoiceField(label="Reassign to a", choices=REASSIGN_KINDS, required=False)
+    target = forms.CharField(label="Assign to", max_length=150, required=False)
     reason = forms.CharField(label="Reason", required=False, max_length=500, widget=forms.TextInput)
 
-    target_object: Any = None
+    choice: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "reassign-%s")
@@ -281,36 +281,44 @@ class ReassignForm(forms.Form):
         self.fields["items"].error_messages["invalid_choice"] = "Select the items to reassign by their boxes."
 
     def clean(self) -> dict[str, Any]:
+        from . import picker
+
         data = super().clean() or {}
-        kind, target = data.get("kind"), (data.get("target") or "").strip()
-        if not (kind and target):
+        token, kind = (data.get("pick") or "").strip(), data.get("kind") or ""
+        target = (data.get("target") or "").strip()
+        if token:
+            self.choice = picker.resolve_token(token)
+            if self.choice is None:
+                self.add_error("target", "That choice is no longer available: pick again from the list.")
             return data
-        from django.contrib.auth.models import Group
-
-        from .models import Queue
-
-        if kind == "user":
-            self.target_object = active_users().filter(**{get_user_model().USERNAME_FIELD: target}).first()
-            missing = f"There is no active user “{target}”."
-        elif kind == "group":
-            self.target_object = Group.objects.filter(name=target).first()
-            missing = f"There is no group “{target}”."
+        if not target:
+            self.add_error("target", "Name the user, group or queue to reassign to.")
+        elif kind:
+            self.choice = picker.resolve_value(kind, target)
+            if self.choice is None:
+                missing = {"user": "active user", "group": "group", "queue": "queue"}[kind]
+                self.add_error("target", f"There is no {missing} “{target}”.")
         else:
-            from django.db.models import Q
-
-            self.target_object = Queue.objects.filter(Q(api_name=target) | Q(label=target)).first()
-            missing = f"There is no queue “{target}”."
-        if self.target_object is None:
-            self.add_error("target", missing)
+            found = picker.resolve_text(target)
+            if len(found) == 1:
+                self.choice = found[0]
+            elif found:
+                self.add_error("target", picker.ambiguous_message(target, found))
+            else:
+                self.add_error("target", picker.not_found_message(target))
         return data
 
+    @property
+    def target_object(self) -> Any:
+        return self.choice.obj if self.choice is not None else None
+
     def target_label(self) -> str:
-        """ "dave", "group support", "queue Triage": how messages name the new assignee."""
-        obj, kind = self.target_object, self.cleaned_data.get("kind")
-        if kind == "user":
-            return str(obj.get_username())
-        return f"{kind} {obj.name if kind == 'group' else obj.label}"
+        """ "Dana Whitfield", "group support", "queue Triage": how messages name the new assignee."""
+        choice = self.choice
+        if choice.kind == "user":
+            return person_name(choice.obj)
+        return choice.described
 
     def assignee(self) -> dict[str, Any]:
         """The keyword argument the reassign service takes: user=, group= or queue=."""
-        return {self.cleaned_data["kind"]: self.target_object}
+        return {self.choice.kind: self.choice.obj}

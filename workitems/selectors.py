@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from orchestration.models import Orchestration
+from orchestration.people import person_name
 from records.models import Record
 
 from .models import Queue, WorkItem, WorkItemDraft, WorkItemStatus
@@ -97,7 +98,7 @@ def step_holders(run_ids: list[int]) -> dict[int, str]:
     for item in rows:
         label = item.assignee_label
         if item.claimed_by is not None:
-            label = f"{label} (held by {item.claimed_by.get_username()})"
+            label = f"{label} (held by {person_name(item.claimed_by)})"
         is_open = item.status == WorkItemStatus.ASSIGNED
         # Newest first per step; an open item wins over a newer closed one (there is at most one).
         if item.step_run_id not in out or (is_open and item.step_run_id not in open_seen):
@@ -350,7 +351,7 @@ def workitems_manage_rows(
     }
     User = get_user_model()
     names = (
-        {u.pk: u.get_username() for u in User._default_manager.filter(pk__in=user_ids)} if user_ids else {}
+        {u.pk: person_name(u) for u in User._default_manager.filter(pk__in=user_ids)} if user_ids else {}
     )
     stages = stage_labels(getattr(i, "run_version_id") for i in items)  # noqa: B009 (an annotation)
     group_names = {g.pk: g.name for g in groups}

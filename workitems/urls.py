@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import guide, manage, mywork, outbox
+from .views import guide, manage, mywork, outbox, picker
 
 app_name = "workitems"
 urlpatterns: list = [
@@ -8,6 +8,7 @@ urlpatterns: list = [
     path("my-work/badge/", mywork.my_work_badge, name="my_work_badge"),
     path("my-work/<int:pk>/claim/", mywork.my_work_claim, name="my_work_claim"),
     path("my-work/<int:pk>/release/", mywork.my_work_release, name="my_work_release"),
+    path("people/pick/", picker.pick, name="pick"),
     path("work-items/", manage.manage, name="manage"),
     path("work-items/reassign/", manage.reassign, name="reassign"),
     path("work-items/<int:pk>/", guide.guide_item, name="guide_item"),

@@ -17,6 +17,7 @@ from django.utils import timezone
 from orchestration import engine, expressions, hot
 from orchestration.definitions import Assignee
 from orchestration.models import Run, StepRun
+from orchestration.people import person_name
 from orchestration.registry import register_step_kind
 
 from ..models import Queue, WorkItem, WorkItemStatus
@@ -185,7 +186,7 @@ def models_q_member(user_id: int, group_ids: set[int]) -> Any:
 
 def _closed_message(item: WorkItem) -> str:
     if item.status == WorkItemStatus.COMPLETED:
-        who = item.completed_by.get_username() if item.completed_by else "the system"
+        who = person_name(item.completed_by, default="the system")
         when = timezone.localtime(item.completed_at).strftime("%Y-%m-%d %H:%M") if item.completed_at else ""
         return f"This item was already completed by {who} {when}".strip() + "."
     return "This item was canceled: the step it belonged to ended or the run was stopped."

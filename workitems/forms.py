@@ -239,6 +239,7 @@ class ManageFilterForm(forms.Form):
     its field and ignored, so a hand-edited address still shows a page."""
 
     view = forms.ChoiceField(choices=[], required=False)
+    who = forms.CharField(label="Assigned to", required=False, max_length=150)  # the picker's text
     user = forms.CharField(label="Assigned to user", required=False, max_length=150)
     group = forms.CharField(label="Group", required=False, max_length=150)
     queue = forms.CharField(label="Queue", required=False, max_length=80)

@@ -250,6 +250,10 @@ ACCESS: dict[str, Access] = {
         post=items_of(assignee=to("/my-work/", "workitems.workitem")),
     ),
     "workitems:manage": Access(one("work items"), get=only(manager=OK, admin=OK)),
+    # The people picker lists every active person: for those who manage work only.
+    "workitems:pick": Access(
+        lambda s: [Case("people named a", query="q=a&kinds=user,group,queue")], get=only(manager=OK, admin=OK)
+    ),
     "workitems:reassign": Access(
         one("reassign alice's item"),
         get=None,

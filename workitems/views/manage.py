@@ -20,14 +20,38 @@ from django.views.decorators.http import require_GET, require_POST
 from orchestration.models import Orchestration
 from records.models import RecordType
 
-from ..forms import REASSIGN_KINDS, ManageFilterForm, ReassignForm
+from .. import picker
+from ..forms import ManageFilterForm, ReassignForm
 from ..models import Queue
 from ..selectors import MANAGE_VIEWS, ManageFilters, workitems_manage_page, workitems_manage_rows
 from ..services import workitems_reassign_many
 
 PER_PAGE = 50
 # The GET parameters that make a view of the page: carried through a reassign POST and back.
-STATE = ("view", "user", "group", "queue", "orchestration", "record_type", "older_than", "after", "before")
+STATE = (
+    "view",
+    "who",
+    "user",
+    "group",
+    "queue",
+    "orchestration",
+    "record_type",
+    "older_than",
+    "after",
+    "before",
+)
+
+
+def _assignee_text(filters: ManageFilters, groups: list[Group], queues: list[Queue]) -> str:
+    """What the "Assigned to" picker shows for the filter in the address (one query for a user)."""
+    if filters.user:
+        choice = picker.resolve_value("user", filters.user)
+        return choice.label if choice else filters.user
+    if filters.group:
+        return next((g.name for g in groups if g.name == filters.group), filters.group)
+    if filters.queue:
+        return next((q.label for q in queues if q.api_name == filters.queue), filters.queue)
+    return ""
 
 
 def _require_viewer(request: HttpRequest) -> None:
@@ -43,11 +67,20 @@ def _filters(params: QueryDict) -> tuple[ManageFilterForm, ManageFilters]:
     form = ManageFilterForm(params, views=[(k, v[0]) for k, v in MANAGE_VIEWS.items()])
     form.is_valid()  # invalid fields are left out of cleaned_data, and shown with their error
     data = form.cleaned_data
+    assignee = {k: data.get(k, "") for k in ("user", "group", "queue")}
+    who = data.get("who", "")
+    if who and not any(assignee.values()):
+        # Typed without picking (no JavaScript): an exact name is the filter, else say who it could be.
+        found = picker.resolve_text(who)
+        if len(found) == 1:
+            assignee[found[0].kind] = found[0].value
+        else:
+            form.add_error(
+                "who", picker.ambiguous_message(who, found) if found else picker.not_found_message(who)
+            )
     filters = ManageFilters(
         view=data.get("view") or "open",
-        user=data.get("user", ""),
-        group=data.get("group", ""),
-        queue=data.get("queue", ""),
+        **assignee,
         orchestration=data.get("orchestration", ""),
         record_type=data.get("record_type", ""),
         older_than_days=data.get("older_than"),
@@ -65,8 +98,11 @@ def _render(
     may_reassign = _may_reassign(request)
     if may_reassign and reassign is None:
         reassign = ReassignForm()
-    # After bad input (`params` is then the POST) the boxes that were ticked stay ticked.
-    selected = set(params.getlist("items")) if reassign is not None and reassign.is_bound else set()
+    # After bad input (`params` is then the POST) the boxes that were ticked stay ticked, and a
+    # row's own dialog opens again on its message.
+    bound = reassign is not None and reassign.is_bound
+    row_form = params.get("row", "") if bound else ""
+    selected = set(params.getlist("items")) if bound and not row_form else set()
     state = {k: params[k] for k in STATE if params.get(k)}
     # The filter choices, also used to name each row's group, queue, orchestration and record type.
     groups = list(Group.objects.order_by("name"))
@@ -98,8 +134,10 @@ def _render(
             "reassign_errors": [m for errs in reassign.errors.values() for m in errs]
             if reassign is not None and reassign.is_bound
             else [],
-            "reassign_kinds": REASSIGN_KINDS,
+            "assignee_text": _assignee_text(filters, groups, queues),
+            "assignee_fields": [("user", filters.user), ("group", filters.group), ("queue", filters.queue)],
             "selected": selected,
+            "row_form": int(row_form) if row_form.isdigit() else None,
             "groups": groups,
             "queues": queues,
             "orchestrations": orchestrations,

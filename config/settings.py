@@ -122,7 +122,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A separate worker process writes too: take the write lock at BEGIN and wait for it,
     # instead of failing with "database is locked" when a read transaction upgrades.
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # The test database is a file (worker processes started by tests open it too), named per test
+    # session: two test runs at once in one checkout must not share it. Processes a session starts
+    # inherit the name through the environment.
+    os.environ.setdefault("FLOW_SQLITE_TEST_NAME", f"test-{os.getpid()}.sqlite3")
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / os.environ["FLOW_SQLITE_TEST_NAME"])}
 
 else:
     # Options in the URL's query string arrive as text: `?server_side_binding=false&
@@ -214,7 +218,11 @@ def _mailer_from_url(url: str) -> dict[str, object]:
 MAILERS = {"default": _mailer_from_url(os.environ.get("EMAIL_URL", f"file://{EMAIL_OUTBOX_DIR}"))}
 
 # --- Celery -----------------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+# (With a host: a bare "filesystem://" makes kombu warn "No hostname was supplied" on every command
+# that sends a task; the filesystem transport ignores the host.)
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "filesystem://localhost/"
+if CELERY_BROKER_URL == "filesystem://":
+    CELERY_BROKER_URL = "filesystem://localhost/"
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "false")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-task gets the task redelivered
@@ -287,6 +295,8 @@ ORCHESTRATION_FLOW_MODULES = [
 # between tries (base * 2**(tries-1), capped: 30 s, 1, 2, 4, 8, 16 min, then 30 min: about
 # 2 h 30 for 9 tries), how long a delivery holds a row before it is taken as lost, and how long
 # past due a pending row waits for its own task before the sweep's relay sends another.
+# The largest definitions file the upload page and validate/import_definitions take.
+ORCHESTRATION_DEFINITION_MAX_BYTES = envint("ORCHESTRATION_DEFINITION_MAX_BYTES", str(1024 * 1024))
 ORCHESTRATION_EMAIL_MAX_ATTEMPTS = envint("ORCHESTRATION_EMAIL_MAX_ATTEMPTS", "9")
 ORCHESTRATION_EMAIL_RETRY_BASE_SECONDS = float(os.environ.get("ORCHESTRATION_EMAIL_RETRY_BASE_SECONDS", "30"))
 ORCHESTRATION_EMAIL_RETRY_MAX_SECONDS = float(os.environ.get("ORCHESTRATION_EMAIL_RETRY_MAX_SECONDS", "1800"))

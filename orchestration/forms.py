@@ -7,7 +7,9 @@ from pathlib import PurePath
 from django import forms
 from django.conf import settings
 
-MAX_UPLOAD_BYTES = 1024 * 1024
+from .loading import DEFAULT_MAX_BYTES, max_document_bytes, size_label
+
+MAX_UPLOAD_BYTES = DEFAULT_MAX_BYTES  # the default of ORCHESTRATION_DEFINITION_MAX_BYTES
 UPLOAD_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -17,9 +19,16 @@ class DefinitionsUploadForm(forms.Form):
 
     file = forms.FileField(
         label="Definitions file",
-        help_text="YAML (.yaml, .yml) or JSON (.json), up to 1 MB; may hold several documents.",
+        help_text="YAML (.yaml, .yml) or JSON (.json); may hold several documents.",
         widget=forms.ClearableFileInput(attrs={"accept": ",".join(UPLOAD_SUFFIXES)}),
     )
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["file"].help_text = (
+            f"YAML (.yaml, .yml) or JSON (.json), up to {size_label(max_document_bytes())}; "
+            "may hold several documents."
+        )
+
     activate = forms.BooleanField(
         label="Activate after import",
         required=False,
@@ -32,11 +41,12 @@ class DefinitionsUploadForm(forms.Form):
         name = PurePath(upload.name or "").name
         if not name.lower().endswith(UPLOAD_SUFFIXES):
             raise forms.ValidationError("Upload a .yaml, .yml or .json file.")
-        if upload.size > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError("The file is larger than 1 MB.")
-        raw = upload.read(MAX_UPLOAD_BYTES + 1)
-        if len(raw) > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError("The file is larger than 1 MB.")
+        limit = max_document_bytes()
+        if upload.size > limit:
+            raise forms.ValidationError(f"The file is larger than {size_label(limit)}.")
+        raw = upload.read(limit + 1)
+        if len(raw) > limit:
+            raise forms.ValidationError(f"The file is larger than {size_label(limit)}.")
         if not raw.strip():
             raise forms.ValidationError("The file is empty.")
         if b"\x00" in raw:

@@ -6,6 +6,7 @@ cycles, expressions) is validation.py's."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -85,14 +86,20 @@ def load_text(text: str, source: str) -> tuple[list[dict[str, Any]], list[Defini
             loaded = json.loads(text)
             items = loaded if isinstance(loaded, list) else [loaded]
         else:
-            items = [d for d in yaml.load_all(text, Loader=_UniqueKeyLoader) if d is not None]
+            # A named stream: PyYAML's messages then say the file, not "<unicode string>".
+            stream = io.StringIO(text)
+            stream.name = source or "the document"  # type: ignore[misc]
+            items = [d for d in yaml.load_all(stream, Loader=_UniqueKeyLoader) if d is not None]
     except RecursionError:
         # The parsers recurse per level: say where the nesting got too deep, not just that
         # Python's stack ran out.
         line = _deep_line(text, 0) or 1
         return [], [DefinitionError(source, "", f"cannot parse: nested too deeply (near line {line})")]
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        return [], [DefinitionError(source, "", f"cannot parse: {exc}")]
+        message = f"cannot parse: {exc}"
+        if "'\\t'" in message:
+            message += "\n(YAML indents with spaces only: replace the tab with spaces)"
+        return [], [DefinitionError(source, "", message)]
     except (ValueError, TypeError) as exc:
         # PyYAML's constructors raise these for a tagged value they cannot build
         # (`!!int x`, an impossible timestamp): still a parse error of the file.
@@ -106,6 +113,35 @@ def load_text(text: str, source: str) -> tuple[list[dict[str, Any]], list[Defini
 
 
 MAX_BRACKET_DEPTH = 100  # no definition needs more than a handful
+DEFAULT_MAX_BYTES = 1024 * 1024
+
+
+def max_document_bytes() -> int:
+    """The largest definitions file taken, by the upload page and the commands alike
+    (ORCHESTRATION_DEFINITION_MAX_BYTES, 1 MiB unless set)."""
+    from django.conf import settings
+
+    return int(getattr(settings, "ORCHESTRATION_DEFINITION_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+def size_label(n: int) -> str:
+    """1048576 -> "1 MB", 5242880 -> "5 MB", 1536 -> "1.5 KB" (binary units, as files show)."""
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def too_large(size: int) -> str | None:
+    """The message for a definitions file over the limit, or None."""
+    limit = max_document_bytes()
+    if size <= limit:
+        return None
+    return (
+        f"the file is {size_label(size)}, larger than the {size_label(limit)} limit "
+        "(ORCHESTRATION_DEFINITION_MAX_BYTES)"
+    )
 MAX_NODES = 50_000  # values in one document, YAML aliases expanded
 
 
@@ -133,6 +169,10 @@ def load_paths(paths: Iterable[str | Path]) -> tuple[list[tuple[str, dict[str, A
         )
         for f in files:
             try:
+                big = too_large(f.stat().st_size)
+                if big:
+                    errors.append(DefinitionError(str(f), "", big))
+                    continue
                 text = f.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 errors.append(DefinitionError(str(f), "", f"cannot read: {exc}"))

@@ -23,7 +23,8 @@ from ..definitions import END, Assignee, Decision, Gate
 from ..definitions import Orchestration as OrchestrationDoc
 from ..definitions import Stage as StageDoc
 from ..formatting import format_duration
-from ..forms import MAX_UPLOAD_BYTES, DefinitionsUploadForm
+from ..forms import DefinitionsUploadForm
+from ..loading import max_document_bytes, size_label
 from ..models import Orchestration, OrchestrationVersion, RunStatus
 from ..services import PERM_IMPORT, DefinitionsInvalid, definitions_import, version_activate
 from ..validation import DefinitionError, load_text
@@ -305,10 +306,14 @@ def _import_upload(form: DefinitionsUploadForm, request: HttpRequest) -> list[De
 
 
 # The file plus the form around it (boundaries, headers, the CSRF token, the checkbox).
-UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 64 * 1024
+# (The limit is read when the app loads: ORCHESTRATION_DEFINITION_MAX_BYTES, 1 MiB by default.)
+UPLOAD_REQUEST_BYTES = max_document_bytes() + 64 * 1024
 
 
-@max_request_bytes(UPLOAD_REQUEST_BYTES, accepts="definitions files up to 1 MB")
+UPLOAD_ACCEPTS = f"definitions files up to {size_label(max_document_bytes())}"
+
+
+@max_request_bytes(UPLOAD_REQUEST_BYTES, accepts=UPLOAD_ACCEPTS)
 @login_required
 @require_http_methods(["GET", "POST"])
 def definitions_upload(request: HttpRequest) -> HttpResponse:

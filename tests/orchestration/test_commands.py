@@ -152,6 +152,66 @@ def test_import_invalid_stores_nothing(personas, tmp_path):
     assert not Orchestration.objects.exists()
 
 
+def _padded(path: Path, size: int) -> Path:
+    """A valid definitions file of about `size` bytes (a comment pads it)."""
+    text = yaml.safe_dump_all([screen_flow("review"), review_process()], sort_keys=False)
+    path.write_text(text + "#" * max(0, size - len(text) - 1) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("command", ["validate_definitions", "import_definitions"])
+def test_the_commands_refuse_a_file_over_the_upload_pages_limit(personas, tmp_path, command):
+    big = _padded(tmp_path / "huge.yaml", 5 * 1024 * 1024)
+    message, err = fails(command, str(big))
+    assert f"{big}: (document): the file is 5 MB, larger than the 1 MB limit" in err
+    assert "(ORCHESTRATION_DEFINITION_MAX_BYTES)" in err
+    assert not Flow.objects.exists() and not Orchestration.objects.exists()
+
+
+def test_the_limit_is_a_setting_shared_with_the_upload_page(personas, tmp_path, settings, client):
+    settings.ORCHESTRATION_DEFINITION_MAX_BYTES = 4096
+    small, large = _padded(tmp_path / "a.yaml", 3000), _padded(tmp_path / "b.yaml", 6000)
+    out, _ = run("validate_definitions", str(small))
+    assert "2 documents valid" in out
+    _message, err = fails("import_definitions", str(large))
+    assert "the file is 5.9 KB, larger than the 4 KB limit" in err
+    assert not Flow.objects.exists()
+    # The upload page says the same limit and refuses the same file.
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.force_login(personas.admin)
+    page = client.get("/monitor/orchestrations/upload/").content.decode()
+    assert "up to 4 KB" in page
+    response = client.post(
+        "/monitor/orchestrations/upload/", {"file": SimpleUploadedFile("b.yaml", large.read_bytes())}
+    )
+    assert "The file is larger than 4 KB." in response.content.decode()
+    assert not Flow.objects.exists()
+
+
+def test_a_tab_in_the_yaml_is_reported_with_the_file_name_and_what_to_do(db, tmp_path):
+    path = tmp_path / "tabbed.yaml"
+    path.write_text("kind: screen_flow\napi_name: x\nscreens:\n\t- key: a\n")
+    _message, err = fails("validate_definitions", str(path))
+    assert "<unicode string>" not in err
+    assert f'in "{path}", line 4, column 1' in err
+    assert "YAML indents with spaces only: replace the tab with spaces" in err
+
+
+def test_sending_a_task_on_the_default_broker_logs_no_hostname_warning(caplog):
+    from django.conf import settings as django_settings
+
+    from config.celery import app
+
+    assert django_settings.CELERY_BROKER_URL.startswith("filesystem://localhost") or (
+        django_settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    )
+    with caplog.at_level("WARNING", logger="kombu.connection"):
+        with app.connection_for_write() as connection:
+            connection.info()
+    assert not [r for r in caplog.records if "No hostname was supplied" in r.getMessage()]
+
+
 # --- export_definitions -----------------------------------------------------------------------
 
 

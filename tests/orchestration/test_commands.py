@@ -198,6 +198,18 @@ def test_a_tab_in_the_yaml_is_reported_with_the_file_name_and_what_to_do(db, tmp
     assert "YAML indents with spaces only: replace the tab with spaces" in err
 
 
+def test_manage_py_help_lists_launch_orchestration_with_the_other_orchestration_commands():
+    from django.core.management import get_commands
+
+    assert get_commands()["launch_orchestration"] == "orchestration"
+    from django.core.management import ManagementUtility
+
+    utility = ManagementUtility(["manage.py", "help"])
+    section = utility.main_help_text().split("[orchestration]", 1)[1].split("[", 1)[0]
+    assert "launch_orchestration" in section and "import_definitions" in section
+    assert "[records]" not in utility.main_help_text()
+
+
 def test_sending_a_task_on_the_default_broker_logs_no_hostname_warning(caplog):
     from django.conf import settings as django_settings
 

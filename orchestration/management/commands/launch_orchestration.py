@@ -1,19 +1,21 @@
 """Launch an orchestration from the command line (scripts, cron, support).
 
-It lives in `records` because `--record` names a Record, and `orchestration` does not import
-`records` (see DESIGN.md, apps and their direction of dependency)."""
+`--record ID` names a record of the model runs are anchored on, which the app that owns it
+registers (`registry.record_model_label()`: records.Record in this project); `orchestration`
+does not import `records` (DESIGN.md, apps and their direction of dependency)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from orchestration.registry import record_model_label
 from orchestration.services import LaunchError, run_launch
-from records.models import Record
 
 
 def parse_inputs(pairs: list[str]) -> dict[str, Any]:
@@ -72,9 +74,13 @@ class Command(BaseCommand):
                 raise CommandError(f"no user '{username}'")
         rec = None
         if record is not None:
+            label = record_model_label()
+            if label is None:
+                raise CommandError("--record: no app registers the records runs are anchored on")
+            model = apps.get_model(label)
             # Beyond a bigint no row can exist (and PostgreSQL would refuse the query).
             found = 0 < record < 2**63
-            rec = Record.objects.select_related("record_type").filter(pk=record).first() if found else None
+            rec = model._default_manager.filter(pk=record).first() if found else None
             if rec is None:
                 raise CommandError(f"no record with id {record}")
         try:

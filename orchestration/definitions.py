@@ -275,6 +275,13 @@ class Step(Strict):
         ),
     )
     due_in_hours: float | None = Field(None, gt=0)
+    claim_required: bool = Field(
+        False,
+        description=(
+            "Interactive steps: an item assigned to a group or queue is completed only by the "
+            "member who claimed it (an item for one user is theirs already)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _kind_rules(self) -> Step:
@@ -288,6 +295,8 @@ class Step(Strict):
             raise ValueError("background steps complete when their flow finishes")
         if self.kind == "interactive" and self.run != "worker":
             raise ValueError("'run: inline' is for background steps")
+        if self.kind == "background" and self.claim_required:
+            raise ValueError(f"background step '{self.key}' has no work item to claim: no claim_required")
         return self
 
 

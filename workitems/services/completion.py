@@ -16,8 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from orchestration import engine, hot, logcontext
-from orchestration.definitions import ScreenFlow
+from orchestration.definitions import ScreenFlow, Step
 from orchestration.flows import screen_flow_validate
+from orchestration.models import Run
 from orchestration.services import StepNotOpen, run_event_add, step_complete_locked
 
 from ..models import Queue, WorkItem, WorkItemStatus
@@ -40,6 +41,28 @@ def screen_flow_for(item: WorkItem) -> ScreenFlow:
     return engine.flow_doc(sr.flow_version)  # type: ignore[no-any-return]
 
 
+class ClaimRequired(PermissionDenied):
+    """The item's step says `claim_required` and the person has not claimed the item."""
+
+
+CLAIM_REQUIRED = "Claim this item to complete it: this step is completed by the team member who holds it."
+
+
+def step_of(item: WorkItem, run: Run | None = None) -> Step:
+    """The item's step as the version its run started on defines it (parsed once per process)."""
+    version = (run or item.run).version
+    key = item.step_run.key
+    return next(t for s in engine.orchestration_doc(version).stages for t in s.steps if t.key == key)
+
+
+def claim_needed(item: WorkItem, user: Any, run: Run | None = None) -> bool:
+    """Whether `user` must claim `item` before finishing it: a group or queue item of a step with
+    `claim_required` that they do not hold. An item for one user is theirs already."""
+    if item.assignee_user_id is not None or item.claimed_by_id == getattr(user, "pk", None):
+        return False
+    return step_of(item, run).claim_required
+
+
 def _in_item_context[T](fn: Callable[..., T]) -> Callable[..., T]:
     """Log lines made while acting on an item name it and its run (orchestration.logcontext)."""
 
@@ -57,7 +80,8 @@ def workitem_complete(*, item: WorkItem, user: Actor, data: dict[str, Any]) -> W
     """Validate `data` against every screen of the item's flow, store the outputs, complete
     the step and advance the run. Exactly one of several concurrent completions counts.
 
-    Raises PermissionDenied, ValidationError (per-field messages) or WorkItemClosed."""
+    Raises PermissionDenied (ClaimRequired for a `claim_required` step's group or queue item
+    the person has not claimed), ValidationError (per-field messages) or WorkItemClosed."""
     if not may_act(item, user):
         raise PermissionDenied("you may not act on this work item")
     flow = screen_flow_for(item)
@@ -76,6 +100,10 @@ def workitem_complete(*, item: WorkItem, user: Actor, data: dict[str, Any]) -> W
             raise PermissionDenied("this item has been reassigned: you may no longer act on it")
         if item.claimed_by_id is not None and item.claimed_by_id != user.pk:
             raise PermissionDenied("another person has claimed this item")
+        # Read on the locked row: a claim released (or the item reassigned) since the page
+        # loaded counts as not claimed.
+        if claim_needed(item, user, run):
+            raise ClaimRequired(CLAIM_REQUIRED)
         if run.status not in ("in_progress", "error"):
             raise WorkItemClosed(
                 f"The run is {run.get_status_display().lower()}; this item cannot be completed now.", item

@@ -8,7 +8,7 @@ PORT ?= 8000
 PYTHON_FOR_VENV := $(shell for p in python3.13 python3.12 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then command -v $$p; break; fi; done)
 
-.PHONY: venv run-venv dev-venv run test lint typecheck check migrate demo clean bench bench-peer screenshots
+.PHONY: venv run-venv dev-venv run serve test lint typecheck check migrate demo clean bench bench-peer screenshots
 
 # What running needs (`make run`), and on top of it what testing and checking need (`make test`).
 $(VENV)/.runtime: pyproject.toml
@@ -41,6 +41,14 @@ run: demo
 	@echo "  Demo logins (password 'demo' for all): admin, alice (IT), bob (manager),"
 	@echo "  carol (facilities), dave (HR), erin (engineering), frank (support), grace (loans), henry (loan committee)."
 	@echo "  Emails land in var/outbox/ and on the Outbox page (/dev/outbox/, for admin: it shows everyone's)."
+	@echo ""
+	$(PY) scripts/run_all.py --port $(PORT)
+
+# The same processes on whatever DATABASE_URL names, without demo data: your own process
+# (docs/getting-started.md).
+serve: migrate
+	@echo ""
+	@echo "  Flow Orchestration is starting at http://127.0.0.1:$(PORT)/ (no demo data loaded)"
 	@echo ""
 	$(PY) scripts/run_all.py --port $(PORT)
 

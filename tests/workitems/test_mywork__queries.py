@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.factories import make_case
+from workitems.models import SavedFilter
 
 from .mywork_support import interactive, launch, load_process, ticket, ticket_type
 
@@ -15,8 +16,10 @@ pytestmark = pytest.mark.django_db
 
 # session, user, then: orchestration choices, record type choices, count, the page of items (with
 # their runs, processes, assignees, holders and records), the versions' stage labels, the badge,
-# and the viewer's permissions (user's, groups') for the menu's Monitoring link.
-MY_WORK_QUERIES = 10
+# the viewer's permissions (user's, groups') for the menu's Monitoring link, and the viewer's
+# saved views. A search reads the stage labels of all the viewer's versions (to match them)
+# instead of the page's: the same count.
+MY_WORK_QUERIES = 11
 
 
 def count(client, url: str) -> int:  # type: ignore[no-untyped-def]
@@ -36,11 +39,21 @@ def processes() -> None:
     load_process("tickets", "Ticket handling", *steps, record_type="ticket")
 
 
-@pytest.mark.parametrize("url", ["/my-work/", "/my-work/?sort=record&orchestration=cases&record_type=case"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/my-work/",
+        "/my-work/?sort=record&orchestration=cases&record_type=case",
+        "/my-work/?q=e&sort=priority",  # "e" is in every record's name, task and stage
+        "/my-work/?q=review&record_type=case",  # the stage label "Review"
+    ],
+)
 def test_my_work_queries_do_not_grow_with_items_and_records(client, personas, django_assert_num_queries, url):
     processes()
     launch("cases", make_case("First"))  # three items on one record
     client.force_login(personas.alice)
+    for i in range(5):
+        SavedFilter.objects.create(user=personas.alice, name=f"View {i}", query=f"q=case+{i}")
     count(client, url)  # warm the per-process caches (parsed definitions, content types)
     with django_assert_num_queries(MY_WORK_QUERIES):
         client.get(url)

@@ -28,6 +28,7 @@ from .drafts import (
     workitem_drafts_cleanup,
     workitem_screen_defaults,
 )
+from .saved_views import saved_view_create, saved_view_delete
 
 __all__ = [
     "InteractiveKind",
@@ -37,6 +38,8 @@ __all__ = [
     "may_act",
     "models_q_member",
     "resolve_assignee",
+    "saved_view_create",
+    "saved_view_delete",
     "screen_flow_for",
     "workitem_claim",
     "workitem_complete",

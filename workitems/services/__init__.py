@@ -1,6 +1,6 @@
 """Writes for work items: creation by the interactive step kind and who may act (`assignment`),
 completion, claim/release and reassignment (`completion`), drafts and screen defaults
-(`drafts`). Import from here."""
+(`drafts`), comments and who sees an item's history (`comments`). Import from here."""
 
 from __future__ import annotations
 
@@ -12,9 +12,14 @@ from .assignment import (
     models_q_member,
     resolve_assignee,
 )
+from .comments import VIEW_PERMISSION, comment_text, may_see_item, workitem_comment
 from .completion import (
+    CLAIM_REQUIRED,
+    ClaimRequired,
     ReassignOutcome,
+    claim_needed,
     screen_flow_for,
+    step_of,
     workitem_claim,
     workitem_complete,
     workitem_log,
@@ -31,17 +36,25 @@ from .drafts import (
 from .saved_views import saved_view_create, saved_view_delete
 
 __all__ = [
+    "CLAIM_REQUIRED",
+    "VIEW_PERMISSION",
+    "ClaimRequired",
     "InteractiveKind",
     "ReassignOutcome",
     "WorkItemClosed",
     "check_assignee",
+    "claim_needed",
+    "comment_text",
     "may_act",
+    "may_see_item",
     "models_q_member",
     "resolve_assignee",
     "saved_view_create",
     "saved_view_delete",
     "screen_flow_for",
+    "step_of",
     "workitem_claim",
+    "workitem_comment",
     "workitem_complete",
     "workitem_draft_discard",
     "workitem_draft_save",

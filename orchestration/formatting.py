@@ -41,6 +41,7 @@ EVENT_LABELS = {
     "orchestration.run.cancel_reason": "Reason for canceling",
     "orchestration.run.rechecked": "Conditions re-checked",
     "orchestration.run.recovered": "Run back in progress",
+    "orchestration.run.variable_changed": "Variable changed by hand",
     "orchestration.step.skip_requested": "Skip requested",
     "orchestration.step.skipped": "Step skipped (outputs given)",
     "orchestration.step.error": "Step failed",

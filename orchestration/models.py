@@ -163,6 +163,9 @@ class Run(models.Model):
             ("suspend_run", "Can suspend and resume runs"),
             ("retry_step", "Can retry failed steps and re-check runs"),
             ("skip_step", "Can skip failed steps"),
+            # Fixing a run by hand (a wrong value that made a step fail) is a change of its
+            # data, not of its course: its own permission, given on purpose.
+            ("change_run_variables", "Can change the variables of a run"),
         ]
         indexes = [
             models.Index(fields=["record_type", "record_id"], name="run_record"),

@@ -38,11 +38,13 @@ from .launch import (
     run_launch,
 )
 from .operations import (
+    PERM_CHANGE_VARIABLES,
     ActionNotAllowed,
     run_actions_available,
     run_cancel,
     run_recheck,
     run_resume,
+    run_set_variable,
     run_suspend,
     step_retry,
     step_skip,
@@ -68,6 +70,7 @@ from .tokens import (
 __all__ = [
     "CURRENT_RUN",
     "PERM_CANCEL",
+    "PERM_CHANGE_VARIABLES",
     "PERM_IMPORT",
     "PERM_LAUNCH",
     "PERM_RETRY",
@@ -102,6 +105,7 @@ __all__ = [
     "run_launch",
     "run_recheck",
     "run_resume",
+    "run_set_variable",
     "run_suspend",
     "single_flight",
     "step_complete_locked",

@@ -1,4 +1,5 @@
-"""Admin operations on runs and failed steps: cancel, suspend, resume, re-check, retry, skip."""
+"""Admin operations on runs and failed steps: cancel, suspend, resume, re-check, retry, skip,
+and setting a run's variable by hand."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractUser, AnonymousUser
 
     Actor = AbstractUser | AnonymousUser | None
+
+# Meta.permissions of Run; not one of the action permissions (common.py): changing a run's data
+# by hand is granted on its own.
+PERM_CHANGE_VARIABLES = "orchestration.change_run_variables"
+VARIABLE_REASON_MAX = 500
 
 
 class ActionNotAllowed(Exception):
@@ -171,4 +177,48 @@ def run_recheck(*, run_id: int, actor: Actor = None, reason: str = "") -> Run:
         if run.status == RunStatus.ERROR:
             _run_back_in_progress(p)
         engine.advance_locked(run, actor_id=actor_id, pass_=p)
+        return run
+
+
+def run_set_variable(*, run_id: int, name: str, raw_value: Any, actor: Actor, reason: str) -> Run:
+    """Set one variable of a run by hand, typed by its declaration, and record who did it, the
+    old and new value and why (`orchestration.run.variable_changed`).
+
+    Only runs that are going on (in progress, suspended or in error: how an admin fixes a run
+    that failed on a bad value) may be changed; a completed or canceled run keeps the values it
+    ended with. Nothing else moves: a condition that now holds is seen at the run's next pass
+    (a step completing, the record changing, or "Re-check conditions"). Raises PermissionDenied,
+    ActionNotAllowed (the run's state), or ValidationError (`value` or `reason`) changing nothing."""
+    actor_id = _require(actor, PERM_CHANGE_VARIABLES)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the value is changed: it is kept in the run's events."})
+    if len(reason) > VARIABLE_REASON_MAX:
+        raise ValidationError({"reason": f"Keep the reason to {VARIABLE_REASON_MAX} characters."})
+    with transaction.atomic():
+        # The run's lock, as for every other change: a step completing at the same moment maps
+        # its outputs into the same variables, and one of the two would otherwise be lost.
+        run = engine.lock_run(run_id)
+        if not run.is_open:
+            raise ActionNotAllowed(
+                f"the run is {run.get_status_display().lower()}: only the variables of a run in "
+                "progress, suspended or in error can be changed"
+            )
+        p = engine.Pass(run, actor_id)
+        declared = {v.name: v for v in p.doc.variables}
+        if name not in declared:
+            raise ActionNotAllowed(f"'{name}' is not a variable of this run's definition")
+        type_ = str(declared[name].type)
+        try:
+            value = to_json(type_, raw_value)
+        except TypeCoercionError as exc:
+            raise ValidationError({"value": f"Not a {type_} value: {exc}."}) from exc
+        if value is None and declared[name].required:
+            raise ValidationError({"value": f"'{name}' is required: it cannot be emptied."})
+        old = run.variables.get(name)
+        if value == old:
+            raise ValidationError({"value": "That is already its value: nothing was changed."})
+        p.set_run(variables={**run.variables, name: value})
+        p.event("run.variable_changed", variable=name, old=old, new=value, reason=reason)
+        p.flush()
         return run

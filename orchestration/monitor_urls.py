@@ -10,6 +10,7 @@ urlpatterns = [
     path("runs/bulk/", runs.run_bulk, name="runs_bulk"),
     path("runs/<int:pk>/", run_detail.run_detail, name="run"),
     path("runs/<int:pk>/action/<str:action>/", run_detail.run_action, name="run_action"),
+    path("runs/<int:pk>/variables/<slug:name>/", run_detail.run_variable, name="run_variable"),
     path("steps/<int:pk>/<str:action>/", run_detail.step_action, name="step_action"),
     path("orchestrations/", definitions.orchestration_list, name="orchestrations"),
     path("orchestrations/upload/", definitions.definitions_upload, name="upload"),

@@ -1,18 +1,24 @@
 """The run diagram of the run detail page: every stage of the definition in order, with the
 latest entry of each and its steps' status, holder, duration, inputs, outputs and emails, and
-the actions the viewer may take on a failed step."""
+the actions the viewer may take on a failed step; and the same run as a flow graph (the layout
+is run_graph.py's: here, each step's state and link)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.apps import apps
+from django.urls import reverse
 
 from .. import engine, transitions
 from ..definitions import Stage
 from ..formatting import elapsed
-from ..models import Run, StageRun, StageStatus, StepRun
+from ..models import Run, RunEvent, StageRun, StageStatus, StepRun
+from .run_graph import Graph, StageState, StepState, layout
 
 
 def as_json(value: Any) -> str:
@@ -128,3 +134,91 @@ def diagram(
             )
         )
     return boxes
+
+
+# --- the flow graph -----------------------------------------------------------------------------
+
+
+def error_anchor(stage: str, step: str) -> str:
+    """The id of a step's error text on the run page (the graph's failed step links to it)."""
+    return f"error-{stage}-{step}"
+
+
+def work_item_urls(run: Run) -> dict[int, str]:
+    """The Work Guide address of each step run's work item, `{step run id: url}` (its latest
+    item: a retry's new item, or the one open). One query; none without the workitems app.
+
+    The one place this app names workitems, by the app registry and a URL name rather than an
+    import, so the engine still stands alone (tests/engine_alone). A registry seam beside
+    WORK_HOLDERS would be the cleaner home if more pages need it."""
+    if not apps.is_installed("workitems"):
+        return {}
+    work_item = apps.get_model("workitems", "WorkItem")
+    latest: dict[int, int] = {}
+    for step_run_id, pk in work_item.objects.filter(run_id=run.pk).values_list("step_run_id", "pk"):
+        latest[step_run_id] = max(pk, latest.get(step_run_id, 0))
+    return {sr: reverse("workitems:guide_item", args=[pk]) for sr, pk in latest.items()}
+
+
+def skipped_steps(events: Iterable[RunEvent]) -> dict[tuple[str, str], dt.datetime]:
+    """When each step was last skipped by an admin, `{(stage, step): time}`, from the events the
+    page already read (the latest RUN_DETAIL_EVENTS: a skip older than those reads as done)."""
+    out: dict[tuple[str, str], dt.datetime] = {}
+    for e in events:
+        if e.name == "orchestration.step.skipped":
+            key = (e.stage, e.step)
+            out[key] = max(e.created_at, out.get(key, e.created_at))
+    return out
+
+
+def _step_state(card: StepCard, stage: StageBox, skipped: dict[tuple[str, str], dt.datetime]) -> str:
+    sr = card.step_run
+    if sr is None:
+        return "not_started"
+    match sr.status:
+        case StageStatus.COMPLETED:
+            when = skipped.get((stage.key, card.key))
+            # Skipped in this entry of the stage, not in an earlier one (a rework loop).
+            return "skipped" if when and sr.started_at and when >= sr.started_at else "done"
+        case StageStatus.IN_PROGRESS:
+            return "in_progress"
+        case StageStatus.ERROR:
+            return "failed"
+        case StageStatus.NOT_STARTED:
+            # In the stage going on, it waits for its start (steps before it, a condition).
+            return "waiting" if stage.is_current else "not_started"
+        case _:  # discontinued or canceled: the stage (or run) ended first
+            return "stopped" if sr.started_at else "skipped"
+
+
+def flow_graph(
+    run: Run,
+    stages: list[StageBox],
+    *,
+    work_items: dict[int, str],
+    skipped: dict[tuple[str, str], dt.datetime],
+) -> Graph:
+    """The run's flow graph: `diagram`'s stage boxes as states on the definition's layout. A
+    failed step links to its error text, an interactive step to its work item, any other step
+    to its card in the diagram."""
+    steps: dict[tuple[str, str], StepState] = {}
+    states: dict[str, StageState] = {}
+    for box in stages:
+        states[box.key] = StageState(
+            status=box.status,
+            status_label=box.status_label,
+            is_current=box.is_current,
+            outcome=box.stage_run.outcome if box.stage_run else "",
+            entries=box.entries,
+        )
+        for card in box.steps:
+            state = _step_state(card, box, skipped)
+            sr = card.step_run
+            if state == "failed":
+                href = f"#{error_anchor(box.key, card.key)}"
+            elif sr is not None and sr.pk in work_items:
+                href = work_items[sr.pk]
+            else:
+                href = f"#step-{box.key}-{card.key}"
+            steps[(box.key, card.key)] = StepState(state=state, href=href)
+    return layout(engine.orchestration_doc(run.version), steps=steps, stages=states)

@@ -1,5 +1,6 @@
-"""Run detail (monitoring): the run's diagram, variables, step inputs and outputs, the event
-timeline, and the admin actions (cancel, suspend, resume, re-check, retry or skip a failed step).
+"""Run detail (monitoring): the run's flow graph and diagram, variables, step inputs and
+outputs, the event timeline, and the admin actions (cancel, suspend, resume, re-check, retry or
+skip a failed step, change a variable).
 
 Which actions are valid is the state machine's call (`transitions.actions_available`); this
 module only hides what the viewer may not do and asks for confirmation. Every action is a GET
@@ -8,6 +9,7 @@ that shows what will happen (works without JavaScript) and a POST that does it."
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -17,14 +19,25 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
 
-from .. import selectors, services, transitions
+from .. import datatypes, engine, selectors, services, transitions
+from ..definitions import Variable
 from ..formatting import elapsed, event_label
 from ..models import Run, StepRun
-from ..services import PERM_CANCEL, PERM_RETRY, PERM_SKIP, PERM_SUSPEND, ActionNotAllowed
-from .diagram import as_json, diagram, payload_summary
-from .run_forms import ReasonForm, SkipForm, output_specs
+from ..services import (
+    PERM_CANCEL,
+    PERM_CHANGE_VARIABLES,
+    PERM_RETRY,
+    PERM_SKIP,
+    PERM_SUSPEND,
+    ActionNotAllowed,
+)
+from .diagram import as_json, diagram, flow_graph, payload_summary, skipped_steps, work_item_urls
+from .run_forms import ReasonForm, SkipForm, VariableForm, output_specs
 
 PERM_VIEW = "orchestration.view_run"
 
@@ -113,6 +126,54 @@ def _record_link(run: Run) -> str:
     return accessor.url(run.record_id) if accessor and run.record_id else ""
 
 
+@dataclass
+class VariableRow:
+    """One variable on the run page: declared ones in the definition's order (with the form
+    that changes it, for those who may), then any value the run holds that the definition no
+    longer declares (shown, not editable)."""
+
+    name: str
+    type_label: str
+    value: str  # as JSON
+    is_set: bool  # False: the run holds none, or null (shown as "empty")
+    description: str = ""
+    form: VariableForm | None = None
+
+
+def _variable_rows(
+    run: Run, declared: list[Variable], *, editable: bool, forms: dict[str, VariableForm] | None = None
+) -> list[VariableRow]:
+    # Every user variable's form lists the same people: read once, when the first is drawn.
+    people = SimpleLazyObject(lambda: list(datatypes.active_users()))
+    forms = forms or {}
+    rows = []
+    for v in declared:
+        form = forms.get(v.name)
+        if form is None and editable:
+            form = VariableForm(variable=v, current=run.variables.get(v.name), people=people)
+        rows.append(
+            VariableRow(
+                name=v.name,
+                type_label=datatypes.LABELS.get(v.type, str(v.type)),
+                value=as_json(run.variables.get(v.name)),
+                is_set=run.variables.get(v.name) is not None,
+                description=v.description,
+                form=form,
+            )
+        )
+    names = {v.name for v in declared}
+    rows.extend(
+        VariableRow(name=k, type_label="not declared", value=as_json(value), is_set=True)
+        for k, value in sorted(run.variables.items())
+        if k not in names
+    )
+    return rows
+
+
+def _may_change_variables(user: Any, run: Run) -> bool:
+    return bool(user.has_perm(PERM_CHANGE_VARIABLES)) and run.is_open
+
+
 @login_required
 @permission_required(PERM_VIEW, raise_exception=True)
 @require_GET
@@ -128,18 +189,23 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         now=now,
         emails=selectors.run_emails_by_step(run),
     )
+    graph = flow_graph(run, stages, work_items=work_item_urls(run), skipped=skipped_steps(events))
     run_actions = [
         (a, RUN_ACTIONS[a][2]) for a in services.run_actions_available(run) if RUN_ACTIONS[a][1] in perms
     ]
+    declared = list(engine.orchestration_doc(run.version).variables)
     return render(
         request,
         "orchestration/monitor/run_detail.html",
         {
             "run": run,
             "stages": stages,
+            "graph": graph,
             # The stage's label, as the diagram names it (its key only when it has none).
             "current_stage": next((b.label for b in stages if b.key == run.current_stage), run.current_stage),
-            "variables": [(k, as_json(v)) for k, v in sorted(run.variables.items())],
+            "variables": _variable_rows(run, declared, editable=_may_change_variables(request.user, run)),
+            # Why a permitted viewer gets no form: the run has ended.
+            "variables_closed": request.user.has_perm(PERM_CHANGE_VARIABLES) and not run.is_open,
             "events": [(e, payload_summary(e.payload), event_label(e.name)) for e in events],
             "events_limit": selectors.detail.RUN_DETAIL_EVENTS,
             "events_truncated": events_truncated,
@@ -245,5 +311,78 @@ def step_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             "explanation": explanation,
             "form": form,
             "inputs_json": as_json(sr.inputs) if sr.inputs else "",
+        },
+    )
+
+
+# --- a variable changed by hand ---------------------------------------------------------------
+
+
+def _run_alone(pk: int) -> Run:
+    if not 0 < pk <= selectors.MAX_ID:
+        raise Http404("no such run")
+    run = Run.objects.select_related("version", "orchestration").filter(pk=pk).first()
+    if run is None:
+        raise Http404("no such run")
+    return run
+
+
+@login_required
+@permission_required(PERM_VIEW, raise_exception=True)
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
+def run_variable(request: HttpRequest, pk: int, name: str) -> HttpResponse:
+    """Change one variable of a run, with a reason. The run page's form (in the variable's row)
+    posts here; so does this page's, which is what a refused value comes back to without
+    JavaScript. With htmx, a refused value comes back into the row, and success reloads the page
+    (the new value, the event, the message)."""
+    run = _run_alone(pk)
+    _refuse_unless(request.user, PERM_CHANGE_VARIABLES)
+    declared = {v.name: v for v in engine.orchestration_doc(run.version).variables}
+    if name not in declared:
+        messages.error(request, f"Not changed: '{name}' is not a variable of this run's definition.")
+        return _detail(run.pk)
+    if not run.is_open:
+        messages.error(
+            request,
+            f"Not changed: the run is {run.get_status_display().lower()}; only the variables of a run in "
+            "progress, suspended or in error can be changed.",
+        )
+        return _detail(run.pk)
+    variable = declared[name]
+    data = request.POST if request.method == "POST" else None
+    form = VariableForm(data, variable=variable, current=run.variables.get(name))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.run_set_variable(
+                run_id=run.pk,
+                name=name,
+                raw_value=form.cleaned_data["value"],
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+            )
+        except ActionNotAllowed as exc:
+            messages.error(request, f"Not changed: {exc}.")
+            return _detail(run.pk)
+        except ValidationError as exc:
+            form.add_service_errors(exc)  # shown beside the field, with what was typed kept
+        else:
+            messages.success(request, f"Variable '{name}' changed; the reason is in the run's events.")
+            if getattr(request, "htmx", False):
+                return HttpResponseClientRedirect(reverse("monitor:run", args=[run.pk]))
+            return _detail(run.pk)
+    if request.method == "POST" and getattr(request, "htmx", False):
+        # The row again, its form open with the errors (the page around it is unchanged).
+        row = _variable_rows(run, [variable], editable=True, forms={name: form})[0]
+        return render(request, "orchestration/monitor/run_detail.html#variable-row", {"run": run, "v": row})
+    return render(
+        request,
+        "orchestration/monitor/run_detail_variable.html",
+        {
+            "run": run,
+            "variable": variable,
+            "type_label": datatypes.LABELS.get(variable.type, str(variable.type)),
+            "current": as_json(run.variables[name]) if run.variables.get(name) is not None else "",
+            "form": form,
         },
     )

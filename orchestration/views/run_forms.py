@@ -1,5 +1,6 @@
-"""The forms of the run detail page's actions: a reason, and for a skip the step's outputs,
-typed, drawn by the data-type module as the Work Guide draws a screen."""
+"""The forms of the run detail page's actions: a reason, for a skip the step's outputs, and for
+a variable changed by hand its new value, typed, drawn by the data-type module as the Work
+Guide draws a screen."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from .. import datatypes, engine
+from ..definitions import Variable
 from ..models import StepRun
+from ..services.operations import VARIABLE_REASON_MAX
+from ..values import from_json
 
 
 class ReasonForm(forms.Form):
@@ -125,3 +129,84 @@ class SkipForm(ReasonForm):
         else:
             self.add_error(None, exc.messages)
         self._style()
+
+
+# A variable declares no choices: a choice is typed in, several as a JSON list.
+VARIABLE_WIDGET_TYPES = {"choice": "text", "multi_choice": "json"}
+
+
+class _ListedPeople(forms.models.ModelChoiceIterator):
+    """A user field's options from a list read once for the page (`VariableForm(people=…)`):
+    every user variable's form shares it, one query for all of them."""
+
+    def __iter__(self) -> Any:
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for person in getattr(self.field, "people", ()):
+            yield self.choice(person)
+
+    def __len__(self) -> int:
+        return len(getattr(self.field, "people", ())) + (self.field.empty_label is not None)
+
+
+class _PersonField(datatypes.UserChoiceField):
+    iterator = _ListedPeople
+    people: Any = ()
+
+
+class VariableForm(ReasonForm):
+    """A run variable's new value, drawn by its declared type, and why (required: it is kept in
+    the run's events). Prefixed with the variable's name, so the page can hold one per variable.
+    `people`: the active users, read once for every user field of the page (a lazy list)."""
+
+    def __init__(
+        self, *args: Any, variable: Variable, current: Any, people: Any = None, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("prefix", f"var-{variable.name}")
+        super().__init__(*args, **kwargs)
+        self.variable = variable
+        self.type = str(variable.type)
+        widget_type = VARIABLE_WIDGET_TYPES.get(self.type, self.type)
+        value = datatypes.form_field(
+            widget_type,
+            label="New value",
+            required=variable.required,
+            # The type is written beside the value already; JSON gets its example.
+            help_text='A JSON list, e.g. ["a", "b"]' if self.type == "multi_choice" else "",
+            classes={"user": _PersonField} if people is not None else None,
+        )
+        if isinstance(value, _PersonField):
+            value.people = people
+        if widget_type == "long_text":
+            value.widget.attrs["rows"] = 3
+        value.initial = _initial(self.type, current)
+        self.fields = {
+            "value": value,
+            "reason": forms.CharField(
+                label="Reason, kept in the run's events",
+                max_length=VARIABLE_REASON_MAX,
+                widget=forms.Textarea(attrs={"rows": 2}),
+            ),
+        }
+        self._style()
+
+    def clean_value(self) -> Any:
+        value = self.cleaned_data.get("value")
+        if self.type == "multi_choice" and value is not None and not isinstance(value, list | str):
+            raise ValidationError('Give a JSON list of choices, e.g. ["a", "b"].')
+        return value
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        if hasattr(exc, "error_dict"):
+            for name, errors in exc.message_dict.items():
+                self.add_error(name if name in self.fields else None, errors)
+        else:
+            self.add_error(None, exc.messages)
+        self._style()
+
+
+def _initial(type_: str, current: Any) -> Any:
+    """The stored JSON value as the widget shows it (a date as a date, a decimal as a number)."""
+    if type_ == "multi_choice":
+        return current
+    return from_json(type_, current)

@@ -429,11 +429,10 @@ def layout(
         edges.extend(_sequence_edges(stage, by_key, g_stages[index[stage.key]]))
 
     diamond_of = {d.stage: d for d in diamonds}
-    for d in diamonds:
-        box = g_stages[index[d.stage]]
-        edges.append(
-            GraphEdge("route", d.stage, f"{d.stage}:decision", [(box.right, mid), (d.cx - d.r, mid)])
-        )
+    for diamond in diamonds:
+        box = g_stages[index[diamond.stage]]
+        into: list[Point] = [(box.right, mid), (diamond.cx - diamond.r, mid)]
+        edges.append(GraphEdge("route", diamond.stage, f"{diamond.stage}:decision", into))
     edges.append(GraphEdge("route", "start", doc.stages[0].key, [(MARGIN + 2 * TERMINAL_R, mid), (x0, mid)]))
     for kind, src, dst, label, taken in near:
         box = g_stages[index[src]]

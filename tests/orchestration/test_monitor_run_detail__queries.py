@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from orchestration.models import RunEvent
+from orchestration.services import PERM_CHANGE_VARIABLES
 from tests.factories import UserFactory, auto_flow, grant, load, make_case, orchestration, screen_flow
 from tests.orchestration.engine_support import bg, launch, stage, task
 
@@ -15,8 +16,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # session, user, the viewer's permissions (user, group), run (+ version, orchestration,
 # started_by), stage runs, step runs (+ flow versions), work items (+ assignees), events
 # (+ actors), the run's outbox emails (flow and assignment emails, shown on their steps), the
-# record link, and My Work's count in the navigation bar.
-RUN_DETAIL_QUERIES = 12
+# record link, My Work's count in the navigation bar, and the flow graph's links to the work
+# items (their ids: one query for every step of the run; +1 with the graph, knowingly).
+RUN_DETAIL_QUERIES = 13
 
 
 def make_run(name: str, width: int):  # type: ignore[no-untyped-def]
@@ -58,3 +60,31 @@ def test_query_count_does_not_grow_with_steps_or_events(client, personas, django
     assert html.count("Email sent") == 6  # each task's assignment email, from the one outbox query
     assert html.count('class="event-name"') == 200
     assert "the latest 200 shown" in html
+
+
+def test_the_variables_forms_read_the_people_once_for_every_user_variable(
+    client, personas, django_assert_num_queries
+):
+    operator = grant(UserFactory(username="operator"), "orchestration.view_run", PERM_CHANGE_VARIABLES)
+    runs = []
+    for name, users in (("one", 1), ("three", 3)):
+        variables = [{"name": f"person{i}", "type": "user"} for i in range(users)]
+        load(
+            auto_flow(f"{name}_ok"),
+            orchestration(
+                name,
+                variables=[*variables, {"name": "total", "type": "number"}],
+                stages=[stage("prep", task("t", f"{name}_form")), stage("end", bg("b", f"{name}_ok"))],
+            ),
+            screen_flow(f"{name}_form"),
+        )
+        runs.append(launch(name, record=make_case(f"Case {name}")))
+    client.force_login(operator)
+    for run, users in zip(runs, (1, 3), strict=True):
+        # One more than a viewer without the permission: the active users, for all the forms.
+        with django_assert_num_queries(RUN_DETAIL_QUERIES + 1):
+            response = client.get(reverse("monitor:run", args=[run.pk]))
+        html = response.content.decode()
+        assert html.count('class="variable-edit"') == users + 1
+        # Every user field lists the same people (the personas and the operator).
+        assert html.count(f'<option value="{personas.alice.pk}">alice</option>') == users

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import guide, manage, mywork, outbox, picker
+from .views import guide, manage, mywork, outbox, picker, schedule
 
 app_name = "workitems"
 urlpatterns: list = [
@@ -14,6 +14,7 @@ urlpatterns: list = [
     path("people/pick/", picker.pick, name="pick"),
     path("work-items/", manage.manage, name="manage"),
     path("work-items/reassign/", manage.reassign, name="reassign"),
+    path("work-items/<int:pk>/schedule/", schedule.schedule, name="schedule"),
     path("work-items/<int:pk>/", guide.guide_item, name="guide_item"),
     path("work-items/<int:pk>/screen", guide.guide_screen, name="guide_screen"),
     path("work-items/<int:pk>/claim", guide.guide_claim, name="guide_claim"),

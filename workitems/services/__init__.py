@@ -34,6 +34,7 @@ from .drafts import (
     workitem_screen_defaults,
 )
 from .saved_views import saved_view_create, saved_view_delete
+from .schedule import may_schedule, workitem_set_schedule
 
 __all__ = [
     "CLAIM_REQUIRED",
@@ -46,6 +47,7 @@ __all__ = [
     "claim_needed",
     "comment_text",
     "may_act",
+    "may_schedule",
     "may_see_item",
     "models_q_member",
     "resolve_assignee",
@@ -63,5 +65,6 @@ __all__ = [
     "workitem_reassign",
     "workitem_release",
     "workitem_screen_defaults",
+    "workitem_set_schedule",
     "workitems_reassign_many",
 ]

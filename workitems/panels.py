@@ -10,6 +10,7 @@ show exactly the same thing. Listing costs one query whatever the number of item
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,14 +27,24 @@ from orchestration.definitions import DataType, Screen, ScreenFlow
 from records.models import Record
 from records.panels import register_record_panel, register_view_grant
 
-from . import selectors
+from . import history, selectors
 from .forms import ScreenForm
-from .models import WorkItem, WorkItemDraft, WorkItemStatus
+from .models import Priority, WorkItem, WorkItemDraft, WorkItemStatus
 from .selectors import actionable_q
-from .services import screen_flow_for, workitem_screen_defaults
+from .services import claim_needed, may_see_item, screen_flow_for, workitem_screen_defaults
 
 PANEL = "work_guide"
 TEMPLATE = "workitems/guide/panel.html"
+HISTORY_PANEL = "task_history"
+HISTORY_TEMPLATE = "workitems/guide/history_panel.html"
+
+# Priority shown beside an item's title, in words (never by colour alone); Normal, the default,
+# is not shown, so that a badge means "not the usual".
+PRIORITY_BADGES = {
+    Priority.LOW: ("Low priority", "text-bg-light border"),
+    Priority.HIGH: ("High priority", "text-bg-warning"),
+    Priority.URGENT: ("Urgent", "text-bg-danger"),
+}
 
 
 @dataclass
@@ -78,6 +89,11 @@ class ItemRow:
     href: str  # the record page with this item open: the link that works without JavaScript
     screen: ScreenState | None = None
     notice: Notice | None = None
+    # Opened without its screens (held by someone else, or closed): its history and comments show.
+    opened: bool = False
+    # Whether the viewer may see the item's comments and history, when the caller knows it
+    # (the viewer's own open items); asked (services.may_see_item) otherwise.
+    may_see: bool | None = None
 
     @property
     def stage(self) -> str:
@@ -128,6 +144,39 @@ class ItemRow:
     @property
     def can_claim(self) -> bool:
         return self.shared and self.item.claimed_by_id is None and self.item.status == WorkItemStatus.ASSIGNED
+
+    @property
+    def claim_needed(self) -> bool:
+        """The step says `claim_required` and the viewer has not claimed this shared item: the
+        last screen offers Claim instead of Finish."""
+        return self.item.status == WorkItemStatus.ASSIGNED and claim_needed(self.item, self.viewer)
+
+    @property
+    def is_open(self) -> bool:
+        return self.item.status == WorkItemStatus.ASSIGNED
+
+    @property
+    def priority(self) -> tuple[str, str] | None:
+        """(words, badge classes) for a priority other than Normal."""
+        return (
+            PRIORITY_BADGES.get(Priority(self.item.priority))
+            if self.item.priority in Priority.values
+            else None
+        )
+
+    @property
+    def shows_activity(self) -> bool:
+        """History and comments show on an item opened in the panel, to those who may see them."""
+        if self.screen is None and not self.opened:
+            return False
+        if self.may_see is None:
+            self.may_see = may_see_item(self.item, self.viewer)
+        return self.may_see
+
+    @functools.cached_property
+    def activity(self) -> history.ItemHistory:
+        """The item's history and comments (one query, read when the template shows them)."""
+        return history.workitem_history(item=self.item)
 
 
 def item_href(item: WorkItem, record: Record | None, **extra: str) -> str:
@@ -248,17 +297,30 @@ def screen_state(
     return ScreenState(flow=flow, index=index, form=form)
 
 
-def link_notice(*, pk: int, record: Record, viewer: Any) -> Notice:
+def link_notice(*, pk: int, record: Record, viewer: Any, item: WorkItem | None = None) -> Notice:
     """What to say about an item named in the link (`?item=`) that the viewer cannot open: it
     was completed, canceled or moved to someone else. Never its data or its screens; only the
     viewer's own input, if they had typed some, so that nothing of theirs is lost."""
-    item = selectors.workitem_on_record(pk=pk, record=record)
+    item = item or selectors.workitem_on_record(pk=pk, record=record)
     if item is None:
         return Notice("The work item in your link is not on this record.", "warning")
     draft = selectors.workitem_draft(item=item, user=viewer)
     values = shown_values(screen_flow_for(item), draft.values) if draft and draft.values else []
     text = closed_message(item, viewer) or REASSIGNED
     return Notice(text, "info" if item.completed_by_id == viewer.pk else "warning", values)
+
+
+def closed_item_row(*, pk: int, record: Record, viewer: Any) -> ItemRow | None:
+    """A completed or canceled item of the link, shown with what happened to it (its history,
+    answers and comments) to those who may see it; None otherwise (then `link_notice` says
+    why it is not there)."""
+    item = selectors.workitem_on_record(pk=pk, record=record)
+    if item is None or item.status == WorkItemStatus.ASSIGNED or not may_see_item(item, viewer):
+        return None
+    notice = link_notice(pk=pk, record=record, viewer=viewer, item=item)
+    return ItemRow(
+        item=item, viewer=viewer, href=item_href(item, record), notice=notice, opened=True, may_see=True
+    )
 
 
 def guide_context(
@@ -273,20 +335,25 @@ def guide_context(
     or after a claim), `check` shows that screen's errors, `notice` is a message at the top."""
     user = request.user
     rows = [
-        ItemRow(item=i, viewer=user, href=item_href(i, record))
+        ItemRow(item=i, viewer=user, href=item_href(i, record), may_see=True)
         for i in selectors.workitems_actionable(user=user, record=record)
     ]
+    closed_row = None
     if open_pk is not None:
         row = next((r for r in rows if r.item.pk == open_pk), None)
         if row is None:
-            notice = notice or link_notice(pk=open_pk, record=record, viewer=user)
+            closed_row = closed_item_row(pk=open_pk, record=record, viewer=user)
+            if closed_row is None:
+                notice = notice or link_notice(pk=open_pk, record=record, viewer=user)
         elif row.holder:
             row.notice = Notice(held_message(row.holder), "warning")
+            row.opened = True
         else:
             draft = selectors.workitem_draft(item=row.item, user=user)
             row.screen = screen_state(row.item, draft=draft, check=check)
     return {
         "rows": rows,
+        "closed_row": closed_row,
         "notice": notice,
         "record": record,
         "panel_url": panel_url(record),
@@ -310,9 +377,22 @@ def work_guide_context(request: HttpRequest, record: Record) -> dict[str, Any] |
     return guide_context(request, record, open_pk=open_pk, check=request.GET.get("check") == "1")
 
 
+def task_history_context(request: HttpRequest, record: Record) -> dict[str, Any] | None:
+    """The record page's Task history: each completed item of the record's runs that the
+    viewer may see, with who completed it and their answers, reassignments, claims and
+    comments (history.record_task_history: two queries, three with person fields)."""
+    user = request.user
+    if not user.is_authenticated:
+        return None
+    items, truncated = history.record_task_history(record=record, viewer=user)
+    return {"histories": items, "truncated": truncated, "sees_all": history.sees_every_item(user)}
+
+
 def register() -> None:
-    # Order 10: the Work Guide comes before the runs panel (50), at the top of the side column.
+    # Order 10: the Work Guide comes before the runs panel (50), at the top of the side column;
+    # the Task history (60) after the runs.
     register_record_panel(PANEL, TEMPLATE, work_guide_context, order=10)
+    register_record_panel(HISTORY_PANEL, HISTORY_TEMPLATE, task_history_context, order=60)
     register_view_grant(has_work_on_record)
 
 

@@ -19,6 +19,7 @@ urlpatterns: list = [
     path("work-items/<int:pk>/screen", guide.guide_screen, name="guide_screen"),
     path("work-items/<int:pk>/claim", guide.guide_claim, name="guide_claim"),
     path("work-items/<int:pk>/release", guide.guide_release, name="guide_release"),
+    path("work-items/<int:pk>/comments", guide.guide_comments, name="guide_comments"),
     path("dev/outbox/", outbox.outbox_list, name="outbox"),
     path("dev/outbox/<str:name>/<int:index>/", outbox.outbox_message_view, name="outbox_message"),
 ]

@@ -11,6 +11,9 @@ from orchestration.services import run_launch
 from records.models import Record
 from records.services import record_create, record_update
 from tests.factories import UserFactory, auto_flow, grant, load, make_case, orchestration, ticket_type
+from tests.workitems import guide_support
+from workitems.models import WorkItem, WorkItemStatus
+from workitems.services import workitem_claim, workitem_comment, workitem_complete, workitem_reassign
 
 pytestmark = pytest.mark.django_db
 
@@ -23,6 +26,10 @@ LIST_MAX = 9  # + record type, count, page of records (with owners), usernames o
 DETAIL_MAX = 13
 # The Work Guide panel (workitems): + the viewer's open items on the record, in one query.
 DETAIL_MAX += 1
+# The Task history panel (workitems): + the record's completed items the viewer may see, and
+# their events with each comment's text (workitems/history.py). A completed screen with a person
+# field costs one more (those people's names); the tests here have none.
+DETAIL_MAX += 2
 
 
 def count(client, url: str) -> int:  # type: ignore[no-untyped-def]
@@ -89,6 +96,42 @@ def test_detail_queries_do_not_grow_with_changes_and_runs(
     page = clerk_client.get(url).content.decode()
     # Everything is on the page: each change and each run is one list item.
     assert page.count('class="list-group-item px-0"') == case.changes.count() + 31
+
+
+def complete_items(case: Record, n: int, people) -> None:  # type: ignore[no-untyped-def]
+    """`n` more runs on `case` whose Work Guide item was reassigned, claimed, commented on and
+    completed: what the Task history panel lists."""
+    for i in range(n):
+        run = run_launch(orchestration="claims", record=case)
+        item = WorkItem.objects.get(run=run, status=WorkItemStatus.ASSIGNED)
+        workitem_reassign(item=item, actor=people.charlie, group=people.engineering, reason=f"cover {i}")
+        item.refresh_from_db()
+        workitem_claim(item=item, user=people.alice)
+        for body in ("Looking", "Done soon"):
+            workitem_comment(item=item, author=people.alice, body=body)
+        item.refresh_from_db()
+        workitem_complete(
+            item=item, user=people.alice, data={"amount": "5", "kind": "repair", "reason": "ok"}
+        )
+
+
+def test_detail_queries_do_not_grow_with_completed_items_and_comments(
+    clerk_client, personas, django_assert_max_num_queries
+):
+    grant(personas.alice, "workitems.view_workitem")  # she sees every item's history
+    guide_support.define()
+    case = make_case("Flooded")
+    complete_items(case, 1, personas)
+    url = f"/records/case/{case.pk}/"
+    clerk_client.get(url)  # the flow documents parsed once, as a running server has them
+    one = count(clerk_client, url)
+    complete_items(case, 4, personas)
+    with django_assert_max_num_queries(DETAIL_MAX):
+        many = count(clerk_client, url)
+    assert many == one
+    page = clerk_client.get(url).content.decode()
+    assert page.count('class="task-history-item ') == 5
+    assert page.count("Done soon") == 5
 
 
 def test_edit_form_queries_do_not_grow_with_users(clerk_client, clerk, django_assert_max_num_queries):

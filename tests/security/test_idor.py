@@ -122,6 +122,16 @@ IDOR: dict[str, Swap | Global] = {
     "workitems:guide_release": Swap(
         "assignee", lambda s: {"pk": s.held.pk}, lambda s: {"pk": s.queued.pk}, E404, method="POST"
     ),
+    # Comments: on her own item she writes one; on bob's it is a 404, nothing written or shown.
+    "workitems:guide_comments": Swap(
+        "assignee",
+        lambda s: {"pk": s.mine.pk},
+        lambda s: {"pk": s.bobs.pk},
+        E404,
+        method="POST",
+        data=lambda s: {"body": "swapped-in comment"},
+        secrets=RECORD_B,
+    ),
     "workitems:my_work_claim": Swap(
         "assignee", lambda s: {"pk": s.team.pk}, lambda s: {"pk": s.queued.pk}, E404, method="POST"
     ),

@@ -280,6 +280,29 @@ ACCESS: dict[str, Access] = {
         get=None,
         post=items_of(assignee=to(A_URL, "workitems.workitem")),
     ),
+    # An item's comments: its assignee and those who see every item (view_workitem) read and
+    # write them; she comes back to the item in the Work Guide, they to the comments page.
+    "workitems:guide_comments": Access(
+        one("alice's item", pk=lambda s: s.mine.pk),
+        get=items_of(assignee=OK, manager=OK, admin=OK),
+        post=items_of(
+            assignee=to(
+                lambda s: item_href(s.mine).split("#")[0] + f"#work-item-{s.mine.pk}-comments",
+                "workitems.workitemcomment",
+                "orchestration.runevent",
+            ),
+            manager=to(
+                lambda s: f"/work-items/{s.mine.pk}/comments",
+                "workitems.workitemcomment",
+                "orchestration.runevent",
+            ),
+            admin=to(
+                lambda s: f"/work-items/{s.mine.pk}/comments",
+                "workitems.workitemcomment",
+                "orchestration.runevent",
+            ),
+        ),
+    ),
     # The development Outbox (file mail backend on): staff only, a 404 for anyone else, signed in
     # or not (test_staff_get_into_the_admin_and_the_outbox lets staff in).
     "workitems:outbox": Access(one("outbox"), get=everyone(E404), outbox=True),
@@ -306,6 +329,7 @@ POST_DATA: dict[str, Callable[[S], dict[str, Any]]] = {
         "reason": "walk",
     },
     "workitems:guide_screen": lambda s: {"action": "save", "screen": "0", "comment": "walk"},
+    "workitems:guide_comments": lambda s: {"body": "walk"},
 }
 
 

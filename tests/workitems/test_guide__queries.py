@@ -18,6 +18,9 @@ pytestmark = pytest.mark.django_db
 PANEL_LIST = 5 + 1  # + the viewer's open items on the record, with everything a row shows
 # + the viewer's draft, the item's flow version (its document is parsed once per process)
 PANEL_OPEN = PANEL_LIST + 2
+# + the opened item's history and comments: its events, each comment's text in the same query
+# (workitems/history.py).
+PANEL_OPEN += 1
 
 
 def count(client, url: str, **extra) -> tuple[int, str]:  # type: ignore[no-untyped-def]

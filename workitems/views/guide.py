@@ -1,5 +1,5 @@
 """Work Guide actions: open an item, move through its screens (Next / Back / Finish / Save for
-later), claim and release group or queue items.
+later), claim and release group or queue items, read and add an item's comments.
 
 htmx requests get the part of the panel that changed: one item, or the whole panel (with the
 record's other panels out of band) after Finish, claim and release. Plain requests (no
@@ -19,9 +19,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.views.decorators.http import require_GET, require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import (
     HttpResponseClientRedirect,
@@ -33,17 +34,20 @@ from django_htmx.http import (
 from django_htmx.middleware import HtmxDetails
 
 from records.models import Record
-from records.panels import panel_render, record_panels
+from records.panels import may_view_record, panel_render, record_panels
 
-from .. import panels, selectors
+from .. import history, panels, selectors
 from ..forms import ScreenForm
 from ..models import WorkItem, WorkItemDraft, WorkItemStatus
 from ..panels import ItemRow, Notice
 from ..services import (
+    ClaimRequired,
     WorkItemClosed,
     may_act,
+    may_see_item,
     screen_flow_for,
     workitem_claim,
+    workitem_comment,
     workitem_complete,
     workitem_draft_discard,
     workitem_draft_save,
@@ -56,7 +60,8 @@ class HtmxHttpRequest(HttpRequest):
 
 
 ITEM_TEMPLATE = "workitems/guide/panel.html#item"
-ACTIONS = {"next", "back", "finish", "save"}
+# "claim": the last screen of a `claim_required` step offers Claim where Finish would be.
+ACTIONS = {"next", "back", "finish", "save", "claim"}
 # Sent with every response after which the viewer's open items changed, for other parts of the
 # page (the My Work badge) to refresh: `hx-trigger="workitems-changed from:body"`.
 CHANGED_EVENT = "workitems-changed"
@@ -136,11 +141,14 @@ def guide_item(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if not request.htmx:
         return target.redirect()
     item = target.item
-    row = target.row()
+    # The viewer may act on it (`_item`): its history and comments are theirs to see.
+    row = target.row(may_see=True)
     if item.status != WorkItemStatus.ASSIGNED:
         row.notice = Notice(panels.closed_message(item, request.user), "info")
+        row.opened = True
     elif row.holder:
         row.notice = Notice(panels.held_message(row.holder), "warning")
+        row.opened = True
     else:
         row.screen = panels.screen_state(item, draft=selectors.workitem_draft(item=item, user=request.user))
     # A reload (or a copied address) opens the same item again.
@@ -208,6 +216,10 @@ def guide_screen(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             draft = workitem_draft_save(item=item, user=user, screen=index, values=typed)
         return _input_shown_back(target, reason, {**(draft.values if draft else {}), **typed})
 
+    if action == "claim":
+        draft = workitem_draft_save(item=item, user=user, screen=index, values=typed)
+        return _claim_from_screen(target, draft)
+
     if action in {"back", "save"}:
         # Going back, or keeping the item for later, checks nothing: half-typed input is kept.
         draft = workitem_draft_save(
@@ -260,6 +272,13 @@ def _finish(target: Target, draft: WorkItemDraft) -> HttpResponse:
         closed = exc.item
         text = panels.closed_message(closed, user) if closed.status != WorkItemStatus.ASSIGNED else str(exc)
         return _input_shown_back(target, text, draft.values)
+    except ClaimRequired as exc:
+        # A claim_required step's item nobody (or no longer the viewer) holds: the last screen
+        # again, with what they typed, the message and Claim where Finish was.
+        if not request.htmx:
+            messages.warning(request, str(exc))
+            return target.redirect()
+        return _show(target, draft, errors={"__all__": [str(exc)]})
     except PermissionDenied as exc:
         # Claimed by someone else, or reassigned, between the page load and this Finish.
         fresh = _load(item.pk)
@@ -271,6 +290,28 @@ def _finish(target: Target, draft: WorkItemDraft) -> HttpResponse:
         messages.success(request, text)
         return target.redirect(open_item=False)
     return target.panel_response(Notice(text, "success"))
+
+
+def _claim_from_screen(target: Target, draft: WorkItemDraft) -> HttpResponse:
+    """Claim from the last screen of a `claim_required` step (what was typed is in the draft
+    already): the panel comes back with the item open where it was, and Finish active."""
+    request, item = target.request, target.item
+    try:
+        workitem_claim(item=item, user=request.user)
+    except WorkItemClosed as exc:
+        return _input_shown_back(
+            target, panels.closed_message(exc.item, request.user) or str(exc), draft.values
+        )
+    except (ValidationError, PermissionDenied) as exc:
+        # Someone else claimed it first, or it was moved to someone else, since the page loaded.
+        fresh = _load(item.pk)
+        text = _not_open_reason(fresh, request.user, may_act(fresh, request.user)) or " ".join(exc.args)
+        return _input_shown_back(target, text, draft.values)
+    text = f"“{item.label}” is assigned to you: the others see that you hold it, and Finish completes it."
+    if not request.htmx:
+        messages.success(request, text)
+        return target.redirect()
+    return target.panel_response(Notice(text, "success"), open_pk=item.pk)
 
 
 # --- claim and release ------------------------------------------------------------------------
@@ -323,3 +364,65 @@ def guide_release(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         (messages.success if notice.level == "success" else messages.warning)(request, notice.text)
         return target.redirect(open_item=False)
     return target.panel_response(notice)
+
+
+# --- comments ---------------------------------------------------------------------------------
+
+COMMENTS_TEMPLATE = "workitems/guide/comments.html#comments"
+
+
+def _comments_href(target: Target) -> str:
+    """Where a comment sent without JavaScript comes back to: the item in the Work Guide for
+    those who work it there, else (a manager, an item on no record) the item's comments page."""
+    item, user = target.item, target.request.user
+    in_guide = target.record is not None and (may_act(item, user) or item.completed_by_id == user.pk)
+    if not in_guide:
+        return reverse("workitems:guide_comments", args=[item.pk])
+    return panels.item_href(item, target.record).split("#", 1)[0] + f"#work-item-{item.pk}-comments"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
+def guide_comments(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """An item's comments, and (POST) a new one, for everyone who may see the item
+    (services.may_see_item): htmx gets the comments block to swap in place; a plain GET, or a
+    refused plain POST, a page of its own (the managers' way to an item outside their Work
+    Guide); a plain POST that worked, a redirect back. A refused comment keeps what was typed."""
+    item = _load(pk)
+    if not may_see_item(item, request.user):
+        raise Http404("no such work item")
+    target = Target(request, item)
+    typed, error, saved = "", "", False
+    if request.method == "POST":
+        typed = request.POST.get("body", "")
+        try:
+            workitem_comment(item=item, author=request.user, body=typed)
+        except PermissionDenied as exc:
+            raise Http404("no such work item") from exc
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            typed, saved = "", True
+            if not request.htmx:
+                messages.success(request, "Your comment is added.")
+                return redirect(_comments_href(target))
+    context = {
+        "item": item,
+        "history": history.workitem_history(item=item),
+        "comment_body": typed,
+        "comment_error": error,
+        "comment_saved": saved,
+    }
+    if request.htmx:
+        return HttpResponse(render_to_string(COMMENTS_TEMPLATE, context, request=request))
+    record = target.record
+    return render(
+        request,
+        "workitems/guide/comments_page.html",
+        {
+            **context,
+            "row": target.row(opened=True, may_see=True),
+            "record": record if record is not None and may_view_record(request.user, record) else None,
+        },
+    )

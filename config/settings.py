@@ -295,6 +295,8 @@ ORCHESTRATION_FLOW_MODULES = [
 # between tries (base * 2**(tries-1), capped: 30 s, 1, 2, 4, 8, 16 min, then 30 min: about
 # 2 h 30 for 9 tries), how long a delivery holds a row before it is taken as lost, and how long
 # past due a pending row waits for its own task before the sweep's relay sends another.
+# An event name orchestration/events.py does not list raises (the tests) instead of being logged.
+ORCHESTRATION_STRICT_EVENTS = envbool("ORCHESTRATION_STRICT_EVENTS", "false")
 # The largest definitions file the upload page and validate/import_definitions take.
 ORCHESTRATION_DEFINITION_MAX_BYTES = envint("ORCHESTRATION_DEFINITION_MAX_BYTES", str(1024 * 1024))
 ORCHESTRATION_EMAIL_MAX_ATTEMPTS = envint("ORCHESTRATION_EMAIL_MAX_ATTEMPTS", "9")

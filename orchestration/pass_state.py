@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import hot, transitions
+from . import events, hot, transitions
 from .documents import definition_uses_record, orchestration_doc, record_context, typed_run_inputs, typed_vars
 from .logcontext import log_events
 from .models import (
@@ -87,6 +87,7 @@ class PassState:
 
     # -- helpers ---------------------------------------------------------------------------
     def event(self, name: str, *, stage: str = "", step: str = "", **payload: Any) -> None:
+        events.require_known(f"orchestration.{name}")
         self.events.append(
             RunEvent(
                 run_id=self.run.pk,

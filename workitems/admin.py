@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString
 
 from orchestration.selectors import work_item_emails
 
-from .models import Queue, WorkItem, WorkItemDraft
+from .models import Queue, SavedFilter, WorkItem, WorkItemComment, WorkItemDraft
 
 
 @admin.register(Queue)
@@ -52,6 +52,7 @@ class WorkItemAdmin(admin.ModelAdmin):
         "completed_at",
         "due_at",
         "assignments",
+        "priority",
         "emails",
     )
 
@@ -86,3 +87,32 @@ class WorkItemDraftAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(WorkItemComment)
+class WorkItemCommentAdmin(admin.ModelAdmin):
+    """Comments on work items (Work Guide). Read-only: a comment is part of the item's history;
+    deleting one (a superuser, e.g. for personal data) is the only change."""
+
+    list_display = ("id", "item", "author", "created_at")
+    list_select_related = ("item", "author")
+    raw_id_fields = ("item", "author")
+    search_fields = ("=item__id", "author__username", "body")
+    readonly_fields = ("item", "author", "body", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SavedFilter)
+class SavedFilterAdmin(admin.ModelAdmin):
+    """The views of My Work people saved for themselves."""
+
+    list_display = ("name", "user", "query", "created_at")
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+    search_fields = ("name", "user__username")
+    readonly_fields = ("created_at",)

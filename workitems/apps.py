@@ -6,24 +6,29 @@ class WorkitemsConfig(AppConfig):
     verbose_name = "Work items"
 
     def ready(self) -> None:
+        from orchestration.events import register_events
         from orchestration.metrics import register_gauge
         from orchestration.registry import (
             MonitorTab,
+            register_api_paths,
             register_email_renderer,
             register_monitor_tab,
             register_work_holders,
         )
         from orchestration.validation import ASSIGNEE_CHECKS
 
-        from . import emails, metrics, panels, selectors, services
+        from . import emails, events, metrics, openapi, panels, selectors, services
 
         register_gauge(metrics.work_items)
+        register_events(events.EVENTS)  # workitems.item.*: orchestration/events.py lists them all
 
         register_email_renderer("assignment", emails.assignment_email_render)
         if services.check_assignee not in ASSIGNEE_CHECKS:
             ASSIGNEE_CHECKS.append(services.check_assignee)
         panels.register()  # the Work Guide on record pages
         register_work_holders(selectors.step_holders)  # "held by" on the run pages
+        # The work item endpoints (workitems/api_urls.py) in the API's OpenAPI document.
+        register_api_paths(paths=openapi.PATHS, schemas=openapi.SCHEMAS)
         register_monitor_tab(
             MonitorTab(
                 label="Work items",

@@ -10,7 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import models
 
-from .. import hot
+from .. import events, hot
 from ..models import (
     Run,
     RunEvent,
@@ -68,6 +68,7 @@ def run_event_add(
     """Append an event from another app (e.g. a work item reassigned)."""
     run_id = run.pk if run is not None else run_id
     assert run_id is not None, "give the run or its id"
+    events.require_known(name)
     event = RunEvent(
         run_id=run_id,
         name=name,

@@ -4,20 +4,67 @@ so the pages' query counts stay flat (asserted in tests/records/test_pages__quer
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from orchestration import engine
 from orchestration.definitions import AutolaunchedStart
-from orchestration.models import OrchestrationVersion, Run
+from orchestration.models import OrchestrationVersion, Run, RunStatus
 
 from .models import FieldChange, FieldType, Record, RecordType
 
 HISTORY_LIMIT = 100
 RUNS_LIMIT = 50
+RECENT_LIMIT = 10
+# A run that still has something to do (or someone to repair it): what "open runs" counts.
+OPEN_RUN_STATUSES = (RunStatus.IN_PROGRESS, RunStatus.SUSPENDED, RunStatus.ERROR)
+
+
+@dataclass(frozen=True)
+class RecordTypeCounts:
+    record_type: RecordType
+    records: int  # records of the type
+    with_open_runs: int  # of those, the ones with at least one run in progress, suspended or failed
+
+
+def _count(qs: QuerySet[Any]) -> Coalesce:
+    """COUNT(*) of `qs` (filtered on OuterRef("pk")) as a correlated subquery: 0 when empty."""
+    counted = qs.order_by().values("record_type").annotate(n=Count("*")).values("n")[:1]
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def record_type_counts() -> list[RecordTypeCounts]:
+    """Every record type with how many records it has and how many of them have an open run,
+    by label (one query: both counts are correlated subqueries, on the record type index and
+    the run status index)."""
+    ct = ContentType.objects.get_for_model(Record)  # cached by ContentType's manager
+    open_runs = Run.objects.filter(record_type=ct, status__in=OPEN_RUN_STATUSES).values("record_id")
+    types = RecordType.objects.annotate(
+        n_records=_count(Record.objects.filter(record_type=OuterRef("pk"))),
+        n_open=_count(Record.objects.filter(record_type=OuterRef("pk"), pk__in=open_runs)),
+    ).order_by("label", "api_name")
+    return [RecordTypeCounts(t, t.n_records, t.n_open) for t in types]  # type: ignore[attr-defined]
+
+
+def record_types() -> list[RecordType]:
+    """Every record type, by label (one query)."""
+    return list(RecordType.objects.order_by("label", "api_name"))
+
+
+def recent_records(*, owner: Any = None, limit: int = RECENT_LIMIT) -> list[Record]:
+    """The newest records (of `owner` when given), with their type and owner (one query).
+
+    Newest by creation: the primary key orders them on an index, where "last updated" would
+    sort the whole table on every home page."""
+    qs = Record.objects.select_related("record_type", "owner")
+    if owner is not None:
+        qs = qs.filter(owner=owner)
+    return list(qs.order_by("-id")[:limit])
 
 
 def record_list(*, record_type: RecordType, q: str = "") -> QuerySet[Record]:

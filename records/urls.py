@@ -4,6 +4,7 @@ from .views import launch, pages
 
 app_name = "records"
 urlpatterns = [
+    path("", pages.records_home, name="home"),
     path("<slug:type_name>/", pages.record_list, name="list"),
     path("<slug:type_name>/new/", pages.record_new, name="new"),
     path("<slug:type_name>/<int:pk>/", pages.record_detail, name="detail"),

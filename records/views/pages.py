@@ -1,4 +1,5 @@
-"""Record pages: list per record type, detail (fields, panels, history), create and edit."""
+"""Record pages: the records home (counts per type, the newest records), list per record type,
+detail (fields, panels, history), create and edit."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..services import record_create, record_update
 from .display import change_rows, change_user_ids, field_rows, format_value, list_columns
 
 PER_PAGE = 25
+MINE_LIMIT = 5
 
 
 def _record_type(type_name: str) -> RecordType:
@@ -30,6 +32,25 @@ def _record(type_name: str, pk: int) -> Record:
     return get_object_or_404(
         Record.objects.select_related("record_type", "owner"), pk=pk, record_type__api_name=type_name
     )
+
+
+@login_required
+@require_GET
+def records_home(request: HttpRequest) -> HttpResponse:
+    """Every record type with its counts, the viewer's newest records and everyone's. Counts
+    and records are shown to those who may see records (records.view_record); anyone else sees
+    the types only (a person with work on a record reaches it from My Work or the email)."""
+    may_view = request.user.has_perm("records.view_record")
+    context: dict[str, object] = {"may_view": may_view}
+    if may_view:
+        context |= {
+            "counts": selectors.record_type_counts(),
+            "mine": selectors.recent_records(owner=request.user, limit=MINE_LIMIT),
+            "recent": selectors.recent_records(),
+        }
+    else:
+        context["record_types"] = selectors.record_types()
+    return render(request, "records/home.html", context)
 
 
 @login_required

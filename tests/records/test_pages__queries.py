@@ -12,6 +12,7 @@ from records.models import Record
 from records.services import record_create, record_update
 from tests.factories import UserFactory, auto_flow, grant, load, make_case, orchestration, ticket_type
 from tests.workitems import guide_support
+from tests.workitems.mywork_support import interactive, load_process
 from workitems.models import WorkItem, WorkItemStatus
 from workitems.services import workitem_claim, workitem_comment, workitem_complete, workitem_reassign
 
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.django_db
 # A panel another app registers adds its queries to DETAIL_MAX on purpose: the budget is raised
 # knowingly, not crept past.
 LIST_MAX = 9  # + record type, count, page of records (with owners), usernames of user columns
+HOME_MAX = 8  # + the types with their two counts, the viewer's newest records, everyone's newest
 # + record (type, owner), history (with authors), usernames, runs, launchable versions, and the
 # runs' stage path: their stage runs, the current stages' step runs, who holds those steps' work.
 DETAIL_MAX = 13
@@ -61,6 +63,23 @@ def test_list_queries_do_not_grow_with_records(clerk_client, clerk, django_asser
         full = count(clerk_client, "/records/ticket/")
     assert full == one
     assert count(clerk_client, "/records/ticket/?q=T&page=2") == one
+
+
+def test_home_queries_do_not_grow_with_records_types_and_runs(clerk_client, clerk, django_assert_num_queries):
+    load_process("review", "Case review", interactive("a", "Review", {"user": "alice"}))
+    users = [UserFactory() for _ in range(3)]
+    add_tickets(1, users)
+    run_launch(orchestration="review", record=make_case("One", owner=clerk))
+    count(clerk_client, "/records/")  # content types cached, as a running server has them
+    with django_assert_num_queries(HOME_MAX):
+        clerk_client.get("/records/")
+    add_tickets(30, [clerk, *users])
+    for i in range(10):
+        run_launch(orchestration="review", record=make_case(f"Case {i}", owner=clerk))
+    with django_assert_num_queries(HOME_MAX):
+        html = clerk_client.get("/records/").content.decode()
+    assert html.count('<li class="list-group-item px-0') == 15  # 5 of hers, 10 of everyone's
+    assert 'data-count="records">11<' in html and 'data-count="open-runs">11<' in html
 
 
 @pytest.fixture

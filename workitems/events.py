@@ -4,9 +4,7 @@ registered with orchestration/events.py when the app loads."""
 from __future__ import annotations
 
 EVENTS = {
-    "workitems.item.reassigned": "a manager moved the item to another person, group or queue (old, new, reason)"[
-        :200
-    ],
+    "workitems.item.reassigned": "a manager moved the item to another user, group or queue (old, new, why)",
     "workitems.item.claimed": "someone in the item's group or queue took it",
     "workitems.item.released": "the person holding the item gave it back to its group or queue",
     "workitems.item.commented": "someone wrote a comment on the item",

@@ -284,6 +284,26 @@ MATRIX: list[Row] = [
         state=lambda w: status_of(w.failed),
         after=lambda w: RunStatus.COMPLETED,
     ),
+    # A variable changed by hand needs orchestration.change_run_variables, given on its own: not
+    # in the demo's Orchestration Admins group (superusers have it; tests/orchestration/
+    # test_run_variables.py changes values with it). Every persona here is refused.
+    Row(
+        "change a variable: form page",
+        "GET",
+        lambda w: f"/monitor/runs/{w.failed.pk}/variables/total/",
+        only({}),
+    ),
+    Row(
+        "change a variable",
+        "POST",
+        lambda w: f"/monitor/runs/{w.failed.pk}/variables/total/",
+        only({}),
+        data=lambda w: {"var-total-value": "1", "var-total-reason": "matrix"},
+        state=lambda w: (
+            Run.objects.values_list("variables", flat=True).get(pk=w.failed.pk),
+            RunEvent.objects.filter(run=w.failed, name="orchestration.run.variable_changed").count(),
+        ),
+    ),
     # --- monitoring: orchestrations ----------------------------------------------------------------
     Row("orchestrations list", "GET", lambda w: "/monitor/orchestrations/", only({"admin": 200})),
     Row("orchestration page", "GET", lambda w: "/monitor/orchestrations/cases/", only({"admin": 200})),
@@ -446,6 +466,7 @@ def test_the_matrix_covers_every_monitoring_route() -> None:
         "run": "run detail",
         "run_action": "cancel",
         "step_action": "retry a failed step",
+        "run_variable": "change a variable",
         "orchestrations": "orchestrations list",
         "upload": "upload definitions",
         "orchestration": "orchestration page",

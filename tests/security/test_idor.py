@@ -86,6 +86,7 @@ IDOR: dict[str, Swap | Global] = {
     "monitor:run": MODEL_PERMISSION,
     "monitor:run_action": MODEL_PERMISSION,
     "monitor:step_action": MODEL_PERMISSION,
+    "monitor:run_variable": MODEL_PERMISSION,
     "monitor:orchestration": MODEL_PERMISSION,
     "monitor:version": MODEL_PERMISSION,
     "monitor:version_activate": MODEL_PERMISSION,

@@ -223,6 +223,12 @@ ACCESS: dict[str, Access] = {
         get=only(admin=OK),
         post=only(admin=to(RUN_PAGE(lambda s: s.failed), "orchestration.steprun", "orchestration.runevent")),
     ),
+    # orchestration.change_run_variables is given on its own (not in the demo's Orchestration
+    # Admins group): every persona is refused. tests/orchestration/test_run_variables.py has
+    # the people who may.
+    "monitor:run_variable": Access(
+        one("a variable of the failed run", pk=lambda s: s.failed.pk, name="total"), get=only(), post=only()
+    ),
     "monitor:orchestrations": Access(one("list"), get=only(admin=OK)),
     "monitor:upload": Access(
         one("upload"),
@@ -321,6 +327,7 @@ POST_DATA: dict[str, Callable[[S], dict[str, Any]]] = {
     "monitor:runs_bulk": lambda s: {"action": "cancel", "status": "error", "count": "1", "reason": "walk"},
     "monitor:run_action": lambda s: {"reason": "walk"},
     "monitor:step_action": lambda s: {"reason": "walk", "out_x": "1"},
+    "monitor:run_variable": lambda s: {"var-total-value": "1", "var-total-reason": "walk"},
     "monitor:upload": _upload,
     "workitems:reassign": lambda s: {
         "items": [s.mine.pk],

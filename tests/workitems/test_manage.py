@@ -98,6 +98,9 @@ def test_viewers_see_everyone_s_items_but_only_reassigners_get_the_controls(clie
         # A reassign dialog on each row, opened, closed and canceled by its popover buttons.
         assert html.count('role="dialog"') == 5
         assert html.count('popovertarget="item-') == 5 * 3
+        # ... with the item's due date and priority to change (workitems/_schedule_form.html).
+        assert html.count('class="workitem-schedule"') == 5
+        assert html.count("priority-badge priority-2") == 5  # Normal, in words
 
 
 # --- views ---------------------------------------------------------------------------------------

@@ -97,5 +97,6 @@ def test_on_a_phone_the_diagram_scrolls_sideways_not_the_page(page: Page, live_s
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     diagram = page.locator(".run-diagram")
     assert diagram.evaluate("el => el.scrollWidth > el.clientWidth")
+    diagram.scroll_into_view_if_needed()  # under the flow graph
     diagram.evaluate("el => { el.scrollLeft = el.scrollWidth; }")
     expect(page.locator("#step-pay-transfer")).to_be_in_viewport()

@@ -38,7 +38,8 @@ CLAIMED = "workitems.item.claimed"
 RELEASED = "workitems.item.released"
 REASSIGNED = "workitems.item.reassigned"
 COMMENTED = "workitems.item.commented"
-ITEM_EVENTS = (CLAIMED, RELEASED, REASSIGNED, COMMENTED)
+RESCHEDULED = "workitems.item.rescheduled"  # services/schedule.py: due date and priority
+ITEM_EVENTS = (CLAIMED, RELEASED, REASSIGNED, COMMENTED, RESCHEDULED)
 
 # The record page lists this many completed items, the latest first.
 RECORD_LIMIT = 50
@@ -60,7 +61,7 @@ class Entry:
     `text` says what they did ("reassigned it from Dana to group support"); `detail` is a
     comment's body or a reassignment's reason."""
 
-    kind: str  # assigned, claimed, released, reassigned, commented, completed, canceled
+    kind: str  # assigned, claimed, released, reassigned, rescheduled, commented, completed, canceled
     at: dt.datetime
     who: str
     text: str
@@ -172,6 +173,26 @@ def _events(run_ids: set[int]) -> list[RunEvent]:
     )
 
 
+def _due_text(iso: Any) -> str:
+    moment = parse_datetime(str(iso)) if iso else None
+    if moment is None:
+        return "none"
+    return formats.date_format(
+        timezone.localtime(moment) if timezone.is_aware(moment) else moment, "DATETIME_FORMAT"
+    )
+
+
+def _rescheduled(payload: dict[str, Any]) -> str:
+    """ "changed the due date from 2026-03-04 09:00 to none and the priority from Normal to High"."""
+    old, new = payload.get("old") or {}, payload.get("new") or {}
+    changes = []
+    if old.get("due_at") != new.get("due_at"):
+        changes.append(f"the due date from {_due_text(old.get('due_at'))} to {_due_text(new.get('due_at'))}")
+    if old.get("priority") != new.get("priority"):
+        changes.append(f"the priority from {old.get('priority')} to {new.get('priority')}")
+    return "changed " + (" and ".join(changes) or "the schedule")
+
+
 def _entries(item: WorkItem, events: Sequence[RunEvent], answers: list[Answer]) -> list[Entry]:
     reassigned = [e for e in events if e.name == REASSIGNED]
     # Who the item went to first: the first reassignment says whom it moved from.
@@ -189,6 +210,9 @@ def _entries(item: WorkItem, events: Sequence[RunEvent], answers: list[Answer]) 
             entries.append(
                 Entry("reassigned", e.created_at, who, f"reassigned it from {old} to {new}", reason)
             )
+        elif e.name == RESCHEDULED:
+            reason = str(e.payload.get("reason", "") or "")
+            entries.append(Entry("rescheduled", e.created_at, who, _rescheduled(e.payload), reason))
         elif e.name == COMMENTED:
             body = getattr(e, "comment_body", None)
             if body is not None:  # a comment deleted since (in the admin) is not shown

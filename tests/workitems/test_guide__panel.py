@@ -241,3 +241,27 @@ def test_the_panel_comes_before_the_runs_panel(client, people):
     client.force_login(people.alice)
     page = client.get(page_url(case)).content.decode()
     assert page.index('id="panel-work_guide"') < page.index('id="panel-runs"')
+
+
+def test_priority_shows_in_words_beside_the_title_unless_normal_and_the_due_date_with_overdue(client, people):
+    from workitems.models import Priority
+
+    define()
+    case, run = start()
+    item = item_of(run)
+    due = timezone.now().replace(microsecond=0) + timezone.timedelta(days=2)
+    WorkItem.objects.filter(pk=item.pk).update(priority=Priority.HIGH, due_at=due)
+    words = text(guide(client, people.alice, case))
+    assert "High priority" in words
+    assert f"Due {timezone.localtime(due):%Y-%m-%d %H:%M}" in words
+    assert "Overdue" not in words
+    past = timezone.now().replace(microsecond=0) - timezone.timedelta(hours=5)
+    WorkItem.objects.filter(pk=item.pk).update(priority=Priority.URGENT, due_at=past)
+    words = text(guide(client, people.alice, case))
+    assert "Urgent" in words and "Overdue" in words
+    assert f"Was due {timezone.localtime(past):%Y-%m-%d %H:%M}" in words
+    WorkItem.objects.filter(pk=item.pk).update(priority=Priority.NORMAL, due_at=None)
+    html = guide(client, people.alice, case)
+    assert "work-item-priority" not in html and "Due " not in text(html)
+    WorkItem.objects.filter(pk=item.pk).update(priority=Priority.LOW)
+    assert "Low priority" in text(guide(client, people.alice, case))

@@ -189,6 +189,30 @@ def test_reassignments_claims_releases_and_comments_in_time_order(people):
     assert "commented" not in [e.kind for e in single.events]
 
 
+def test_a_new_due_date_or_priority_reads_as_a_sentence_with_its_reason(people):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from workitems.models import Priority
+    from workitems.services import workitem_set_schedule
+
+    define_inspection()
+    case = make_case()
+    item = open_item(case)
+    due = timezone.now().replace(microsecond=0) + dt.timedelta(days=3)
+    workitem_set_schedule(
+        item=item, actor=people.charlie, due_at=due, priority=Priority.HIGH, reason="Storm week"
+    )
+    [entry] = [e for e in workitem_history(item=item).events if e.kind == "rescheduled"]
+    assert entry.who == "charlie"
+    assert (
+        entry.text
+        == f"changed the due date from none to {due:%Y-%m-%d %H:%M} and the priority from Normal to High"
+    )
+    assert entry.detail == "Storm week"
+
+
 def test_a_comment_deleted_since_is_left_out(people):
     define_inspection()
     case = make_case()

@@ -345,6 +345,22 @@ MATRIX: list[Row] = [
         after=lambda w: w.personas.bob.pk,
     ),
     Row("my work", "GET", lambda w: "/my-work/", {"anonymous": LOGIN} | {p: 200 for p in PERSONAS[1:]}),
+    Row(
+        "due date and priority: form page",
+        "GET",
+        lambda w: f"/work-items/{w.item.pk}/schedule/",
+        only({"manager": 200, "admin": 200}),
+    ),
+    Row(
+        "change due date and priority",
+        "POST",
+        lambda w: f"/work-items/{w.item.pk}/schedule/",
+        only({"manager": "302 schedule", "admin": "302 schedule"}),
+        data=lambda w: {"due_at": "2031-01-01T10:00", "priority": "4", "reason": "matrix"},
+        state=lambda w: WorkItem.objects.values_list("priority", flat=True).get(pk=w.item.pk),
+        after=lambda w: 4,
+    ),
+    Row("records home", "GET", lambda w: "/records/", {"anonymous": LOGIN} | {p: 200 for p in PERSONAS[1:]}),
     # --- records ----------------------------------------------------------------------------------
     Row("record list", "GET", lambda w: "/records/case/", only({"end_user": 200})),
     Row("record page", "GET", lambda w: f"/records/case/{w.case.pk}/", only({"end_user": 200})),
@@ -399,6 +415,8 @@ def expected_location(w: SimpleNamespace, row: Row, code: str, url: str) -> str:
         return f"/monitor/runs/{run_pk}/"
     if target == "record":
         return f"/records/case/{w.case.pk}/"
+    if target == "schedule":
+        return f"/work-items/{w.item.pk}/schedule/"
     if target == "new record":
         return f"/records/case/{Record.objects.get(name='Made here').pk}/"
     return target

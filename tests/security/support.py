@@ -54,7 +54,7 @@ from tests.factories import (
     screen_flow,
 )
 from workitems.models import WorkItem, WorkItemStatus
-from workitems.services import workitem_claim, workitem_complete, workitem_draft_save
+from workitems.services import saved_view_create, workitem_claim, workitem_complete, workitem_draft_save
 
 PERSONAS = ("anonymous", "outsider", "assignee", "manager", "admin")
 LOGGED_IN = PERSONAS[1:]
@@ -115,6 +115,8 @@ SECRETS = (
     "Wind the clock",
     "bob-draft-5521",  # bob's draft on his item
     "alice-3306",  # alice's draft on hers
+    "bob-view-6620",  # the personas' saved views of My Work
+    "alice-view-4471",
     "division by zero",  # the failed step's error
 )
 
@@ -220,6 +222,9 @@ def _build(outbox: Path) -> SimpleNamespace:
     AccessFailureLog.objects.create(**attempt, path_info="/login/", locked_out=False)
     # One of the outsider's own, for the tokens page's revoke button.
     bobs_token = api_token_create(user=p.bob, name="revocable")[0]
+    # A saved view of My Work each: only its owner may open or delete it.
+    bobs_view = saved_view_create(user=p.bob, name="bob-view-6620", params={"q": "vault"})
+    alices_view = saved_view_create(user=p.alice, name="alice-view-4471", params={"q": "leak"})
     ops_token = api_token_create(user=ops, name="ops-own-8812")[0]
 
     outbox.mkdir(parents=True, exist_ok=True)
@@ -238,6 +243,8 @@ def _build(outbox: Path) -> SimpleNamespace:
         expired_token=expired_raw,
         deleted_token=deleted_raw,
         bobs_token=bobs_token,
+        bobs_view=bobs_view,
+        alices_view=alices_view,
         ops_token=ops_token,
         record_a=record_a,
         record_b=record_b,

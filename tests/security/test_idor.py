@@ -133,6 +133,25 @@ IDOR: dict[str, Swap | Global] = {
         data=lambda s: {"body": "swapped-in comment"},
         secrets=RECORD_B,
     ),
+    # Saved views of My Work: bob's opens for him; alice's is a 404 to him, as a missing one.
+    "workitems:my_work_view_open": Swap(
+        "outsider",
+        lambda s: {"pk": s.bobs_view.pk},
+        lambda s: {"pk": s.alices_view.pk},
+        E404,
+        secrets=("alice-view-4471", "leak"),
+    ),
+    "workitems:my_work_view_delete": Swap(
+        "outsider",
+        lambda s: {"pk": s.bobs_view.pk},
+        lambda s: {"pk": s.alices_view.pk},
+        E404,
+        method="POST",
+        secrets=("alice-view-4471",),
+    ),
+    "workitems:schedule": Global(
+        "workitems.reassign_workitem covers every open item: managers move anyone's work"
+    ),
     "workitems:my_work_claim": Swap(
         "assignee", lambda s: {"pk": s.team.pk}, lambda s: {"pk": s.queued.pk}, E404, method="POST"
     ),

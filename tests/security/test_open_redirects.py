@@ -1,6 +1,7 @@
-"""`?next=` never sends anyone off the site: the login page, and the htmx login redirect that
-builds a `next` from the HX-Current-URL header. (Every other redirect in the code goes to a URL
-the view reverses itself; My Work's `_back` keeps only its own query string.)"""
+"""`?next=` never sends anyone off the site: the login page, the htmx login redirect that
+builds a `next` from the HX-Current-URL header, and the due date and priority form (which goes
+back to the page it was included in). (Every other redirect in the code goes to a URL the view
+reverses itself; My Work's `_back` and saved views keep only its own query string.)"""
 
 from __future__ import annotations
 
@@ -69,3 +70,20 @@ def test_the_htmx_login_redirect_refuses_a_path_that_reads_as_another_site(path)
         "/my-work/", headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver{path}"}
     )
     assert response["HX-Redirect"] == "/login/?next=/"
+
+
+@pytest.mark.parametrize("next_url", HOSTILE)
+def test_the_schedule_form_goes_back_only_to_this_site(personas, next_url):
+    from tests.factories import make_case
+    from tests.workitems.mywork_support import interactive, item, launch, load_process
+
+    load_process("proc", "Case review", interactive("a", "Check", {"user": "alice"}))
+    it = item(launch("proc", make_case()), "a")
+    client = Client()
+    client.force_login(personas.charlie)  # a manager
+    url = f"/work-items/{it.pk}/schedule/"
+    response = client.post(url, {"due_at": "", "priority": "3", "next": next_url})
+    assert response.status_code == 302
+    assert response["Location"] == url
+    htmx = client.post(url, {"due_at": "", "priority": "4", "next": next_url}, headers={"HX-Request": "true"})
+    assert htmx["HX-Redirect"] == url

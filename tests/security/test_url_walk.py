@@ -167,6 +167,8 @@ ACCESS: dict[str, Access] = {
     ),
     "logout": Access(one("logout"), get=None, post=everyone(to("/login/"))),
     # --- records ---------------------------------------------------------------------------------
+    # The records home: the types for everyone; counts and names for who may see records.
+    "records:home": Access(one("records home"), get=logged_in(OK)),
     "records:list": Access(one("case list", type_name="case"), get=only(outsider=OK, admin=OK)),
     "records:new": Access(
         one("new case", type_name="case"),
@@ -255,7 +257,32 @@ ACCESS: dict[str, Access] = {
         get=None,
         post=items_of(assignee=to("/my-work/", "workitems.workitem")),
     ),
+    # Saved views of My Work: everyone saves their own; only its owner opens or deletes one.
+    "workitems:my_work_view_save": Access(
+        one("save a view"), get=None, post=logged_in(to("/my-work/?q=walk", "workitems.savedfilter"))
+    ),
+    "workitems:my_work_view_open": Access(
+        one("bob's view", pk=lambda s: s.bobs_view.pk), get=items_of(outsider=to("/my-work/?q=vault"))
+    ),
+    "workitems:my_work_view_delete": Access(
+        one("bob's view", pk=lambda s: s.bobs_view.pk),
+        get=None,
+        post=items_of(outsider=to("/my-work/", "workitems.savedfilter")),
+    ),
     "workitems:manage": Access(one("work items"), get=only(manager=OK, admin=OK)),
+    # Due date and priority: who may reassign (the manager, the admin); saved, back to the page.
+    "workitems:schedule": Access(
+        one("alice's item", pk=lambda s: s.mine.pk),
+        get=only(manager=OK, admin=OK),
+        post=only(
+            manager=to(
+                lambda s: f"/work-items/{s.mine.pk}/schedule/", "workitems.workitem", "orchestration.runevent"
+            ),
+            admin=to(
+                lambda s: f"/work-items/{s.mine.pk}/schedule/", "workitems.workitem", "orchestration.runevent"
+            ),
+        ),
+    ),
     # The people picker lists every active person: for those who manage work only.
     "workitems:pick": Access(
         lambda s: [Case("people named a", query="q=a&kinds=user,group,queue")], get=only(manager=OK, admin=OK)
@@ -329,6 +356,8 @@ POST_DATA: dict[str, Callable[[S], dict[str, Any]]] = {
     "monitor:step_action": lambda s: {"reason": "walk", "out_x": "1"},
     "monitor:run_variable": lambda s: {"var-total-value": "1", "var-total-reason": "walk"},
     "monitor:upload": _upload,
+    "workitems:my_work_view_save": lambda s: {"name": "walk-made view", "q": "walk"},
+    "workitems:schedule": lambda s: {"due_at": "2031-01-01T10:00", "priority": "4", "reason": "walk"},
     "workitems:reassign": lambda s: {
         "items": [s.mine.pk],
         "kind": "user",

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from ..models import Priority, WorkItem
 from ..selectors_mywork import (
@@ -177,7 +178,9 @@ def my_work_view_open(request: HttpRequest, pk: int) -> HttpResponse:
     saved = saved_view(user=request.user, pk=pk)
     if saved is None:
         raise Http404("no such saved view")
-    return HttpResponseRedirect(_url(my_work_view(QueryDict(saved.query))))
+    url = _url(my_work_view(QueryDict(saved.query)))
+    # htmx follows a redirect inside the element it swaps: the whole page goes there instead.
+    return HttpResponseClientRedirect(url) if getattr(request, "htmx", False) else HttpResponseRedirect(url)
 
 
 @login_required

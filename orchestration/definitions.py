@@ -9,6 +9,7 @@ from these models.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -153,6 +154,49 @@ class FlowBase(Strict):
     inputs: list[Variable] = Field(default_factory=list)
 
 
+class WorkingHours(Strict):
+    start: str = Field("09:00", description="HH:MM, when work starts each working day.")
+    end: str = Field("17:00", description="HH:MM (24:00 for midnight), when it stops.")
+
+    @model_validator(mode="after")
+    def _times(self) -> WorkingHours:
+        from .calendars import parse_clock
+
+        start = parse_clock(self.start)
+        if self.end != "24:00" and parse_clock(self.end) <= start:
+            raise ValueError(f"working hours end ({self.end}) must be after they start ({self.start})")
+        return self
+
+
+class BusinessCalendar(Strict):
+    """When people work: "2 business days" is counted on it (steps' SLAs and their rules)."""
+
+    kind: Literal["business_calendar"]
+    api_name: ApiName
+    label: str = Field("", max_length=200)
+    description: str = ""
+    time_zone: str = Field("UTC", description="IANA name, e.g. Europe/Berlin.")
+    working_days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1
+    )
+    hours: WorkingHours = Field(default_factory=lambda: WorkingHours())
+    holidays: list[dt.date] = Field(default_factory=list, description="Days off, YYYY-MM-DD.")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from .calendars import check_time_zone
+
+        return check_time_zone(v)
+
+    @field_validator("working_days")
+    @classmethod
+    def _unique_days(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("a working day is listed twice")
+        return v
+
+
 class ScreenFlow(FlowBase):
     kind: Literal["screen_flow"]
     screens: list[Screen] = Field(min_length=1)
@@ -250,6 +294,106 @@ class Email(Strict):
 INLINE_ACTIONS = frozenset({"set_outputs"})
 
 
+DurationText = Annotated[str, Field(min_length=1, max_length=40, description="e.g. 4h, 2d, 3 business days")]
+
+
+class RuleEmail(Strict):
+    """Who to email and what: `to` is `assignee` (the user, or every member of the group or
+    queue), `managers` (the assignee's manager; a group's managers; the managers of a queue's
+    groups), `user:NAME`, `group:NAME`, or an expression giving a username or email address."""
+
+    to: str = Field(min_length=1, max_length=200)
+    subject: str = Field(min_length=1, max_length=300, description="Jinja2 over item, record, step, rule.")
+    body: str = Field("", max_length=10_000)
+
+
+class RuleReassign(Strict):
+    """Move the item: to a user, group or queue, or to the assignee's `manager`."""
+
+    user: str | None = None
+    group: str | None = None
+    queue: str | None = None
+    manager: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RuleReassign:
+        given = [k for k in ("user", "group", "queue") if getattr(self, k)] + (
+            ["manager"] if self.manager else []
+        )
+        if len(given) != 1:
+            raise ValueError("reassign to exactly one of user, group, queue or manager: true")
+        return self
+
+
+class Rule(Strict):
+    """A reminder or escalation: at `at` (relative to the item's due time: `-4h` before, `due`,
+    `+1 business day` after), do `email`, `reassign`, `priority` — each optional, at least one —
+    and record an event. `repeat_every` fires it again while the item stays open, `times` in all.
+    An item completed, or reassigned by someone, before a rule's time cancels it."""
+
+    key: ApiName
+    at: str = Field(min_length=1, max_length=40)
+    repeat_every: DurationText | None = None
+    times: int = Field(1, ge=1, le=100)
+    email: RuleEmail | None = None
+    reassign: RuleReassign | None = None
+    priority: Literal["low", "normal", "high", "urgent", "raise"] | None = Field(
+        None, description="Set the item's priority, or raise it one level."
+    )
+    note: str = Field("", max_length=500, description="Said in the event and the item's history.")
+
+    @model_validator(mode="after")
+    def _rule(self) -> Rule:
+        from .calendars import DurationError, parse_duration
+
+        try:
+            parse_duration(self.at, signed=True)
+            if self.repeat_every:
+                parse_duration(self.repeat_every)
+        except DurationError as exc:
+            raise ValueError(str(exc)) from None
+        if self.times > 1 and not self.repeat_every:
+            raise ValueError("times > 1 needs repeat_every")
+        if not (self.email or self.reassign or self.priority or self.note):
+            raise ValueError(f"rule '{self.key}' does nothing: give email, reassign, priority or a note")
+        return self
+
+
+class Sla(Strict):
+    """When an interactive step's item is due, how urgent it is, and what happens around then."""
+
+    due: DurationText | None = Field(None, description="From the item's creation: 4h, 2d, 3 business days.")
+    due_at: Expression | None = Field(None, description="An expression giving a date or datetime.")
+    calendar: ApiName | None = Field(None, description="Default: the orchestration's calendar, else 24/7.")
+    priority: Literal["low", "normal", "high", "urgent"] | None = None
+    priority_expression: Expression | None = Field(None, description="Gives low, normal, high or urgent.")
+    at_risk: DurationText | None = Field(
+        None, description="How long before due an open item is at risk (default: the last quarter)."
+    )
+    rules: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _sla(self) -> Sla:
+        from .calendars import DurationError, parse_duration
+
+        if self.due and self.due_at:
+            raise ValueError("give due or due_at, not both")
+        if self.priority and self.priority_expression:
+            raise ValueError("give priority or priority_expression, not both")
+        try:
+            for text in (self.due, self.at_risk):
+                if text:
+                    parse_duration(text)
+        except DurationError as exc:
+            raise ValueError(str(exc)) from None
+        keys = [r.key for r in self.rules]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two rules have the same key")
+        if self.rules and not (self.due or self.due_at):
+            raise ValueError("rules are timed from the due time: give due or due_at")
+        return self
+
+
 class Step(Strict):
     key: ApiName
     label: str = ""
@@ -275,6 +419,9 @@ class Step(Strict):
         ),
     )
     due_in_hours: float | None = Field(None, gt=0)
+    sla: Sla | None = Field(
+        None, description="Interactive steps: due time, priority, reminders and escalations."
+    )
     claim_required: bool = Field(
         False,
         description=(
@@ -295,6 +442,10 @@ class Step(Strict):
             raise ValueError("background steps complete when their flow finishes")
         if self.kind == "interactive" and self.run != "worker":
             raise ValueError("'run: inline' is for background steps")
+        if self.kind == "background" and self.sla is not None:
+            raise ValueError(f"background step '{self.key}' has no work item: no sla")
+        if self.sla is not None and self.due_in_hours:
+            raise ValueError("give sla.due or due_in_hours, not both")
         if self.kind == "background" and self.claim_required:
             raise ValueError(f"background step '{self.key}' has no work item to claim: no claim_required")
         return self
@@ -336,6 +487,7 @@ class Orchestration(Strict):
     description: str = ""
     start: Start
     variables: list[Variable] = Field(default_factory=list)
+    calendar: ApiName | None = Field(None, description="The business calendar of its steps' SLAs.")
     stages: list[Stage] = Field(min_length=1)
 
     def stage(self, key: str) -> Stage:
@@ -348,9 +500,10 @@ class Orchestration(Strict):
         return next(i for i, s in enumerate(self.stages) if s.key == key)
 
 
-Flow = ScreenFlow | AutolaunchedFlow | EvaluationFlow
+Flow = ScreenFlow | AutolaunchedFlow | EvaluationFlow | BusinessCalendar
 Document = Annotated[
-    Orchestration | ScreenFlow | AutolaunchedFlow | EvaluationFlow, Field(discriminator="kind")
+    Orchestration | ScreenFlow | AutolaunchedFlow | EvaluationFlow | BusinessCalendar,
+    Field(discriminator="kind"),
 ]
 
 
@@ -358,7 +511,8 @@ class DocumentRoot(BaseModel):
     root: Document
 
 
-FLOW_KINDS = {"screen_flow", "autolaunched_flow", "evaluation_flow"}
+# Stored as flows (versioned, one active version each); a business calendar is one of them.
+FLOW_KINDS = {"screen_flow", "autolaunched_flow", "evaluation_flow", "business_calendar"}
 
 
 def json_schema() -> dict[str, Any]:

@@ -18,7 +18,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .definitions import AutolaunchedFlow, Document, EvaluationFlow, Orchestration, ScreenFlow
+from .definitions import (
+    AutolaunchedFlow,
+    BusinessCalendar,
+    Document,
+    EvaluationFlow,
+    Orchestration,
+    ScreenFlow,
+)
 
 # The model of each kind of document.
 KIND_MODELS: dict[str, type[BaseModel]] = {
@@ -26,6 +33,7 @@ KIND_MODELS: dict[str, type[BaseModel]] = {
     "screen_flow": ScreenFlow,
     "autolaunched_flow": AutolaunchedFlow,
     "evaluation_flow": EvaluationFlow,
+    "business_calendar": BusinessCalendar,
 }
 
 
@@ -142,6 +150,8 @@ def too_large(size: int) -> str | None:
         f"the file is {size_label(size)}, larger than the {size_label(limit)} limit "
         "(ORCHESTRATION_DEFINITION_MAX_BYTES)"
     )
+
+
 MAX_NODES = 50_000  # values in one document, YAML aliases expanded
 
 

@@ -20,6 +20,7 @@ class FlowKind(models.TextChoices):
     SCREEN = "screen_flow", "Screen flow"
     AUTOLAUNCHED = "autolaunched_flow", "Autolaunched flow"
     EVALUATION = "evaluation_flow", "Evaluation flow"
+    CALENDAR = "business_calendar", "Business calendar"  # stored and versioned like a flow
 
 
 class Definition(models.Model):

@@ -13,6 +13,7 @@ from .definitions import (
     FLOW_KINDS,
     INLINE_ACTIONS,
     AutolaunchedFlow,
+    BusinessCalendar,
     CreateRecordAction,
     Gate,
     HttpAction,
@@ -172,6 +173,7 @@ def _check_orchestration(
 ) -> None:
     stage_keys = [s.key for s in o.stages]
     c.duplicates("stages", stage_keys, "stage key")
+    _check_calendar_ref(c, "calendar", o.calendar, flows)
     c.duplicates("variables", [v.name for v in o.variables], "variable")
     all_steps = [(si, ti, t) for si, s in enumerate(o.stages) for ti, t in enumerate(s.steps)]
     seen_steps: set[str] = set()
@@ -237,7 +239,7 @@ def _check_orchestration(
                 c.err(
                     f"{tp}.flow", f"{t.kind} steps need a flow of kind {want}; '{t.flow}' is of kind {kind}"
                 )
-            doc = flow_docs.get(t.flow)
+            doc = flow_docs.get(t.flow) if kind == want else None
             if t.run == "inline" and isinstance(doc, AutolaunchedFlow):
                 for ai, action in enumerate(doc.actions):
                     if action.type not in INLINE_ACTIONS:
@@ -270,9 +272,58 @@ def _check_orchestration(
                                 c.err(f"{tp}.assignee.{kind_name}", msg)
             c.template(f"{tp}.email.subject", t.email.subject)
             c.template(f"{tp}.email.body", t.email.body)
+            if t.sla is not None:
+                _check_sla(c, f"{tp}.sla", t.sla, flows)
+
+
+def _check_calendar_ref(c: _Checker, path: str, name: str | None, flows: dict[str, str]) -> None:
+    if name is None:
+        return
+    kind = flows.get(name)
+    if kind is None:
+        c.err(path, f"unknown business calendar '{name}' (import it in the same batch or first)")
+    elif kind != "business_calendar":
+        c.err(path, f"'{name}' is a {kind}, not a business_calendar")
+
+
+# A rule's `email.to` is one of these words or prefixes, or else an expression.
+RULE_RECIPIENTS = ("assignee", "managers")
+RULE_RECIPIENT_PREFIXES = ("user:", "group:")
+
+
+def _check_sla(c: _Checker, path: str, sla: Any, flows: dict[str, str]) -> None:
+    _check_calendar_ref(c, f"{path}.calendar", sla.calendar, flows)
+    c.expr(f"{path}.due_at", sla.due_at)
+    c.expr(f"{path}.priority_expression", sla.priority_expression)
+    for ri, rule in enumerate(sla.rules):
+        rp = f"{path}.rules[{ri}]"
+        if rule.email is not None:
+            to = rule.email.to.strip()
+            if to not in RULE_RECIPIENTS and not to.startswith(RULE_RECIPIENT_PREFIXES):
+                c.expr(f"{rp}.email.to", to)
+            for prefix, kind_name in (("user:", "user"), ("group:", "group")):
+                if to.startswith(prefix):
+                    for assignee_check in ASSIGNEE_CHECKS:
+                        msg = assignee_check(kind_name, to[len(prefix) :].strip())
+                        if msg:
+                            c.err(f"{rp}.email.to", msg)
+            c.template(f"{rp}.email.subject", rule.email.subject)
+            c.template(f"{rp}.email.body", rule.email.body)
+        if rule.reassign is not None:
+            for kind_name in ("user", "group", "queue"):
+                value = getattr(rule.reassign, kind_name)
+                if value:
+                    for assignee_check in ASSIGNEE_CHECKS:
+                        msg = assignee_check(kind_name, value)
+                        if msg:
+                            c.err(f"{rp}.reassign.{kind_name}", msg)
 
 
 def _check_flow(c: _Checker, f: Any) -> None:
+    if isinstance(f, BusinessCalendar):
+        if len(set(f.holidays)) != len(f.holidays):
+            c.err("holidays", "a holiday is listed twice")
+        return
     c.duplicates("inputs", [i.name for i in f.inputs], "input")
     for i, v in enumerate(f.inputs):
         c.expr(f"inputs[{i}].default", v.default)

@@ -25,10 +25,17 @@ def as_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
 
 
+# Keys read first in a summary, in this order; the others follow as stored. (PostgreSQL's jsonb
+# keeps keys in its own order: "new" before "old", "variable" last.)
+SUMMARY_FIRST = ("variable", "old", "new", "reason")
+
+
 def payload_summary(payload: dict[str, Any], limit: int = 200) -> str:
     """An event's payload on one line, cut at `limit` characters (the admin shows it whole)."""
     parts = []
-    for key, value in payload.items():
+    first = [k for k in SUMMARY_FIRST if k in payload]
+    for key in [*first, *(k for k in payload if k not in first)]:
+        value = payload[key]
         if value in ("", None, {}, []):
             continue
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)

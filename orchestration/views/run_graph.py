@@ -39,9 +39,11 @@ LANE_H = 18  # one route over (or under) the stages
 LANE_ROOM = 14  # between the stages and the nearest lane
 SEQ_LANE_W = 5  # sequence arrows that pass rows by, in the stage's left gutter
 SEQ_LANES = 4
+ENTRY_STEP = 8  # routes from over the stages come down into a stage this far apart, by lane
+ENTRY_STEPS = 4
 TERMINAL_R = 9
 DIAMOND = 14  # half the diamond's diagonal
-LABEL_CHARS = 22  # what fits on a step or stage (the whole text is in the node's tooltip)
+LABEL_CHARS = 20  # what fits on a step or stage (the whole text is in the node's tooltip)
 ROUTE_LABEL_CHARS = 14  # what fits under a diamond, in the gap
 
 # Status of a step in the graph: (words, sign). The sign and the words say it; colour repeats it.
@@ -457,6 +459,9 @@ def layout(
     for n, (kind, src, dst, sx, tx, label, taken) in enumerate(over):
         lane_y = top - LANE_ROOM - over_lanes[n] * LANE_H
         ty = mid - TERMINAL_R if dst == END else top
+        if dst != END:
+            # Two routes into one stage come down apart (the higher lane further left).
+            tx -= min(over_lanes[n], ENTRY_STEPS - 1) * ENTRY_STEP
         d = diamond_of.get(src)
         box = g_stages[index[src]]
         lead: list[Point] = [(d.cx, mid - d.r)] if d else [(box.right, mid), (sx, mid)]

@@ -152,6 +152,25 @@ def test_a_route_that_skips_stages_goes_over_them():
     assert jump.points[-1] == (c.center - 12, c.y)
 
 
+def test_two_routes_into_one_stage_come_down_apart():
+    g = layout(
+        doc(
+            stage("a", bg("x", "f"), next={"outcomes": [{"when": "true", "goto": "d"}], "default": "b"}),
+            stage("b", bg("y", "f"), next="d"),
+            stage("c", bg("z", "f")),
+            stage("d", bg("w", "f")),
+        )
+    )
+    d = g.stage("d")
+    # c -> d is the route to the next column; a and b come from over the stages, into the top.
+    into_d = {e.source: e.points for e in g.edges if e.target == "d" and e.points[-1][1] == d.y}
+    assert set(into_d) == {"a", "b"}
+    # b -> d is shorter: the lower lane, and the entry nearest the middle.
+    assert into_d["b"][-1] == (d.center - 12, d.y) and into_d["a"][-1] == (d.center - 20, d.y)
+    assert into_d["a"][-2][1] < into_d["b"][-2][1] < d.y
+    assert next(e for e in g.edges if e.source == "a" and e.target == "d").label == "true"
+
+
 def test_fault_paths_are_under_the_stages_each_on_its_lane():
     g = layout(
         doc(
@@ -224,4 +243,4 @@ def test_long_labels_are_cut_to_fit_and_kept_whole_for_the_tooltip():
     g = layout(doc(stage("s", bg("a", "f", label="Check the sanctions lists of every country"))))
     a = g.step("s", "a")
     assert a.label == "Check the sanctions lists of every country"
-    assert a.short_label == "Check the sanctions l…" and len(a.short_label) == run_graph.LABEL_CHARS
+    assert a.short_label == "Check the sanctions…" and len(a.short_label) == run_graph.LABEL_CHARS

@@ -272,6 +272,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(os.environ.get("ORCHESTRATION_SWEEP_SECONDS", "30")),
     },
     "workitems-drafts-cleanup": {"task": "workitems.tasks.cleanup_drafts", "schedule": 3600.0},
+    # Reminders and escalations of work items' SLAs (workitems/sla.py).
+    "workitems-sla-tick": {
+        "task": "workitems.tasks.sla_tick",
+        "schedule": float(os.environ.get("WORKITEMS_SLA_TICK_SECONDS", "60")),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

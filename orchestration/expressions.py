@@ -217,8 +217,8 @@ def check(source: str, *, names: frozenset[str] = NAMES, template: bool = False)
 
 
 @functools.lru_cache(maxsize=4096)
-def _compiled(source: str) -> Any:
-    reason = check(source)
+def _compiled(source: str, names: frozenset[str] = NAMES) -> Any:
+    reason = check(source, names=names)
     if reason:
         raise ExpressionError(reason)
     try:
@@ -252,9 +252,10 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def evaluate(source: str, context: dict[str, Any]) -> Any:
-    """Evaluate an expression; raise ExpressionError with a readable message on failure."""
-    fn = _compiled(source)
+def evaluate(source: str, context: dict[str, Any], *, names: frozenset[str] = NAMES) -> Any:
+    """Evaluate an expression; raise ExpressionError with a readable message on failure.
+    `names`: those it may use, when its context is not a step's (an SLA rule's)."""
+    fn = _compiled(source, names)
     try:
         value = fn(**context)
     except _RUNTIME_ERRORS as exc:
@@ -274,17 +275,17 @@ def truthy(source: str, context: dict[str, Any]) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)
-def _template(source: str, html: bool) -> Any:
-    reason = check(source, template=True)
+def _template(source: str, html: bool, names: frozenset[str] = NAMES) -> Any:
+    reason = check(source, template=True, names=names)
     if reason:
         raise ExpressionError(reason)
     return (HTML_ENV if html else ENV).from_string(source)
 
 
-def render(source: str, context: dict[str, Any], *, html: bool = False) -> str:
+def render(source: str, context: dict[str, Any], *, html: bool = False, names: frozenset[str] = NAMES) -> str:
     """Render an admin-written template (email subject/body) in the sandbox."""
     try:
-        text = str(_template(source, html).render(**context))
+        text = str(_template(source, html, names).render(**context))
     except _RUNTIME_ERRORS as exc:
         raise ExpressionError(f"template: {_reason(exc)}") from exc
     if len(text) > MAX_TEMPLATE_CHARS:

@@ -74,10 +74,10 @@ class _Checker:
         if reason:
             self.err(path, reason)
 
-    def template(self, path: str, source: str | None) -> None:
+    def template(self, path: str, source: str | None, *, names: frozenset[str] | None = None) -> None:
         if source is None:
             return
-        reason = expressions.check(source, template=True)
+        reason = expressions.check(source, template=True, names=names or expressions.NAMES)
         if reason:
             self.err(path, reason)
 
@@ -286,6 +286,8 @@ def _check_calendar_ref(c: _Checker, path: str, name: str | None, flows: dict[st
         c.err(path, f"'{name}' is a {kind}, not a business_calendar")
 
 
+# What a rule's email templates see (workitems/sla.py renders them).
+RULE_TEMPLATE_NAMES = frozenset({"record", "vars", "step", "item", "rule", "run"})
 # A rule's `email.to` is one of these words or prefixes, or else an expression.
 RULE_RECIPIENTS = ("assignee", "managers")
 RULE_RECIPIENT_PREFIXES = ("user:", "group:")
@@ -300,15 +302,16 @@ def _check_sla(c: _Checker, path: str, sla: Any, flows: dict[str, str]) -> None:
         if rule.email is not None:
             to = rule.email.to.strip()
             if to not in RULE_RECIPIENTS and not to.startswith(RULE_RECIPIENT_PREFIXES):
-                c.expr(f"{rp}.email.to", to)
+                c.expr(f"{rp}.email.to", to, names=RULE_TEMPLATE_NAMES)
             for prefix, kind_name in (("user:", "user"), ("group:", "group")):
                 if to.startswith(prefix):
                     for assignee_check in ASSIGNEE_CHECKS:
                         msg = assignee_check(kind_name, to[len(prefix) :].strip())
                         if msg:
                             c.err(f"{rp}.email.to", msg)
-            c.template(f"{rp}.email.subject", rule.email.subject)
-            c.template(f"{rp}.email.body", rule.email.body)
+            c.template(f"{rp}.email.subject", rule.email.subject, names=RULE_TEMPLATE_NAMES)
+            if rule.email.body:
+                c.template(f"{rp}.email.body", rule.email.body, names=RULE_TEMPLATE_NAMES)
         if rule.reassign is not None:
             for kind_name in ("user", "group", "queue"):
                 value = getattr(rule.reassign, kind_name)

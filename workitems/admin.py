@@ -16,7 +16,16 @@ from django.utils.safestring import SafeString
 
 from orchestration.selectors import work_item_emails
 
-from .models import Queue, SavedFilter, WorkItem, WorkItemComment, WorkItemDraft
+from .models import (
+    FiredRule,
+    GroupProfile,
+    PersonProfile,
+    Queue,
+    SavedFilter,
+    WorkItem,
+    WorkItemComment,
+    WorkItemDraft,
+)
 
 
 @admin.register(Queue)
@@ -53,6 +62,8 @@ class WorkItemAdmin(admin.ModelAdmin):
         "due_at",
         "assignments",
         "priority",
+        "assigned_at",
+        "next_rule_at",
         "emails",
     )
 
@@ -116,3 +127,40 @@ class SavedFilterAdmin(admin.ModelAdmin):
     raw_id_fields = ("user",)
     search_fields = ("name", "user__username")
     readonly_fields = ("created_at",)
+
+
+@admin.register(FiredRule)
+class FiredRuleAdmin(admin.ModelAdmin):
+    """Each firing of an SLA rule (reminders, escalations), and the ones a reassignment canceled.
+    Read-only: the row is what keeps a rule from firing twice."""
+
+    list_display = ("id", "item", "rule", "occurrence", "assignment", "scheduled_for", "fired_at")
+    list_select_related = ("item",)
+    raw_id_fields = ("item",)
+    search_fields = ("=item__id", "rule")
+    readonly_fields = ("item", "assignment", "rule", "occurrence", "scheduled_for", "fired_at", "outcome")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PersonProfile)
+class PersonProfileAdmin(admin.ModelAdmin):
+    """A person's manager: SLA rules escalate to them."""
+
+    list_display = ("user", "manager")
+    list_select_related = ("user", "manager")
+    raw_id_fields = ("user", "manager")
+    search_fields = ("user__username", "manager__username")
+
+
+@admin.register(GroupProfile)
+class GroupProfileAdmin(admin.ModelAdmin):
+    """A group's managers: SLA rules that notify "managers" of a group's item reach them."""
+
+    list_display = ("group",)
+    list_select_related = ("group",)
+    filter_horizontal = ("managers",)

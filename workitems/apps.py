@@ -17,12 +17,13 @@ class WorkitemsConfig(AppConfig):
         )
         from orchestration.validation import ASSIGNEE_CHECKS
 
-        from . import emails, events, metrics, openapi, panels, selectors, services
+        from . import emails, events, metrics, openapi, panels, selectors, services, sla
 
         register_gauge(metrics.work_items)
         register_events(events.EVENTS)  # workitems.item.*: orchestration/events.py lists them all
 
         register_email_renderer("assignment", emails.assignment_email_render)
+        register_email_renderer("rule", sla.rule_email_render)  # SLA reminders and escalations
         if services.check_assignee not in ASSIGNEE_CHECKS:
             ASSIGNEE_CHECKS.append(services.check_assignee)
         panels.register()  # the Work Guide on record pages

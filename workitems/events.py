@@ -8,5 +8,8 @@ EVENTS = {
     "workitems.item.claimed": "someone in the item's group or queue took it",
     "workitems.item.released": "the person holding the item gave it back to its group or queue",
     "workitems.item.commented": "someone wrote a comment on the item",
+    "workitems.item.escalated": (
+        "an SLA rule fired: the rule, which occurrence, and what it did (emails, reassignment, priority)"
+    ),
     "workitems.item.rescheduled": "a manager changed the item's due date or priority (old, new, reason)",
 }

@@ -70,6 +70,12 @@ class WorkItem(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    # When the current assignment began (creation, then each reassignment): a step's SLA rules
+    # whose time came before it were the previous assignee's, and do not fire (workitems/sla.py).
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    # When the next of its step's SLA rules is due to fire (None: none left): what the beat's
+    # tick looks for, on a partial index of the open items that have one.
+    next_rule_at = models.DateTimeField(null=True, blank=True)
     # 1 when created, +1 at each reassignment: the assignment emails' idempotency keys name it,
     # so a retried write of the same assignment's email is one row and a new assignee gets theirs.
     assignments = models.PositiveIntegerField(default=1)
@@ -106,6 +112,11 @@ class WorkItem(models.Model):
             ),
             models.Index(
                 fields=["-completed_at", "-id"], condition=Q(status="completed"), name="wi_completed_at"
+            ),
+            models.Index(
+                fields=["next_rule_at", "id"],
+                condition=Q(status="assigned", next_rule_at__isnull=False),
+                name="wi_open_next_rule",
             ),
         ]
         permissions = [("reassign_workitem", "Can reassign work items")]
@@ -182,3 +193,54 @@ class SavedFilter(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class FiredRule(models.Model):
+    """One firing of an SLA rule (a reminder, an escalation) on one item: the row is written in
+    the transaction that does what the rule says, and its unique key (item, assignment, rule,
+    occurrence) is what makes each firing happen once, whatever the number of beats, ticks and
+    retries (workitems/sla.py)."""
+
+    item = models.ForeignKey(WorkItem, on_delete=models.CASCADE, related_name="fired_rules")
+    assignment = models.PositiveIntegerField()
+    rule = models.CharField(max_length=80)
+    occurrence = models.PositiveSmallIntegerField()
+    scheduled_for = models.DateTimeField()
+    fired_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["item", "scheduled_for", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "assignment", "rule", "occurrence"], name="firedrule_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} #{self.occurrence + 1} on item {self.item_id}"
+
+
+class PersonProfile(models.Model):
+    """Who a person's manager is: SLA rules escalate to them, and they may manage the person's
+    out-of-office delegation."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="work_profile"
+    )
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"profile of user {self.user_id}"
+
+
+class GroupProfile(models.Model):
+    """Who manages a group: SLA rules that notify "managers" of a group item reach them."""
+
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="work_profile")
+    managers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="managed_groups")
+
+    def __str__(self) -> str:
+        return f"profile of group {self.group_id}"

@@ -47,3 +47,15 @@ def cleanup_drafts() -> int:
     from .services import workitem_drafts_cleanup
 
     return workitem_drafts_cleanup()
+
+
+@shared_task(ignore_result=True)
+def sla_tick() -> int:
+    """Fire the SLA rules (reminders, escalations) whose time has come (workitems/sla.py); run by
+    beat every WORKITEMS_SLA_TICK_SECONDS. Safe to run twice at once: each firing happens once."""
+    from .sla import sla_tick as tick
+
+    report = tick()
+    if report.fired:
+        log.info("SLA rules fired: %s", ", ".join(report.fired_rules))
+    return report.fired

@@ -3,7 +3,6 @@ the item (and its assignment emails), and who may act on an item."""
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import logging
 from typing import TYPE_CHECKING, Any
@@ -100,15 +99,23 @@ class InteractiveKind:
     """Interactive steps: a work item for a person, completed through the Work Guide."""
 
     def start(self, *, run: Run, step_run: StepRun, step: Any, context: dict[str, Any]) -> None:
+        from .. import sla
+
         fields = resolve_assignee(step.assignee, context)
-        due = timezone.now() + dt.timedelta(hours=step.due_in_hours) if step.due_in_hours else None
+        now = timezone.now()
+        terms = sla.initial_terms(
+            doc=lambda: engine.orchestration_doc(run.version), step=step, context=context, now=now
+        )
         item = WorkItem(
             run=run,
             step_run=step_run,
             record_type_id=run.record_type_id,
             record_id=run.record_id,
             label=(step.label or step.key)[:200],
-            due_at=due,
+            due_at=terms.due_at,
+            priority=terms.priority,
+            assigned_at=now,
+            next_rule_at=terms.next_rule_at,
             **fields,
         )
         hot.insert([item])

@@ -149,20 +149,44 @@ def workitem_reassign(
         item = WorkItem.objects.select_related("step_run", "run").get(pk=item.pk)
         if item.status != WorkItemStatus.ASSIGNED:
             raise WorkItemClosed(_closed_message(item), item)
-        before = item.assignee_label
-        item.assignee_user, item.assignee_group, item.assignee_queue = user, group, queue
-        item.claimed_by = None
-        # A new assignment: its emails have keys of their own (emails.assignment_email_key).
-        item.assignments += 1
-        item.save(
-            update_fields=["assignee_user", "assignee_group", "assignee_queue", "claimed_by", "assignments"]
-        )
-        workitem_log(item, "reassigned", int(actor.pk), old=before, new=item.assignee_label, reason=reason)
-        from ..emails import assignment_emails_enabled, assignment_emails_write
-
-        if assignment_emails_enabled(item):
-            assignment_emails_write(item=item)
+        reassign_locked(item, actor_id=int(actor.pk), reason=reason, user=user, group=group, queue=queue)
     return item
+
+
+def reassign_locked(
+    item: WorkItem,
+    *,
+    actor_id: int | None,
+    reason: str,
+    user: Any = None,
+    group: Group | None = None,
+    queue: Queue | None = None,
+    now: Any = None,
+) -> None:
+    """Move an open item read under its run's lock (a manager's reassignment, or an SLA rule's
+    with `actor_id` None): a new assignment, the claim dropped, the event, the new assignee's
+    emails, and its SLA rules re-timed for the new assignment (workitems/sla.py)."""
+    from .. import sla
+
+    before = item.assignee_label
+    item.assignee_user, item.assignee_group, item.assignee_queue = user, group, queue
+    item.claimed_by = None
+    # A new assignment: its emails have keys of their own (emails.assignment_email_key).
+    item.assignments += 1
+    item.assigned_at = now or timezone.now()
+    item.save(
+        update_fields=[
+            "assignee_user", "assignee_group", "assignee_queue", "claimed_by", "assignments", "assigned_at"
+        ]
+    )  # fmt: skip
+    workitem_log(item, "reassigned", actor_id, old=before, new=item.assignee_label, reason=reason)
+    from ..emails import assignment_emails_enabled, assignment_emails_write
+
+    if assignment_emails_enabled(item):
+        assignment_emails_write(item=item)
+    if actor_id is not None:
+        sla.cancel_reassigning_rules(item, actor_id=actor_id)
+    sla.reschedule(item)
 
 
 @_in_item_context

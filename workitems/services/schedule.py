@@ -79,4 +79,8 @@ def workitem_set_schedule(
         item.save(update_fields=["due_at", "priority"])
         new = {"due_at": _iso(item.due_at), "priority": Priority(item.priority).label}
         workitem_log(item, "rescheduled", _user_id(actor), old=old, new=new, reason=reason)
+        if old["due_at"] != new["due_at"]:
+            from .. import sla
+
+            sla.reschedule(item)  # the step's reminders and escalations follow the new due time
     return item

@@ -22,6 +22,7 @@ class DefinitionsUploadForm(forms.Form):
         help_text="YAML (.yaml, .yml) or JSON (.json); may hold several documents.",
         widget=forms.ClearableFileInput(attrs={"accept": ",".join(UPLOAD_SUFFIXES)}),
     )
+
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fields["file"].help_text = (

@@ -163,6 +163,7 @@ def _padded(path: Path, size: int) -> Path:
 def test_the_commands_refuse_a_file_over_the_upload_pages_limit(personas, tmp_path, command):
     big = _padded(tmp_path / "huge.yaml", 5 * 1024 * 1024)
     message, err = fails(command, str(big))
+    assert "error(s)" in message
     assert f"{big}: (document): the file is 5 MB, larger than the 1 MB limit" in err
     assert "(ORCHESTRATION_DEFINITION_MAX_BYTES)" in err
     assert not Flow.objects.exists() and not Orchestration.objects.exists()
@@ -219,9 +220,8 @@ def test_sending_a_task_on_the_default_broker_logs_no_hostname_warning(caplog):
     assert django_settings.CELERY_BROKER_URL.startswith("filesystem://localhost") or (
         django_settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
     )
-    with caplog.at_level("WARNING", logger="kombu.connection"):
-        with app.connection_for_write() as connection:
-            connection.info()
+    with caplog.at_level("WARNING", logger="kombu.connection"), app.connection_for_write() as connection:
+        connection.info()
     assert not [r for r in caplog.records if "No hostname was supplied" in r.getMessage()]
 
 

@@ -138,3 +138,20 @@ def test_a_mistake_anywhere_in_the_people_file_stores_nothing(tmp_path: Path, te
     message, err = fails("import_people", str(path))
     assert said in message + err
     assert not get_user_model().objects.exists() and not Group.objects.exists() and not Queue.objects.exists()
+
+
+def test_managers_of_people_and_groups(tmp_path: Path) -> None:
+    from workitems.models import GroupProfile, PersonProfile
+
+    path = tmp_path / "people.yaml"
+    path.write_text(
+        "groups:\n  IT: {permissions: [records.view_record], managers: [ken]}\n"
+        "users:\n  - {username: maria, groups: [IT], manager: ken}\n  - {username: ken}\n"
+    )
+    out = run("import_people", str(path)).splitlines()
+    assert out[-2:] == ["manager of maria: ken", "managers of IT: ken"]
+    assert PersonProfile.objects.get(user__username="maria").manager.username == "ken"
+    assert list(GroupProfile.objects.get(group__name="IT").managers.values_list("username", flat=True)) == ["ken"]
+    path.write_text("users:\n  - {username: maria, manager: nobody}\n")
+    _message, err = fails("import_people", str(path))
+    assert "users[0] maria: no user 'nobody' to be their manager" in err

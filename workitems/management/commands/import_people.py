@@ -2,10 +2,11 @@
 deployment's people can be set up from a file under version control instead of by hand.
 
     groups:
-      Approvers: [workitems.view_workitem]
+      Approvers: [workitems.view_workitem]          # its permissions, or:
+      IT: {permissions: [records.view_record], managers: [maria]}
     users:
       - {username: maria, first_name: Maria, last_name: Lopez, email: maria@example.com,
-         groups: [Approvers]}
+         groups: [Approvers], manager: ken}
     queues:
       - {api_name: it_desk, label: IT desk, groups: [IT], users: [maria]}
 
@@ -26,9 +27,16 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from orchestration.loading import too_large
-from workitems.models import Queue
+from workitems.models import GroupProfile, PersonProfile, Queue
 
 USER_FIELDS = ("first_name", "last_name", "email")
+
+
+def _group_spec(spec: Any) -> tuple[list[Any], list[str]]:
+    """A group's (permissions, managers): a list is its permissions; a mapping says both."""
+    if isinstance(spec, dict):
+        return list(spec.get("permissions") or []), [str(m) for m in spec.get("managers") or []]
+    return list(spec or []), []
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -56,20 +64,29 @@ def _check(data: dict[str, Any]) -> list[str]:
     groups = data.get("groups") or {}
     if not isinstance(groups, dict):
         return ["groups: expected a mapping of group name to a list of permissions"]
-    for name, perms in groups.items():
-        for p in perms or []:
+    for name, spec in groups.items():
+        if isinstance(spec, dict) and set(spec) - {"permissions", "managers"}:
+            errors.append(f"groups.{name}: give permissions and managers (nothing else)")
+        perms, _managers = _group_spec(spec)
+        for p in perms:
             if _permission(p) is None:
                 errors.append(f"groups.{name}: no permission {p!r} (write it app_label.codename)")
     known_groups = set(groups) | set(Group.objects.values_list("name", flat=True))
     users = data.get("users") or []
     User = get_user_model()
     usernames = set(User._default_manager.values_list(User.USERNAME_FIELD, flat=True))
+    usernames |= {u["username"] for u in users if isinstance(u, dict) and u.get("username")}
+    for name, spec in groups.items():
+        errors += [
+            f"groups.{name}: no user {m!r} to manage it" for m in _group_spec(spec)[1] if m not in usernames
+        ]
     for i, u in enumerate(users):
         if not isinstance(u, dict) or not u.get("username"):
             errors.append(f"users[{i}]: each user needs a username")
             continue
-        usernames.add(u["username"])
-        unknown = set(u) - {"username", "groups", "superuser", "staff", *USER_FIELDS}
+        unknown = set(u) - {"username", "groups", "superuser", "staff", "manager", *USER_FIELDS}
+        if u.get("manager") and u["manager"] not in usernames:
+            errors.append(f"users[{i}] {u['username']}: no user {u['manager']!r} to be their manager")
         if unknown:
             errors.append(f"users[{i}] {u['username']}: unknown field(s) {', '.join(sorted(unknown))}")
         errors += [
@@ -137,6 +154,23 @@ class Command(BaseCommand):
                 user.groups.add(*Group.objects.filter(name__in=u.get("groups") or []))
                 in_groups = f" in {', '.join(u['groups'])}" if u.get("groups") else ""
                 self.stdout.write(f"{'created' if created else 'updated'} user {u['username']}{in_groups}")
+            # Managers last: they may be users this file creates.
+            for u in data.get("users") or []:
+                if u.get("manager"):
+                    manager = User._default_manager.get(**{User.USERNAME_FIELD: u["manager"]})
+                    PersonProfile.objects.update_or_create(
+                        user=User._default_manager.get(**{User.USERNAME_FIELD: u["username"]}),
+                        defaults={"manager": manager},
+                    )
+                    self.stdout.write(f"manager of {u['username']}: {u['manager']}")
+            for name, spec in (data.get("groups") or {}).items():
+                managers = _group_spec(spec)[1]
+                if managers:
+                    profile, _ = GroupProfile.objects.get_or_create(group=Group.objects.get(name=name))
+                    profile.managers.add(
+                        *User._default_manager.filter(**{f"{User.USERNAME_FIELD}__in": managers})
+                    )
+                    self.stdout.write(f"managers of {name}: {', '.join(managers)}")
             for q in data.get("queues") or []:
                 queue, created = Queue.objects.update_or_create(
                     api_name=q["api_name"], defaults={"label": q["label"]}

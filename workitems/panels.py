@@ -24,6 +24,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 
 from orchestration.definitions import DataType, Screen, ScreenFlow
+from orchestration.people import person_name
 from records.models import Record
 from records.panels import register_record_panel, register_view_grant
 
@@ -139,7 +140,7 @@ class ItemRow:
         """Who else holds the item ("" when nobody or the viewer does)."""
         if self.item.claimed_by_id is None or self.viewer_holds:
             return ""
-        return self.item.claimed_by.get_username()  # type: ignore[union-attr]
+        return person_name(self.item.claimed_by)
 
     @property
     def can_claim(self) -> bool:
@@ -203,7 +204,7 @@ def closed_message(item: WorkItem, viewer: Any) -> str:
         if item.completed_by_id is not None and item.completed_by_id == viewer.pk:
             who = _("you")
         else:
-            who = item.completed_by.get_username() if item.completed_by else _("the system")
+            who = person_name(item.completed_by, default=_("the system"))
         when = (
             date_format(timezone.localtime(item.completed_at), "DATETIME_FORMAT") if item.completed_at else ""
         )

@@ -54,7 +54,13 @@ from tests.factories import (
     screen_flow,
 )
 from workitems.models import WorkItem, WorkItemStatus
-from workitems.services import saved_view_create, workitem_claim, workitem_complete, workitem_draft_save
+from workitems.services import (
+    saved_view_create,
+    workitem_claim,
+    workitem_comment,
+    workitem_complete,
+    workitem_draft_save,
+)
 
 PERSONAS = ("anonymous", "outsider", "assignee", "manager", "admin")
 LOGGED_IN = PERSONAS[1:]
@@ -115,6 +121,8 @@ SECRETS = (
     "Wind the clock",
     "bob-draft-5521",  # bob's draft on his item
     "alice-3306",  # alice's draft on hers
+    "bob-comment-8124",  # comments on bob's item and on alice's
+    "alice-comment-5150",
     "bob-view-6620",  # the personas' saved views of My Work
     "alice-view-4471",
     "division by zero",  # the failed step's error
@@ -191,6 +199,9 @@ def _build(outbox: Path) -> SimpleNamespace:
         workitem_draft_save(
             item=item(open_run, "mine"), user=p.alice, screen=0, values={"comment": "alice-3306"}
         )
+        # Comments (the admin lists them; the IDOR table swaps bob's item in for alice's).
+        workitem_comment(item=bobs, author=p.bob, body="bob-comment-8124")
+        workitem_comment(item=item(open_run, "mine"), author=p.alice, body="alice-comment-5150")
         queued = workitem_claim(item=item(open_run, "queued"), user=p.bob)  # the triage queue's, held by bob
     for run in (open_run, failed, suspended):
         run.refresh_from_db()

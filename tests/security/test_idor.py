@@ -70,7 +70,7 @@ def _record(pk: Callable[[S], int], panel: str | None = None) -> Callable[[S], d
 
 A = lambda s: s.record_a.pk  # noqa: E731
 B = lambda s: s.record_b.pk  # noqa: E731
-RECORD_B = ("Vault door", "combination-9931", "Open the vault", "bob-draft-5521")
+RECORD_B = ("Vault door", "combination-9931", "Open the vault", "bob-draft-5521", "bob-comment-8124")
 MODEL_PERMISSION = Global("a model permission covers every object of the kind; the walk refuses the rest")
 
 IDOR: dict[str, Swap | Global] = {

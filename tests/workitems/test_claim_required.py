@@ -240,9 +240,25 @@ def test_a_claim_someone_else_made_first_shows_who_holds_it_and_the_input(team):
     item = item_of(run)
     client = logged_in(alice)
     last_screen(client, item)
+    erin.first_name, erin.last_name = "Erin", "Eastwood"
+    erin.save()
     workitem_claim(item=item, user=erin)
     html = post_screen(client, item, 1, "claim", reason="Mine").content.decode()
-    assert "erin holds this item and is working on it" in text(html)
+    assert "Erin Eastwood holds this item and is working on it" in text(html)  # by name
     assert "Your input (not saved):" in text(html) and "Mine" in html
     item.refresh_from_db()
     assert item.claimed_by == erin
+
+
+def test_a_claim_sent_for_an_item_of_one_user_says_there_is_nothing_to_claim(team):
+    alice, _ = team
+    define_claimed({"user": "alice"})
+    _, run = start()
+    item = item_of(run)
+    client = logged_in(alice)
+    post_screen(client, item, 0, "next", amount="70", kind="repair")
+    html = post_screen(client, item, 1, "claim", reason="Mine anyway").content.decode()
+    assert "this item is assigned to one person; there is nothing to claim" in html
+    assert "Mine anyway" in html
+    item.refresh_from_db()
+    assert item.claimed_by is None and item.status == WorkItemStatus.ASSIGNED

@@ -33,6 +33,7 @@ from django_htmx.http import (
 )
 from django_htmx.middleware import HtmxDetails
 
+from orchestration.people import person_name
 from records.models import Record
 from records.panels import may_view_record, panel_render, record_panels
 
@@ -165,7 +166,7 @@ def _not_open_reason(item: WorkItem, user: Any, allowed: bool) -> str:
     if item.status != WorkItemStatus.ASSIGNED:
         return panels.closed_message(item, user)
     if item.claimed_by_id is not None and item.claimed_by_id != user.pk:
-        return panels.held_message(item.claimed_by.get_username())  # type: ignore[union-attr]
+        return panels.held_message(person_name(item.claimed_by))
     return ""
 
 
@@ -305,7 +306,8 @@ def _claim_from_screen(target: Target, draft: WorkItemDraft) -> HttpResponse:
     except (ValidationError, PermissionDenied) as exc:
         # Someone else claimed it first, or it was moved to someone else, since the page loaded.
         fresh = _load(item.pk)
-        text = _not_open_reason(fresh, request.user, may_act(fresh, request.user)) or " ".join(exc.args)
+        said = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        text = _not_open_reason(fresh, request.user, may_act(fresh, request.user)) or said
         return _input_shown_back(target, text, draft.values)
     text = f"“{item.label}” is assigned to you: the others see that you hold it, and Finish completes it."
     if not request.htmx:
@@ -331,9 +333,7 @@ def guide_claim(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         fresh = _load(pk)
         text = (
-            panels.held_message(fresh.claimed_by.get_username())
-            if fresh.claimed_by
-            else " ".join(exc.messages)
+            panels.held_message(person_name(fresh.claimed_by)) if fresh.claimed_by else " ".join(exc.messages)
         )
         notice = Notice(text, "warning")
     else:

@@ -20,6 +20,9 @@ pytestmark = pytest.mark.django_db
 # saved views. A search reads the stage labels of all the viewer's versions (to match them)
 # instead of the page's: the same count.
 MY_WORK_QUERIES = 11
+# The live search (htmx) gets the results alone: no filter choices, no navigation (badge,
+# permissions): session, user, count, page, stage labels, saved views.
+MY_WORK_HTMX_QUERIES = 6
 
 
 def count(client, url: str) -> int:  # type: ignore[no-untyped-def]
@@ -64,3 +67,19 @@ def test_my_work_queries_do_not_grow_with_items_and_records(client, personas, dj
     with django_assert_num_queries(MY_WORK_QUERIES):
         html = client.get(url).content.decode()
     assert html.count("data-item=") == 25  # a full page
+
+
+def test_the_live_search_queries_do_not_grow_with_items(client, personas, django_assert_num_queries):
+    processes()
+    launch("cases", make_case("First"))
+    client.force_login(personas.alice)
+    url = "/my-work/?q=e&sort=priority"
+    client.get(url, headers={"HX-Request": "true"})  # warm the per-process caches
+    with django_assert_num_queries(MY_WORK_HTMX_QUERIES):
+        client.get(url, headers={"HX-Request": "true"})
+    for i in range(15):
+        launch("cases", make_case(f"Case {i}"))
+        launch("tickets", ticket(f"Ticket {i}"))
+    with django_assert_num_queries(MY_WORK_HTMX_QUERIES):
+        html = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert html.count("data-item=") == 25

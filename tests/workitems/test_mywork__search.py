@@ -226,3 +226,21 @@ def test_a_run_without_a_record_page_is_found_by_its_record_label(client, person
     client.force_login(personas.alice)
     html = search(client, "99-x")
     assert re.findall(r'<span class="fw-semibold">([^<]+)</span>', html) == ["Review"]
+
+
+def test_htmx_gets_the_results_alone_for_the_live_search(client, personas, world):
+    client.force_login(personas.alice)
+    response = client.get(URL, {"q": "printer"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert "HX-Request" in response["Vary"]
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="my-work-results">')
+    assert "<html" not in html and 'name="orchestration"' not in html.split("<details")[0]
+    assert records(html) == ["Printer on fire"]
+    assert "1 open item matching “printer”" in html
+    # The save form carries the view shown, for "Save this view" after a live search.
+    assert '<input type="hidden" name="q" value="printer">' in html
+    # The full page has the form that asks for it.
+    page = client.get(URL).content.decode()
+    assert 'hx-get="/my-work/" hx-trigger="input changed delay:400ms from:#my-work-q, change"' in page
+    assert 'hx-target="#my-work-results"' in page

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from ..models import Priority, WorkItem
@@ -58,7 +59,9 @@ def _url(view: MyWorkView, **extra: str) -> str:
 
 @login_required
 @require_GET
+@vary_on_headers("HX-Request")
 def my_work(request: HttpRequest) -> HttpResponse:
+    """The page; for htmx (the live search) the results alone, without the filters' choices."""
     view = my_work_view(request.GET)
     # A search matches stage labels: those of every version the viewer has items in are read
     # once (instead of the page's versions' only), so a search costs no extra query.
@@ -82,30 +85,29 @@ def my_work(request: HttpRequest) -> HttpResponse:
     views = saved_views(user=request.user)
     # `save`: the name typed into "Save this view" when saving was refused, to type it again.
     save_name = request.GET.get("save", "").strip()[:200]
-    return render(
-        request,
-        "workitems/mywork.html",
-        {
-            "page": page,
-            "rows": rows,
-            "view": view,
-            "sort": view.sort,
-            "sorts": SORTS,
-            "sort_label": SORTS[view.sort],
-            "orchestration": view.orchestration,
-            "record_type": view.record_type,
-            "q": view.typed,
-            "search_error": view.error,
-            "search_max_length": SEARCH_MAX_LENGTH,
-            "filtered": view.filtered,
-            "orchestrations": my_work_orchestrations(user=request.user),
-            "record_types": my_work_record_types(user=request.user),
-            "priorities": Priority,
-            "saved_views": [(v, v.query == view.query) for v in views],
-            "save_name": save_name,
-            "save_taken": bool(save_name) and any(v.name.casefold() == save_name.casefold() for v in views),
-        },
-    )
+    context = {
+        "page": page,
+        "rows": rows,
+        "view": view,
+        "sort": view.sort,
+        "sorts": SORTS,
+        "sort_label": SORTS[view.sort],
+        "orchestration": view.orchestration,
+        "record_type": view.record_type,
+        "q": view.typed,
+        "search_error": view.error,
+        "search_max_length": SEARCH_MAX_LENGTH,
+        "filtered": view.filtered,
+        "priorities": Priority,
+        "saved_views": [(v, v.query == view.query) for v in views],
+        "save_name": save_name,
+        "save_taken": bool(save_name) and any(v.name.casefold() == save_name.casefold() for v in views),
+    }
+    if getattr(request, "htmx", False):
+        return render(request, "workitems/mywork.html#results", context)
+    context["orchestrations"] = my_work_orchestrations(user=request.user)
+    context["record_types"] = my_work_record_types(user=request.user)
+    return render(request, "workitems/mywork.html", context)
 
 
 @login_required

@@ -76,6 +76,10 @@ class WorkItem(models.Model):
     # When the next of its step's SLA rules is due to fire (None: none left): what the beat's
     # tick looks for, on a partial index of the open items that have one.
     next_rule_at = models.DateTimeField(null=True, blank=True)
+    # The person the item was for, when it went to their delegate because they were away.
+    delegated_from = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # 1 when created, +1 at each reassignment: the assignment emails' idempotency keys name it,
     # so a retried write of the same assignment's email is one row and a new assignee gets theirs.
     assignments = models.PositiveIntegerField(default=1)
@@ -244,3 +248,32 @@ class GroupProfile(models.Model):
 
     def __str__(self) -> str:
         return f"profile of group {self.group_id}"
+
+
+class OutOfOffice(models.Model):
+    """A person away from `starts_on` to `ends_on` (inclusive, in the site's time zone), whose new
+    work goes to `delegate` meanwhile (workitems/delegation.py). Set by the person, or by their
+    manager; one per person (the current or next absence)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="out_of_office"
+    )
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    delegate = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "out of office"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_on__gte=models.F("starts_on")), name="ooo_ends_after_start"
+            ),
+            models.CheckConstraint(condition=~Q(user=models.F("delegate")), name="ooo_not_own_delegate"),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} away {self.starts_on}..{self.ends_on}"

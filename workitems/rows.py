@@ -27,6 +27,7 @@ class WorkItemRow:
     stage_label: str
     assignee: str  # "you" or "bob", "group support", "queue Triage"
     held_by: str  # "" when nobody holds it, "you" or a username
+    delegated_from: str  # whom it was for, when it went to their delegate (out of office); or ""
     age: str  # "3 days": how long the item has waited; "" for under a minute
     overdue: bool
     highlighted: bool = False  # My Work: the item a link pointed at (?item=)
@@ -74,6 +75,7 @@ def work_item_row(
         stage_label=stage_label,
         assignee=assignee,
         held_by=people.get(item.claimed_by_id, "") if item.claimed_by_id is not None else "",
+        delegated_from=people.get(item.delegated_from_id, "") if item.delegated_from_id is not None else "",
         age=timesince(item.created_at, now, depth=1) if now - item.created_at >= MINUTE else "",
         overdue=bool(item.status == WorkItemStatus.ASSIGNED and item.due_at and item.due_at < now),
         **extra,

@@ -347,12 +347,13 @@ def workitems_manage_rows(
     from .rows import work_item_row
 
     user_ids = {
-        pk for i in items for pk in (i.assignee_user_id, i.claimed_by_id, i.completed_by_id) if pk is not None
+        pk
+        for i in items
+        for pk in (i.assignee_user_id, i.claimed_by_id, i.completed_by_id, i.delegated_from_id)
+        if pk is not None
     }
     User = get_user_model()
-    names = (
-        {u.pk: person_name(u) for u in User._default_manager.filter(pk__in=user_ids)} if user_ids else {}
-    )
+    names = {u.pk: person_name(u) for u in User._default_manager.filter(pk__in=user_ids)} if user_ids else {}
     stages = stage_labels(getattr(i, "run_version_id") for i in items)  # noqa: B009 (an annotation)
     group_names = {g.pk: g.name for g in groups}
     queue_labels = {q.pk: q.label for q in queues}

@@ -186,7 +186,12 @@ def my_work_items(
     qs = (
         actionable_items(user=user)
         .select_related(
-            "run__orchestration", "assignee_user", "assignee_group", "assignee_queue", "claimed_by"
+            "run__orchestration",
+            "assignee_user",
+            "assignee_group",
+            "assignee_queue",
+            "claimed_by",
+            "delegated_from",
         )
         # The run's JSON columns can be large and the table shows none of them.
         .defer("run__variables", "run__inputs", "run__step_outputs", "outputs")
@@ -259,7 +264,7 @@ def my_work_rows(
     for item in items:
         people = {
             u.pk: ("you" if u.pk == user.pk else person_name(u))
-            for u in (item.assignee_user, item.claimed_by)
+            for u in (item.assignee_user, item.claimed_by, item.delegated_from)
             if u is not None
         }
         stage_key = item.stage_key  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import guide, manage, mywork, outbox, picker, schedule
+from .views import away, guide, manage, mywork, outbox, picker, schedule
 
 app_name = "workitems"
 urlpatterns: list = [
@@ -12,6 +12,7 @@ urlpatterns: list = [
     path("my-work/views/<int:pk>/", mywork.my_work_view_open, name="my_work_view_open"),
     path("my-work/views/<int:pk>/delete/", mywork.my_work_view_delete, name="my_work_view_delete"),
     path("people/pick/", picker.pick, name="pick"),
+    path("account/out-of-office/", away.out_of_office, name="out_of_office"),
     path("work-items/", manage.manage, name="manage"),
     path("work-items/reassign/", manage.reassign, name="reassign"),
     path("work-items/<int:pk>/schedule/", schedule.schedule, name="schedule"),

@@ -69,10 +69,12 @@ def test_a_hostile_list_id_or_name_is_not_written_into_the_page(client, people):
     assert "onerror" not in html and 'id="picker-list-1"' in html
 
 
-def test_only_people_who_manage_work_may_look_people_up(client, people):
+def test_everyone_may_look_people_up_but_only_managers_see_groups_and_queues(client, people):
     assert client.get(PICK, {"q": "a"}).status_code == 302  # to log in
-    client.force_login(people.alice)  # no view or reassign permission
-    assert client.get(PICK, {"q": "a"}).status_code == 403
+    client.force_login(people.alice)  # no view or reassign permission: people only
+    html = client.get(PICK, {"q": "dan", "kinds": "user,group,queue"}).content.decode()
+    assert options(html) == ["Dana White (dwhite)", "Dana Whitfield (dana)"]
+    assert 'data-kind="group"' not in html and 'data-kind="queue"' not in html
     client.force_login(people.charlie)  # a manager: reassign_workitem through the managers group
     assert client.get(PICK, {"q": "a"}).status_code == 200
     client.force_login(grant(people.bob, VIEW))

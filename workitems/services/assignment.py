@@ -99,9 +99,10 @@ class InteractiveKind:
     """Interactive steps: a work item for a person, completed through the Work Guide."""
 
     def start(self, *, run: Run, step_run: StepRun, step: Any, context: dict[str, Any]) -> None:
-        from .. import sla
+        from .. import delegation, sla
 
-        fields = resolve_assignee(step.assignee, context)
+        # Someone away: their delegate gets it, and it says whom it was for.
+        fields = delegation.route(resolve_assignee(step.assignee, context))
         now = timezone.now()
         terms = sla.initial_terms(
             doc=lambda: engine.orchestration_doc(run.version), step=step, context=context, now=now

@@ -19,6 +19,7 @@ from orchestration import engine, hot, logcontext
 from orchestration.definitions import ScreenFlow, Step
 from orchestration.flows import screen_flow_validate
 from orchestration.models import Run
+from orchestration.people import person_name
 from orchestration.services import StepNotOpen, run_event_add, step_complete_locked
 
 from ..models import Queue, WorkItem, WorkItemStatus
@@ -162,24 +163,32 @@ def reassign_locked(
     group: Group | None = None,
     queue: Queue | None = None,
     now: Any = None,
+    delegated_from: Any = None,
 ) -> None:
     """Move an open item read under its run's lock (a manager's reassignment, or an SLA rule's
     with `actor_id` None): a new assignment, the claim dropped, the event, the new assignee's
     emails, and its SLA rules re-timed for the new assignment (workitems/sla.py)."""
-    from .. import sla
+    from .. import delegation, sla
 
     before = item.assignee_label
+    if user is not None and delegated_from is None:
+        # To someone away: their delegate takes it (workitems/delegation.py).
+        routed = delegation.route({"assignee_user": user})
+        user, delegated_from = routed["assignee_user"], routed["delegated_from"]
     item.assignee_user, item.assignee_group, item.assignee_queue = user, group, queue
+    item.delegated_from = delegated_from
     item.claimed_by = None
     # A new assignment: its emails have keys of their own (emails.assignment_email_key).
     item.assignments += 1
     item.assigned_at = now or timezone.now()
     item.save(
         update_fields=[
-            "assignee_user", "assignee_group", "assignee_queue", "claimed_by", "assignments", "assigned_at"
+            "assignee_user", "assignee_group", "assignee_queue", "claimed_by", "assignments", "assigned_at",
+            "delegated_from",
         ]
     )  # fmt: skip
-    workitem_log(item, "reassigned", actor_id, old=before, new=item.assignee_label, reason=reason)
+    extra = {"delegated_from": person_name(delegated_from)} if delegated_from is not None else {}
+    workitem_log(item, "reassigned", actor_id, old=before, new=item.assignee_label, reason=reason, **extra)
     from ..emails import assignment_emails_enabled, assignment_emails_write
 
     if assignment_emails_enabled(item):

@@ -1,15 +1,15 @@
 """The picker's matches (GET /people/pick/?q=…&kinds=user,group,queue&list=<id>): the options of
 a listbox, drawn into the page by htmx as someone types (static/picker.js moves between them).
 
-For those who manage work (`workitems.view_workitem` or `workitems.reassign_workitem`): the
-picker names every active person, group and queue, which others have no reason to list."""
+Everyone logged in may look people up (choosing a delegate for their out of office needs it, as a
+colleague's name in any directory); groups and queues are listed for those who manage work
+(`workitems.view_workitem` or `workitems.reassign_workitem`) only: others get people alone."""
 
 from __future__ import annotations
 
 import re
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -25,13 +25,12 @@ LIST_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,60}$")
 @require_GET
 def pick(request: HttpRequest) -> HttpResponse:
     user = request.user
-    if not (user.has_perm("workitems.view_workitem") or user.has_perm("workitems.reassign_workitem")):
-        raise PermissionDenied("you may not look people up")
+    manager = user.has_perm("workitems.view_workitem") or user.has_perm("workitems.reassign_workitem")
     q = next((request.GET[n] for n in QUERY_NAMES if request.GET.get(n, "").strip()), "")
     list_id = request.GET.get("list", "")
     if not LIST_ID.match(list_id):
         list_id = "picker-list"
-    kinds = picker.parse_kinds(request.GET.get("kinds", ""))
+    kinds = picker.parse_kinds(request.GET.get("kinds", "")) if manager else ("user",)
     return render(
         request,
         "workitems/_picker_options.html",

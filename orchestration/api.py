@@ -1,4 +1,6 @@
-"""The JSON API: launch orchestrations and query runs, authenticated by bearer tokens.
+"""The JSON API: launch orchestrations, query runs, and act on them (cancel a run, retry or skip
+a failed step), authenticated by bearer tokens. Other apps add endpoints of their own under
+/api/ with the helpers here (workitems/api.py: work items).
 
 Only `Authorization: Bearer <token>` is accepted (no session, so no CSRF to check). Every
 answer is JSON, errors included: `{"errors": {"<field>": ["message", ...]}}`, where the field is
@@ -14,7 +16,7 @@ from functools import wraps
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, RequestDataTooBig
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, RequestDataTooBig, ValidationError
 from django.db import models
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
@@ -26,32 +28,50 @@ from .models import Orchestration, Run, RunStatus, StageRun, StepRun
 from .openapi import openapi_document
 from .registry import record_model_label
 from .services import (
+    PERM_CANCEL,
     PERM_LAUNCH,
+    PERM_RETRY,
+    PERM_SKIP,
+    ActionNotAllowed,
     LaunchError,
     TokenRefused,
     api_token_authenticate,
     record_visible_to,
+    run_cancel,
     run_launch,
+    step_retry,
+    step_skip,
 )
 
 PERM_VIEW_RUN = "orchestration.view_run"
 PERM_VIEW_ORCHESTRATION = "orchestration.view_orchestration"
 DEFAULT_PAGE = 50
+# As the run page's reason box (orchestration/views/run_forms.py ReasonForm).
+REASON_MAX = 1000
 
 Errors = Mapping[str, Any]
 
 
 class ApiError(Exception):
-    """Raised anywhere below a view to answer with a JSON error."""
+    """Raised anywhere below a view to answer with a JSON error. `extra`: more keys of the
+    answer beside `errors` (a 409 about a work item gives the item as it now stands)."""
 
-    def __init__(self, status: int, errors: Errors | str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        errors: Errors | str,
+        headers: dict[str, str] | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ):
         self.status = status
         self.errors: Errors = {NON_FIELD_ERRORS: [errors]} if isinstance(errors, str) else errors
         self.headers = headers or {}
+        self.extra = dict(extra or {})
         super().__init__(str(self.errors))
 
     def response(self) -> JsonResponse:
-        return JsonResponse({"errors": self.errors}, status=self.status, headers=self.headers)
+        return JsonResponse({"errors": self.errors, **self.extra}, status=self.status, headers=self.headers)
 
 
 View = Callable[..., JsonResponse]
@@ -72,9 +92,12 @@ def _bearer_user(request: HttpRequest) -> Any:
         ) from None
 
 
-def api_endpoint(*methods: str, perms: tuple[str, ...] = (), auth: bool = True) -> Callable[[View], View]:
+def api_endpoint(
+    *methods: str, perms: tuple[str, ...] = (), all_perms: tuple[str, ...] = (), auth: bool = True
+) -> Callable[[View], View]:
     """Method check (405), token authentication (401), permission check (403: any one of
-    `perms`), and JSON for every error. The view receives the token's user after the request."""
+    `perms`, and every one of `all_perms`), and JSON for every error. The view receives the
+    token's user after the request."""
 
     def deco(view: View) -> View:
         @csrf_exempt  # tokens are not sent by browsers on their own: no CSRF to fear
@@ -94,6 +117,9 @@ def api_endpoint(*methods: str, perms: tuple[str, ...] = (), auth: bool = True) 
                 request.user = user
                 if perms and not any(user.has_perm(p) for p in perms):
                     raise ApiError(403, f"you need the permission {' or '.join(repr(p) for p in perms)}")
+                missing = [p for p in all_perms if not user.has_perm(p)]
+                if missing:
+                    raise ApiError(403, f"you need the permission {' and '.join(repr(p) for p in missing)}")
                 return view(request, user, *args, **kwargs)
             except ApiError as exc:
                 return exc.response()
@@ -121,6 +147,13 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, f"the body must be a JSON object, not {type(data).__name__}")
+    try:
+        # JSON may escape a lone surrogate ("\\ud800"), which no database text can hold.
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise ApiError(400, "the body holds a lone surrogate (\\ud800-\\udfff): not valid text") from None
+    except RecursionError:
+        raise ApiError(400, "the body is nested too deeply") from None
     return data
 
 
@@ -149,6 +182,42 @@ def _query(
             400, {k: [f"unknown parameter (known: {', '.join(sorted(allowed))})"] for k in unknown}
         )
     return {k: v for k in allowed if k in request.GET and ((v := request.GET[k].strip()) or k in integers)}
+
+
+def _fields(body: Mapping[str, Any], allowed: set[str]) -> None:
+    """Refuse the body's keys other than `allowed` (a typo must not be silently ignored)."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        expected = " and ".join(sorted(allowed)) if allowed else "no fields"
+        raise ApiError(400, {k: [f"unknown field (expected {expected})"] for k in unknown})
+
+
+def _text(body: Mapping[str, Any], field: str, *, max_length: int, required: bool = False) -> str:
+    """A text field of the body, stripped; "" when absent or null (unless `required`)."""
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise ApiError(400, {field: ["this field is required"]})
+        return ""
+    if not isinstance(value, str):
+        raise ApiError(400, {field: [f"must be a string, not {type(value).__name__}"]})
+    if "\x00" in value:
+        # PostgreSQL text cannot hold U+0000: refused as bad input, not a 500.
+        raise ApiError(400, {field: ["cannot contain NUL (\\x00) characters"]})
+    if len(value) > max_length:
+        raise ApiError(400, {field: [f"at most {max_length} characters"]})
+    value = value.strip()
+    if required and not value:
+        raise ApiError(400, {field: ["this field is required"]})
+    return value
+
+
+# Public names for the apps that add endpoints of their own (workitems/api.py).
+json_body = _json_body
+positive_id = _id
+query_params = _query
+require_fields = _fields
+text_field = _text
 
 
 def _record_model() -> type[models.Model]:
@@ -188,6 +257,7 @@ def run_summary_json(run: Run) -> dict[str, Any]:
 
 def _step_json(sr: StepRun) -> dict[str, Any]:
     return {
+        "id": sr.pk,
         "key": sr.key,
         "kind": sr.kind,
         "status": sr.status,
@@ -319,6 +389,68 @@ def run_list(request: HttpRequest, user: Any) -> JsonResponse:
     return JsonResponse(
         {"results": [run_summary_json(r) for r in rows], "next_after_id": next_after, "next": next_url}
     )
+
+
+# --- acting on runs: the run page's actions (orchestration/views/run_detail.py), with the same
+# permissions (view_run, and the action's own) and the same services; the engine's transitions
+# decide what is allowed now, and a refusal is a 409 that says why.
+
+
+def _reason(request: HttpRequest, allowed: set[str]) -> tuple[dict[str, Any], str]:
+    body = _json_body(request)
+    _fields(body, allowed)
+    return body, _text(body, "reason", max_length=REASON_MAX)
+
+
+def _step_of(run: Run, step_run_id: int) -> StepRun:
+    """The step run `step_run_id` of `run` (404 when it is not one of its steps)."""
+    sr = next((s for st in run.stage_runs.all() for s in st.step_runs.all() if s.pk == step_run_id), None)
+    if sr is None:
+        raise ApiError(404, f"run {run.pk} has no step {step_run_id}")
+    return sr
+
+
+@api_endpoint("POST", all_perms=(PERM_VIEW_RUN, PERM_CANCEL))
+def run_cancel_view(request: HttpRequest, user: Any, run_id: int) -> JsonResponse:
+    run = _run_or_404(run_id)
+    _, reason = _reason(request, {"reason"})
+    try:
+        run_cancel(run_id=run.pk, actor=user, reason=reason)
+    except ActionNotAllowed as exc:
+        raise ApiError(409, str(exc)) from None
+    return JsonResponse(run_json(_run_or_404(run.pk)))
+
+
+@api_endpoint("POST", all_perms=(PERM_VIEW_RUN, PERM_RETRY))
+def step_retry_view(request: HttpRequest, user: Any, run_id: int, step_run_id: int) -> JsonResponse:
+    sr = _step_of(_run_or_404(run_id), step_run_id)
+    _, reason = _reason(request, {"reason"})
+    try:
+        step_retry(step_run_id=sr.pk, actor=user, reason=reason)
+    except ActionNotAllowed as exc:
+        raise ApiError(409, str(exc)) from None
+    return JsonResponse(run_json(_run_or_404(run_id)))
+
+
+@api_endpoint("POST", all_perms=(PERM_VIEW_RUN, PERM_SKIP))
+def step_skip_view(request: HttpRequest, user: Any, run_id: int, step_run_id: int) -> JsonResponse:
+    sr = _step_of(_run_or_404(run_id), step_run_id)
+    body, reason = _reason(request, {"reason", "outputs"})
+    outputs = body.get("outputs")
+    if outputs is None:
+        outputs = {}
+    if not isinstance(outputs, dict):
+        raise ApiError(400, {"outputs": [f"must be a JSON object, not {type(outputs).__name__}"]})
+    try:
+        step_skip(step_run_id=sr.pk, outputs=outputs, actor=user, reason=reason)
+    except ActionNotAllowed as exc:
+        raise ApiError(409, str(exc)) from None
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            raise ApiError(400, {f"outputs.{k}": v for k, v in exc.message_dict.items()}) from None
+        # An output that does not fit the variable the step maps it to.
+        raise ApiError(400, {"outputs": exc.messages}) from None
+    return JsonResponse(run_json(_run_or_404(run_id)))
 
 
 @api_endpoint("GET", perms=(PERM_VIEW_ORCHESTRATION, PERM_LAUNCH))

@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document of the JSON API (served at /api/openapi.json).
 
 Hand-written next to api.py: the API is small, and a document written for readers says more
-than one generated from code. tests/orchestration/test_api.py checks that every route is
-described and that every $ref resolves.
+than one generated from code. Other apps describe their own endpoints with the helpers here and
+register them (registry.register_api_paths; workitems/openapi.py). tests/orchestration/
+test_api.py checks that every route is described and that every $ref resolves.
 """
 
 from __future__ import annotations
@@ -10,26 +11,53 @@ from __future__ import annotations
 from typing import Any
 
 from .models import RunStatus, StageStatus
+from .registry import API_PATHS, API_SCHEMAS
 from .selectors import MAX_ID
 
 
-def _ref(name: str) -> dict[str, str]:
+def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+def json_response(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _error(name: str) -> dict[str, str]:
+def error(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/responses/{name}"}
 
 
+def path_id(name: str, description: str = "") -> dict[str, Any]:
+    """A path parameter that is an id (the API answers 404 for one above MAX_ID)."""
+    param: dict[str, Any] = {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    }
+    if description:
+        param["description"] = description
+    return param
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional JSON request body (an empty body is the same as `{}`)."""
+    return {"required": False, "content": {"application/json": {"schema": schema}}}
+
+
 DATETIME = {"type": ["string", "null"], "format": "date-time"}
+# Text the API stores: no NUL character (PostgreSQL cannot hold one; the API refuses it).
+NO_NUL = "^[^\\x00]*$"
+REASON = {
+    "type": ["string", "null"],
+    "maxLength": 1000,
+    "pattern": NO_NUL,
+    "description": "Why, kept in the run's events.",
+}
 
 SCHEMAS: dict[str, Any] = {
     "Errors": {
@@ -78,8 +106,12 @@ SCHEMAS: dict[str, Any] = {
     },
     "Step": {
         "type": "object",
-        "required": ["key", "kind", "status", "attempts", "error", "outputs"],
+        "required": ["id", "key", "kind", "status", "attempts", "error", "outputs"],
         "properties": {
+            "id": {
+                "type": "integer",
+                "description": "The step run's id: what retry and skip take as `step_run_id`.",
+            },
             "key": {"type": "string"},
             "kind": {"type": "string", "enum": ["interactive", "background"]},
             "status": {"type": "string", "enum": list(StageStatus.values)},
@@ -99,7 +131,7 @@ SCHEMAS: dict[str, Any] = {
             "started_at": DATETIME,
             "ended_at": DATETIME,
             "outcome": {"type": ["string", "null"], "description": "The routing decision taken."},
-            "steps": {"type": "array", "items": _ref("Step")},
+            "steps": {"type": "array", "items": ref("Step")},
         },
     },
     "RunSummary": {
@@ -112,7 +144,7 @@ SCHEMAS: dict[str, Any] = {
             "version": {"type": "integer", "description": "The version the run is pinned to."},
             "status": {"type": "string", "enum": list(RunStatus.values)},
             "current_stage": {"type": ["string", "null"]},
-            "record": _nullable(_ref("Record")),
+            "record": nullable(ref("Record")),
             "started_at": DATETIME,
             "ended_at": DATETIME,
             "started_by": {"type": ["string", "null"], "description": "Username; null for the system."},
@@ -121,7 +153,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Run": {
         "allOf": [
-            _ref("RunSummary"),
+            ref("RunSummary"),
             {
                 "type": "object",
                 "required": ["variables", "inputs", "stages"],
@@ -132,7 +164,7 @@ SCHEMAS: dict[str, Any] = {
                         "type": "array",
                         "description": "Stage runs in the order they started (a stage entered twice "
                         "appears twice).",
-                        "items": _ref("Stage"),
+                        "items": ref("Stage"),
                     },
                 },
             },
@@ -142,7 +174,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["results", "next_after_id", "next"],
         "properties": {
-            "results": {"type": "array", "items": _ref("RunSummary")},
+            "results": {"type": "array", "items": ref("RunSummary")},
             "next_after_id": {
                 "type": ["integer", "null"],
                 "description": "Pass as `after_id` for the next page; null on the last page.",
@@ -168,7 +200,7 @@ SCHEMAS: dict[str, Any] = {
             "label": {"type": "string"},
             "description": {"type": "string"},
             "active_version": {"type": ["integer", "null"]},
-            "start": _nullable(
+            "start": nullable(
                 {
                     "type": "object",
                     "properties": {
@@ -177,34 +209,84 @@ SCHEMAS: dict[str, Any] = {
                     },
                 }
             ),
-            "inputs": {"type": "array", "items": _ref("Input")},
+            "inputs": {"type": "array", "items": ref("Input")},
             "launch_url": {"type": "string"},
         },
+    },
+    "ReasonRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"reason": REASON},
+        "example": {"reason": "Duplicate of run 56"},
+    },
+    "SkipRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "outputs": {
+                "type": ["object", "null"],
+                "additionalProperties": True,
+                "description": "Outputs the step gives, as if its flow had: each a name among the "
+                "flow's outputs (a screen flow's: its fields), coerced to its type. Left out: not "
+                "given.",
+            },
+            "reason": REASON,
+        },
+        "example": {"outputs": {"score": 40}, "reason": "Scored by hand: the service is down"},
     },
     "OrchestrationList": {
         "type": "object",
         "required": ["results"],
-        "properties": {"results": {"type": "array", "items": _ref("Orchestration")}},
+        "properties": {"results": {"type": "array", "items": ref("Orchestration")}},
     },
 }
 
 RESPONSES: dict[str, Any] = {
-    "BadRequest": _json(_ref("Errors"), "The request is malformed; the errors say what to fix."),
-    "Unauthorized": _json(_ref("Errors"), "No token, or the token is not valid."),
-    "Forbidden": _json(_ref("Errors"), "The token's user lacks the permission named in the message."),
-    "NotFound": _json(_ref("Errors"), "The run, orchestration or record does not exist."),
-    "MethodNotAllowed": _json(_ref("Errors"), "Wrong HTTP method; the Allow header lists the right ones."),
+    "BadRequest": json_response(ref("Errors"), "The request is malformed; the errors say what to fix."),
+    "Unauthorized": json_response(ref("Errors"), "No token, or the token is not valid."),
+    "Forbidden": json_response(ref("Errors"), "The token's user lacks the permission named in the message."),
+    "NotFound": json_response(
+        ref("Errors"), "It does not exist, or the caller may not know it does (ids cannot be probed)."
+    ),
+    "MethodNotAllowed": json_response(
+        ref("Errors"), "Wrong HTTP method; the Allow header lists the right ones."
+    ),
+    "Conflict": json_response(
+        ref("Errors"), "Not possible in the state it is in now; the message says why (nothing was changed)."
+    ),
+    "TooLarge": json_response(ref("Errors"), "The body is larger than the server accepts."),
 }
 
-PARAM_RUN_ID = {
-    "name": "run_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-}
+PARAM_RUN_ID = path_id("run_id")
+PARAM_STEP_RUN_ID = path_id("step_run_id", "A step run of this run (`stages[].steps[].id` of the run).")
 
 
-def _query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+def run_action(
+    operation_id: str, summary: str, description: str, body: str, params: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A POST that acts on a run and answers with the run as it then stands."""
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "description": description,
+            "parameters": params,
+            "requestBody": json_body(ref(body)),
+            "responses": {
+                "200": json_response(ref("Run"), "The run once the action is done."),
+                "400": error("BadRequest"),
+                "401": error("Unauthorized"),
+                "403": error("Forbidden"),
+                "404": error("NotFound"),
+                "405": error("MethodNotAllowed"),
+                "409": error("Conflict"),
+                "413": error("TooLarge"),
+            },
+        }
+    }
+
+
+def query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
@@ -216,10 +298,10 @@ PATHS: dict[str, Any] = {
             "description": "Needs `orchestration.view_orchestration` or "
             "`orchestration.launch_orchestration`.",
             "responses": {
-                "200": _json(_ref("OrchestrationList"), "All orchestrations, by api name."),
-                "401": _error("Unauthorized"),
-                "403": _error("Forbidden"),
-                "405": _error("MethodNotAllowed"),
+                "200": json_response(ref("OrchestrationList"), "All orchestrations, by api name."),
+                "401": error("Unauthorized"),
+                "403": error("Forbidden"),
+                "405": error("MethodNotAllowed"),
             },
         }
     },
@@ -234,19 +316,19 @@ PATHS: dict[str, Any] = {
             ],
             "requestBody": {
                 "required": False,
-                "content": {"application/json": {"schema": _ref("LaunchRequest")}},
+                "content": {"application/json": {"schema": ref("LaunchRequest")}},
             },
             "responses": {
                 "201": {
-                    **_json(_ref("Run"), "The run, as just launched."),
+                    **json_response(ref("Run"), "The run, as just launched."),
                     "headers": {"Location": {"schema": {"type": "string"}, "description": "The run's URL."}},
                 },
-                "400": _error("BadRequest"),
-                "401": _error("Unauthorized"),
-                "403": _error("Forbidden"),
-                "404": _error("NotFound"),
-                "405": _error("MethodNotAllowed"),
-                "413": _json(_ref("Errors"), "The body is larger than the server accepts."),
+                "400": error("BadRequest"),
+                "401": error("Unauthorized"),
+                "403": error("Forbidden"),
+                "404": error("NotFound"),
+                "405": error("MethodNotAllowed"),
+                "413": error("TooLarge"),
             },
         }
     },
@@ -257,26 +339,26 @@ PATHS: dict[str, Any] = {
             "description": "Needs `orchestration.view_run`. Follow `next` (or pass `next_after_id` as "
             "`after_id`) until it is null; pages stay stable while new runs are launched.",
             "parameters": [
-                _query_param("orchestration", {"type": "string"}, "An orchestration's api name."),
-                _query_param("status", {"type": "string", "enum": list(RunStatus.values)}, "Run status."),
-                _query_param(
+                query_param("orchestration", {"type": "string"}, "An orchestration's api name."),
+                query_param("status", {"type": "string", "enum": list(RunStatus.values)}, "Run status."),
+                query_param(
                     "record_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "Runs on this record."
                 ),
-                _query_param(
+                query_param(
                     "after_id",
                     {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                     "Only runs with a smaller id.",
                 ),
-                _query_param(
+                query_param(
                     "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
                 ),
             ],
             "responses": {
-                "200": _json(_ref("RunPage"), "One page of runs."),
-                "400": _error("BadRequest"),
-                "401": _error("Unauthorized"),
-                "403": _error("Forbidden"),
-                "405": _error("MethodNotAllowed"),
+                "200": json_response(ref("RunPage"), "One page of runs."),
+                "400": error("BadRequest"),
+                "401": error("Unauthorized"),
+                "403": error("Forbidden"),
+                "405": error("MethodNotAllowed"),
             },
         }
     },
@@ -287,14 +369,43 @@ PATHS: dict[str, Any] = {
             "description": "Needs `orchestration.view_run`.",
             "parameters": [PARAM_RUN_ID],
             "responses": {
-                "200": _json(_ref("Run"), "The run."),
-                "401": _error("Unauthorized"),
-                "403": _error("Forbidden"),
-                "404": _error("NotFound"),
-                "405": _error("MethodNotAllowed"),
+                "200": json_response(ref("Run"), "The run."),
+                "401": error("Unauthorized"),
+                "403": error("Forbidden"),
+                "404": error("NotFound"),
+                "405": error("MethodNotAllowed"),
             },
         }
     },
+    "/api/runs/{run_id}/cancel": run_action(
+        "cancelRun",
+        "Cancel a run",
+        "Needs `orchestration.view_run` and `orchestration.cancel_run`. The run ends as canceled: "
+        "its open steps are discontinued and their work items canceled. A run that is completed "
+        "or canceled already answers 409.",
+        "ReasonRequest",
+        [PARAM_RUN_ID],
+    ),
+    "/api/runs/{run_id}/steps/{step_run_id}/retry": run_action(
+        "retryRunStep",
+        "Retry a failed step",
+        "Needs `orchestration.view_run` and `orchestration.retry_step`. The step starts again: a "
+        "background step's flow runs as a new attempt (on a worker, after the answer), an "
+        "interactive step gets a new work item. Only a failed step of the stage in progress, in a "
+        "run in progress or in error, can be retried: anything else answers 409 saying why.",
+        "ReasonRequest",
+        [PARAM_RUN_ID, PARAM_STEP_RUN_ID],
+    ),
+    "/api/runs/{run_id}/steps/{step_run_id}/skip": run_action(
+        "skipRunStep",
+        "Skip a failed step, giving its outputs",
+        "Needs `orchestration.view_run` and `orchestration.skip_step`. The step is completed with "
+        "the outputs given (as if its flow had given them) and the run moves on. Only a failed step "
+        "of the stage in progress can be skipped (409 otherwise); an output the flow does not have, "
+        "or of the wrong type, is a 400 naming it (`outputs.<name>`).",
+        "SkipRequest",
+        [PARAM_RUN_ID, PARAM_STEP_RUN_ID],
+    ),
     "/api/openapi.json": {
         "get": {
             "operationId": "getOpenApi",
@@ -309,13 +420,17 @@ PATHS: dict[str, Any] = {
 
 
 def openapi_document() -> dict[str, Any]:
+    """The whole document: this app's paths and those other apps registered."""
+    clash = sorted((set(PATHS) & set(API_PATHS)) | (set(SCHEMAS) & set(API_SCHEMAS)))
+    assert not clash, f"described twice: {clash}"
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Flow Orchestration API",
             "version": "1",
             "description": (
-                "Launch orchestrations and follow their runs. Authenticate every request with "
+                "Launch orchestrations, follow and act on their runs, and do the work they assign. "
+                "Authenticate every request with "
                 "`Authorization: Bearer <token>`; create a token on the *API tokens* page or with "
                 "`python manage.py api_token create USERNAME --name NAME`. Tokens expire (90 days by "
                 "default) and can be revoked: a 401 says which. Errors are JSON: "
@@ -324,7 +439,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "paths": PATHS,
+        "paths": {**PATHS, **API_PATHS},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {
@@ -336,7 +451,7 @@ def openapi_document() -> dict[str, Any]:
                     ),
                 }
             },
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **API_SCHEMAS},
             "responses": RESPONSES,
         },
     }

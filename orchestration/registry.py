@@ -1,5 +1,6 @@
 """Seams that other apps fill in their AppConfig.ready(): step kinds, flow actions, Python
-flows, email renderers, record accessors, who holds a step's work, and monitoring tabs. The
+flows, email renderers, record accessors, who holds a step's work, monitoring tabs, and the
+JSON API's endpoints of other apps (in the OpenAPI document). The
 engine only knows these interfaces, so `orchestration` imports neither `records` nor
 `workitems` (tests/engine_alone runs it with neither installed)."""
 
@@ -142,6 +143,24 @@ def register_monitor_tab(tab: MonitorTab) -> None:
     if tab not in MONITOR_TABS:
         MONITOR_TABS.append(tab)
         MONITOR_TABS.sort(key=lambda t: t.order)
+
+
+# The OpenAPI description of endpoints other apps serve under /api/ (workitems: work items):
+# path -> path item, and component schema name -> schema. orchestration/openapi.py merges them
+# into the one document, which so describes every route without importing those apps.
+API_PATHS: dict[str, dict[str, Any]] = {}
+API_SCHEMAS: dict[str, dict[str, Any]] = {}
+
+
+def register_api_paths(*, paths: dict[str, dict[str, Any]], schemas: dict[str, dict[str, Any]]) -> None:
+    """Describe an app's API endpoints. A path or schema name another app described already is
+    refused: two apps would otherwise overwrite each other's description silently."""
+    for table, new in ((API_PATHS, paths), (API_SCHEMAS, schemas)):
+        taken = sorted(k for k, v in new.items() if k in table and table[k] is not v)
+        if taken:
+            raise ValueError(f"the API document describes {', '.join(taken)} already")
+    API_PATHS.update(paths)
+    API_SCHEMAS.update(schemas)
 
 
 @dataclass

@@ -25,6 +25,8 @@ urlpatterns = [
     path("account/tokens/<int:pk>/revoke/", tokens.token_revoke, name="account_token_revoke"),
     path("admin/", admin.site.urls),
     path("records/", include("records.urls")),
+    # Before orchestration's API, whose last pattern answers any other /api/ path with a JSON 404.
+    path("api/", include("workitems.api_urls")),
     path("api/", include("orchestration.api_urls")),
     path("monitor/", include("orchestration.monitor_urls")),
     path("", include("workitems.urls")),

@@ -16,6 +16,7 @@ table is in docs/monitoring.md ("Who may do what")."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from orchestration.models import Flow, OrchestrationVersion, Run, RunEvent, RunStatus, StepRun
-from orchestration.services import run_launch, run_suspend
+from orchestration.services import api_token_create, run_launch, run_suspend
 from records.models import Record
 from tests.factories import (
     RECORD_PERMS,
@@ -145,6 +146,8 @@ class Row:
     data: Callable[[SimpleNamespace], dict[str, Any]] | None = None
     state: Callable[[SimpleNamespace], Any] | None = None
     after: Callable[[SimpleNamespace], Any] | None = None
+    # The JSON API: asked with the persona's bearer token (anonymous: none) and a JSON body.
+    token: bool = False
 
 
 def everyone(code: int | str) -> dict[str, int | str]:
@@ -164,6 +167,8 @@ def _upload(w: SimpleNamespace) -> dict[str, Any]:
     text = yaml.safe_dump(auto_flow("uploaded")).encode()
     return {"file": SimpleUploadedFile("uploaded.yaml", text, content_type="application/x-yaml")}
 
+
+API_ADMIN_ONLY: dict[str, int | str] = {"anonymous": 401, "end_user": 403, "manager": 403, "admin": 200}
 
 MATRIX: list[Row] = [
     # --- monitoring: runs ------------------------------------------------------------------------
@@ -402,6 +407,64 @@ MATRIX: list[Row] = [
     ),
     # --- API and Django admin ---------------------------------------------------------------------
     Row("API runs (session, no token)", "GET", lambda w: "/api/runs", everyone(401)),
+    Row(
+        "API: cancel a run",
+        "POST",
+        lambda w: f"/api/runs/{w.open.pk}/cancel",
+        API_ADMIN_ONLY,
+        data=lambda w: {"reason": "matrix"},
+        state=lambda w: status_of(w.open),
+        after=lambda w: RunStatus.CANCELED,
+        token=True,
+    ),
+    Row(
+        "API: retry a failed step",
+        "POST",
+        lambda w: f"/api/runs/{w.failed.pk}/steps/{w.failed_step.pk}/retry",
+        API_ADMIN_ONLY,
+        data=lambda w: {"reason": "matrix"},
+        state=lambda w: StepRun.objects.values_list("attempts", flat=True).get(pk=w.failed_step.pk),
+        after=lambda w: 2,
+        token=True,
+    ),
+    Row(
+        "API: skip a failed step",
+        "POST",
+        lambda w: f"/api/runs/{w.failed.pk}/steps/{w.failed_step.pk}/skip",
+        API_ADMIN_ONLY,
+        data=lambda w: {"outputs": {"x": 1}, "reason": "matrix"},
+        state=lambda w: status_of(w.failed),
+        after=lambda w: RunStatus.COMPLETED,
+        token=True,
+    ),
+    Row(
+        "API: my work items",
+        "GET",
+        lambda w: "/api/work-items",
+        {"anonymous": 401} | {p: 200 for p in PERSONAS[1:]},
+        token=True,
+    ),
+    Row(
+        # The end user's item: for anyone else it does not exist.
+        "API: complete a work item",
+        "POST",
+        lambda w: f"/api/work-items/{w.item.pk}/complete",
+        {"anonymous": 401, "end_user": 200, "manager": 404, "admin": 404},
+        data=lambda w: {"data": {"approved": True}},
+        state=lambda w: WorkItem.objects.get(pk=w.item.pk).status,
+        after=lambda w: WorkItemStatus.COMPLETED,
+        token=True,
+    ),
+    Row(
+        "API: reassign a work item",
+        "POST",
+        lambda w: f"/api/work-items/{w.item.pk}/reassign",
+        {"anonymous": 401, "end_user": 403, "manager": 200, "admin": 200},
+        data=lambda w: {"user": "bob", "reason": "matrix"},
+        state=lambda w: WorkItem.objects.get(pk=w.item.pk).assignee_user_id,
+        after=lambda w: w.personas.bob.pk,
+        token=True,
+    ),
     Row("Django admin", "GET", lambda w: "/admin/", everyone(ADMIN_LOGIN)),
 ]
 
@@ -428,15 +491,26 @@ def _said(response: Any) -> str:
     return " | ".join(re.findall(r"(?:invalid-feedback|alert|errorlist)[^>]*>(.*?)</", html, re.S))
 
 
+def _api_request(user: Any, method: str, url: str, data: dict[str, Any]) -> Any:
+    """The JSON API as a program calls it: the persona's own bearer token, no session."""
+    headers = {"Authorization": f"Bearer {api_token_create(user=user, name='matrix')[1]}"} if user else {}
+    if method == "GET":
+        return Client().get(url, headers=headers)
+    return Client().post(url, json.dumps(data), content_type="application/json", headers=headers)
+
+
 def ask(w: SimpleNamespace, row: Row, persona: str) -> None:
-    client = Client()
     user = w.users[persona]
-    if user is not None:
-        client.force_login(user)
     url = row.url(w)
     before = row.state(w) if row.state else None
     data = row.data(w) if row.data else {}
-    response = client.get(url) if row.method == "GET" else client.post(url, data)
+    if row.token:
+        response = _api_request(user, row.method, url, data)
+    else:
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        response = client.get(url) if row.method == "GET" else client.post(url, data)
     code = row.expect[persona]
     where = f"{row.label}: {row.method} {url} as {persona}"
     if code == LOGIN:

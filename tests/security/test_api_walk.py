@@ -22,6 +22,7 @@ from orchestration.openapi import openapi_document
 from .support import (
     E401,
     E403,
+    E404,
     E405,
     LOGGED_IN,
     OK,
@@ -55,6 +56,16 @@ def admin_only(allowed: Expect) -> dict[str, Expect]:
     return UNAUTHENTICATED | {p: E403 for p in LOGGED_IN} | {"admin": allowed}
 
 
+def managers(allowed: Expect) -> dict[str, Expect]:
+    """workitems.view_workitem and workitems.reassign_workitem: the manager and the admin."""
+    return UNAUTHENTICATED | {p: E403 for p in LOGGED_IN} | {"manager": allowed, "admin": allowed}
+
+
+def items_of(allowed: Expect) -> dict[str, Expect]:
+    """A work item of the assignee's: who may not act on it gets a 404, as for no item at all."""
+    return UNAUTHENTICATED | {p: E404 for p in LOGGED_IN} | {"assignee": allowed}
+
+
 # operationId -> caller -> expectation. Only the admin holds the orchestration permissions.
 API_ACCESS: dict[str, dict[str, Expect]] = {
     "listOrchestrations": admin_only(OK),
@@ -62,12 +73,39 @@ API_ACCESS: dict[str, dict[str, Expect]] = {
     "listRuns": admin_only(OK),
     "getRun": admin_only(OK),
     "getOpenApi": {c: OK for c in CALLERS},  # public: it describes the API and holds no data
+    # The run page's actions on the failed run and its failed step: view_run and the action's
+    # permission, which only the admin holds.
+    "cancelRun": admin_only(Allowed(200, writes=("orchestration.run", "orchestration.runevent"))),
+    "retryRunStep": admin_only(Allowed(200, writes=("orchestration.steprun", "orchestration.runevent"))),
+    "skipRunStep": admin_only(
+        Allowed(200, writes=("orchestration.run", "orchestration.steprun", "orchestration.runevent"))
+    ),
+    # Work items: everyone's own list; the engineering group's item (alice's group) is hers to
+    # see, finish, claim, and for anyone else a 404 as if it did not exist. She does not hold it,
+    # so her release is a 409 that changes nothing; reassigning is the manager's and the admin's.
+    "listWorkItems": UNAUTHENTICATED | {p: OK for p in LOGGED_IN},
+    "getWorkItem": items_of(OK),
+    "completeWorkItem": items_of(
+        Allowed(200, writes=("workitems.workitem", "orchestration.steprun", "orchestration.runevent"))
+    ),
+    "claimWorkItem": items_of(Allowed(200, writes=("workitems.workitem", "orchestration.runevent"))),
+    "releaseWorkItem": items_of(Allowed(409)),
+    "reassignWorkItem": managers(Allowed(200, writes=("workitems.workitem", "orchestration.runevent"))),
 }
 PATH_VALUES: dict[str, Callable[[S], Any]] = {
     "api_name": lambda s: "cases",
     "run_id": lambda s: s.failed.pk,
+    "step_run_id": lambda s: s.failed_step.pk,
+    "item_id": lambda s: s.team.pk,
 }
-BODIES: dict[str, Callable[[S], dict[str, Any]]] = {"launchRun": lambda s: {"record_id": s.record_a.pk}}
+BODIES: dict[str, Callable[[S], dict[str, Any]]] = {
+    "launchRun": lambda s: {"record_id": s.record_a.pk},
+    "cancelRun": lambda s: {"reason": "walk"},
+    "retryRunStep": lambda s: {"reason": "walk"},
+    "skipRunStep": lambda s: {"outputs": {"x": 1}, "reason": "walk"},
+    "completeWorkItem": lambda s: {"data": {"approved": True, "comment": "walk"}},
+    "reassignWorkItem": lambda s: {"user": "charlie", "reason": "walk"},
+}
 
 DOCUMENT = openapi_document()
 OPERATIONS = [

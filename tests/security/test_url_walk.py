@@ -203,8 +203,27 @@ ACCESS: dict[str, Access] = {
     "api:launch": Access(one("launch", api_name="cases"), get=None, post=everyone(E401)),
     "api:runs": Access(one("runs"), get=everyone(E401)),
     "api:run": Access(one("run", run_id=lambda s: s.failed.pk), get=everyone(E401)),
+    "api:run_cancel": Access(one("cancel", run_id=lambda s: s.failed.pk), get=None, post=everyone(E401)),
+    "api:step_retry": Access(
+        one("retry", run_id=lambda s: s.failed.pk, step_run_id=lambda s: s.failed_step.pk),
+        get=None,
+        post=everyone(E401),
+    ),
+    "api:step_skip": Access(
+        one("skip", run_id=lambda s: s.failed.pk, step_run_id=lambda s: s.failed_step.pk),
+        get=None,
+        post=everyone(E401),
+    ),
+    "workitems_api:work_items": Access(one("work items"), get=everyone(E401)),
+    "workitems_api:work_item": Access(one("alice's item", item_id=lambda s: s.mine.pk), get=everyone(E401)),
+    **{
+        f"workitems_api:{action}": Access(
+            one(f"{action} alice's item", item_id=lambda s: s.mine.pk), get=None, post=everyone(E401)
+        )
+        for action in ("complete", "claim", "release", "reassign")
+    },
     "api:openapi": Access(one("document"), get=everyone(OK)),
-    "api/^.*$": Access(
+    "api/^": Access(
         lambda s: [Case("no such endpoint", url="/api/nowhere")], get=everyone(E404), post=everyone(E404)
     ),
     # --- monitoring ------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from . import selectors
 from .models import Priority, Queue, WorkItem, WorkItemStatus
 from .services import (
     WorkItemClosed,
+    claim_needed,
     may_act,
     screen_flow_for,
     workitem_claim,
@@ -128,15 +129,16 @@ def _field_json(screen_key: str, f: ScreenField) -> dict[str, Any]:
 
 def _actions(item: WorkItem, user: Any, *, acting: bool) -> list[str]:
     """What the caller can do with the item now (nothing unless they may act on it: `acting`).
-    A step may also ask that a group's or a queue's item be claimed before it is completed:
-    completing then answers 409 saying so."""
+    A `claim_required` step's group or queue item is completed only once claimed."""
     if not acting or item.status != WorkItemStatus.ASSIGNED:
         return []
     if item.claimed_by_id is not None and item.claimed_by_id != user.pk:
         return []  # someone else holds it
     if item.assignee_user_id is not None:
         return ["complete"]
-    return ["complete", "release"] if item.claimed_by_id == user.pk else ["complete", "claim"]
+    if item.claimed_by_id == user.pk:
+        return ["complete", "release"]
+    return ["claim"] if claim_needed(item, user, item.run) else ["complete", "claim"]
 
 
 def workitem_json(item: WorkItem, user: Any, *, acting: bool = True) -> dict[str, Any]:

@@ -257,9 +257,10 @@ PATHS: dict[str, Any] = {
     "/api/work-items/{item_id}/claim": _action(
         "claimWorkItem",
         "Take a group's or a queue's item",
-        "The others then see who holds it, and only the holder can complete it. An item assigned to "
-        "one person, or held by someone else, answers 409. Claiming an item one holds already "
-        "changes nothing.",
+        "The others then see who holds it, and only the holder can complete it (a step with "
+        "`claim_required` is completed only once claimed: its item lists `claim` and not "
+        "`complete` in `actions` until then). An item assigned to one person, or held by someone "
+        "else, answers 409. Claiming an item one holds already changes nothing.",
     ),
     "/api/work-items/{item_id}/release": _action(
         "releaseWorkItem",

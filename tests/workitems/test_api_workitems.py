@@ -19,6 +19,7 @@ from orchestration.services import run_launch, run_suspend
 from tests.factories import UserFactory, grant, load, make_case, orchestration, screen_flow
 from tests.orchestration.test_api import Api, errors, token_for
 from workitems.models import WorkItem, WorkItemStatus
+from workitems.services import CLAIM_REQUIRED
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -452,6 +453,41 @@ def test_claim_and_release_a_groups_item(world):
         == 1
     )
     assert dave.post(f"/api/work-items/{world.order.pk}/claim").json()["claimed_by"] == "dave"
+
+
+def test_a_claim_required_item_is_completed_only_once_claimed(world):
+    load(
+        orchestration(
+            "claimed",
+            stages=[
+                {
+                    "key": "work",
+                    "steps": [
+                        {
+                            "key": "fix",
+                            "kind": "interactive",
+                            "flow": "review",
+                            "assignee": {"group": "engineering"},
+                            "claim_required": True,
+                        }
+                    ],
+                }
+            ],
+        )
+    )
+    item = WorkItem.objects.get(run=run_launch(orchestration="claimed", record=make_case()))
+    alice = api(world.alice)
+    assert alice.get(f"/api/work-items/{item.pk}").json()["actions"] == ["claim"]
+    before = item_state(item)
+    response = alice.post(f"/api/work-items/{item.pk}/complete", {"data": {"approved": True}})
+    assert response.status_code == 409
+    assert errors(response) == {"__all__": [CLAIM_REQUIRED]}
+    assert item_state(item) == before
+
+    assert alice.post(f"/api/work-items/{item.pk}/claim").json()["actions"] == ["complete", "release"]
+    response = alice.post(f"/api/work-items/{item.pk}/complete", {"data": {"approved": True}})
+    assert response.status_code == 200, response.content
+    assert WorkItem.objects.get(pk=item.pk).completed_by == world.alice
 
 
 def test_a_queue_item_is_claimed_by_a_member_of_the_queue(world):

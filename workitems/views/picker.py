@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 
 from .. import picker
 
-# The text input sends its own value under its own name; these are the pickers' names.
+# The text input sends its value under its own name, and that name as `field` (_picker.html).
 QUERY_NAMES = ("q", "target", "who")
 LIST_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,60}$")
 
@@ -26,7 +26,9 @@ LIST_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,60}$")
 def pick(request: HttpRequest) -> HttpResponse:
     user = request.user
     manager = user.has_perm("workitems.view_workitem") or user.has_perm("workitems.reassign_workitem")
-    q = next((request.GET[n] for n in QUERY_NAMES if request.GET.get(n, "").strip()), "")
+    field = request.GET.get("field", "")
+    names = (field, *QUERY_NAMES) if field else QUERY_NAMES
+    q = next((request.GET[n] for n in names if request.GET.get(n, "").strip()), "")
     list_id = request.GET.get("list", "")
     if not LIST_ID.match(list_id):
         list_id = "picker-list"

@@ -162,9 +162,21 @@ def record_edit(request: HttpRequest, type_name: str, pk: int) -> HttpResponse:
     rt = record.record_type
     form_class = record_form_class(rt)
     version = record.updated_at.isoformat()
+    status = 200
     if request.method == "POST":
         form = form_class(request.POST, initial=initial_for(record))
-        if request.POST.get("version") != version:
+        if not request.POST.get("version"):
+            # A form posted by hand or by a script without the edit page's `version` (the
+            # record's last change as the page loaded it): saving could undo an edit made since.
+            form.is_valid()
+            form.add_error(
+                None,
+                "This form was sent without its “version” field (the time the record was last "
+                "changed when the edit page was loaded): nothing was saved. Load the edit page and "
+                "send its version with the fields (docs/api.md, “Posting the forms”).",
+            )
+            status = 400
+        elif request.POST.get("version") != version:
             # Someone saved since this form was loaded: its untouched fields hold their old
             # values, and saving would silently undo that edit. Keep the input, ask to check.
             form.is_valid()
@@ -173,6 +185,7 @@ def record_edit(request: HttpRequest, type_name: str, pk: int) -> HttpResponse:
                 "Someone else saved this record while you were editing it. Your input is kept "
                 "below: compare it with the record's history, then save again.",
             )
+            status = 409
         elif form.is_valid():
             changed = form.changed_data
             if not changed:
@@ -198,4 +211,5 @@ def record_edit(request: HttpRequest, type_name: str, pk: int) -> HttpResponse:
         request,
         "records/form.html",
         {"record_type": rt, "record": record, "form": form, "version": version},
+        status=status if request.method == "POST" else 200,
     )

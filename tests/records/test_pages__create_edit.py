@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import html as htmllib
 import re
 
 import pytest
@@ -175,7 +176,9 @@ def test_saving_over_someone_elses_edit_asks_first_and_keeps_the_input(clerk_cli
     mine = case_data(
         name="Race", owner=str(clerk.pk), severity="High", amount="", description="", status="new"
     )
-    page = clerk_client.post(url, {**mine, "version": version}).content.decode()
+    response = clerk_client.post(url, {**mine, "version": version})
+    assert response.status_code == 409
+    page = response.content.decode()
     assert "Someone else saved this record while you were editing it." in page
     assert '<option value="High" selected>' in page
     case.refresh_from_db()
@@ -186,3 +189,18 @@ def test_saving_over_someone_elses_edit_asks_first_and_keeps_the_input(clerk_cli
     clerk_client.post(url, {**mine, "version": new_version})
     case.refresh_from_db()
     assert case.data == {**case.data, "severity": "High", "status": "new"}
+
+
+def test_a_post_without_the_version_field_is_refused_with_a_clear_message(clerk_client, clerk):
+    case = make_case("No version", owner=clerk, severity="Low", status="new")
+    mine = case_data(
+        name="Changed", owner=str(clerk.pk), severity="High", amount="", description="", status="new"
+    )
+    response = clerk_client.post(f"/records/case/{case.pk}/edit/", mine)
+    assert response.status_code == 400
+    page = htmllib.unescape(response.content.decode())
+    assert "This form was sent without its “version” field" in page and "nothing was saved" in page
+    assert '<option value="High" selected>' in page  # what was sent is shown back
+    case.refresh_from_db()
+    assert case.name == "No version" and case.data["severity"] == "Low"
+    assert not FieldChange.objects.exists()

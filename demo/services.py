@@ -18,7 +18,7 @@ from django.utils import timezone
 from orchestration.services import ImportReport, definitions_import_paths
 from records.models import Record, RecordType
 from records.services import record_create, record_type_upsert, record_update
-from workitems.models import Queue
+from workitems.models import GroupProfile, PersonProfile, Queue
 
 DEMO_DIR = Path(__file__).resolve().parent
 DEFINITIONS_DIR = DEMO_DIR / "definitions"
@@ -74,6 +74,10 @@ USERS = [
     DemoUser("grace", "Grace", "Hopper", ("Loan officers",)),
     DemoUser("henry", "Henry", "Adeyemi", ("Loan committee",)),
 ]
+
+# Who manages whom (SLA rules escalate to managers): people -> their manager, groups -> managers.
+MANAGERS = {"alice": "bob", "carol": "bob", "dave": "bob", "erin": "bob", "frank": "bob", "grace": "bob"}
+GROUP_MANAGERS = {"Engineering": ["bob"], "Support": ["bob"], "IT": ["bob"]}
 
 # Queue api name -> (label, member groups).
 QUEUES: dict[str, tuple[str, list[str]]] = {
@@ -135,6 +139,11 @@ def demo_people_ensure(*, report: DemoReport) -> dict[str, Any]:
     for api_name, (label, member_groups) in QUEUES.items():
         queue, _ = Queue.objects.get_or_create(api_name=api_name, defaults={"label": label})
         queue.groups.add(*[groups[g] for g in member_groups])
+    for username, manager in MANAGERS.items():
+        PersonProfile.objects.get_or_create(user=users[username], defaults={"manager": users[manager]})
+    for name, managers in GROUP_MANAGERS.items():
+        profile, _ = GroupProfile.objects.get_or_create(group=groups[name])
+        profile.managers.add(*[users[m] for m in managers])
     return users
 
 

@@ -59,7 +59,7 @@ def test_engineering_and_the_account_owner_work_in_parallel(demo):
     items = open_items(run)
     assert {k: i.assignee_label for k, i in items.items()} == {
         "investigate": "group Engineering",
-        "reach_out": "frank",  # assignee expression record.owner
+        "reach_out": "Frank Rossi",  # assignee expression record.owner
     }
 
 

@@ -36,7 +36,7 @@ def test_creating_an_employee_fans_out_to_four_teams(demo):
     items = open_items(run)
     assert {k: i.assignee_label for k, i in items.items()} == {
         "it_setup": "group IT",
-        "assign_buddy": "bob",  # the record's manager
+        "assign_buddy": "Bob Meyer",  # the record's manager
         "desk_setup": "queue Facilities desk",
         "hr_paperwork": "group HR",
     }

@@ -20,6 +20,8 @@ What the app promises:
 
 from __future__ import annotations
 
+import datetime as dt
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -303,8 +305,16 @@ ACCESS: dict[str, Access] = {
         ),
     ),
     # The people picker lists every active person: for those who manage work only.
+    # Everyone may look people up (a delegate for their out of office); groups and queues are
+    # listed to managers only (tests/workitems/test_picker.py).
     "workitems:pick": Access(
-        lambda s: [Case("people named a", query="q=a&kinds=user,group,queue")], get=only(manager=OK, admin=OK)
+        lambda s: [Case("people named a", query="q=a&kinds=user,group,queue")], get=logged_in(OK)
+    ),
+    # Each persona's own absence; someone else's (?user=) is for their manager (test_delegation.py).
+    "workitems:out_of_office": Access(
+        one("own out of office"),
+        get=logged_in(OK),
+        post=logged_in(to("/account/out-of-office/", "workitems.outofoffice")),
     ),
     "workitems:reassign": Access(
         one("reassign alice's item"),
@@ -385,6 +395,12 @@ POST_DATA: dict[str, Callable[[S], dict[str, Any]]] = {
     },
     "workitems:guide_screen": lambda s: {"action": "save", "screen": "0", "comment": "walk"},
     "workitems:guide_comments": lambda s: {"body": "walk"},
+    "workitems:out_of_office": lambda s: {
+        "action": "save",
+        "starts_on": dt.date.today().isoformat(),
+        "ends_on": (dt.date.today() + dt.timedelta(days=2)).isoformat(),
+        "delegate": "admin",  # not one of the personas who post (ops is the admin persona)
+    },
 }
 
 

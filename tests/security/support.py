@@ -203,6 +203,20 @@ def _build(outbox: Path) -> SimpleNamespace:
         workitem_comment(item=bobs, author=p.bob, body="bob-comment-8124")
         workitem_comment(item=item(open_run, "mine"), author=p.alice, body="alice-comment-5150")
         queued = workitem_claim(item=item(open_run, "queued"), user=p.bob)  # the triage queue's, held by bob
+        # SLA and delegation rows (the admin lists them): a firing, managers, an absence.
+        from workitems.models import FiredRule, GroupProfile, OutOfOffice, PersonProfile
+
+        FiredRule.objects.create(
+            item=bobs, assignment=1, rule="remind", occurrence=0, scheduled_for=timezone.now()
+        )
+        PersonProfile.objects.create(user=p.bob, manager=p.charlie)
+        GroupProfile.objects.create(group=p.support).managers.add(p.charlie)
+        OutOfOffice.objects.create(
+            user=p.alice,
+            starts_on=timezone.localdate() + dt.timedelta(days=30),  # later: nothing is routed yet
+            ends_on=timezone.localdate() + dt.timedelta(days=31),
+            delegate=p.bob,
+        )
     for run in (open_run, failed, suspended):
         run.refresh_from_db()
     assert (open_run.status, failed.status, suspended.status) == (

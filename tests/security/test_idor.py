@@ -83,6 +83,11 @@ IDOR: dict[str, Swap | Global] = {
     "records:launch": Global("records.view_record and orchestration.launch_orchestration, for every record"),
     "api:launch": MODEL_PERMISSION,
     "api:run": MODEL_PERMISSION,
+    # view_run and the action's permission, for every run; a step of another run is a 404
+    # (tests/orchestration/test_api_operations.py).
+    "api:run_cancel": MODEL_PERMISSION,
+    "api:step_retry": MODEL_PERMISSION,
+    "api:step_skip": MODEL_PERMISSION,
     "monitor:run": MODEL_PERMISSION,
     "monitor:run_action": MODEL_PERMISSION,
     "monitor:step_action": MODEL_PERMISSION,

@@ -125,6 +125,45 @@ def register_work_holders(fn: WorkHolders) -> None:
 
 
 @dataclass(frozen=True)
+class StepWork:
+    """What the run page shows of a step run's work (its latest work item): where to open it,
+    when it is due, how urgent, and its SLA state ("on_track", "at_risk", "breached" or "")."""
+
+    url: str = ""
+    due_at: Any = None
+    priority: str = ""  # the label ("High"), "" for the default
+    sla: str = ""
+
+
+@dataclass(frozen=True)
+class RunWork:
+    steps: dict[int, StepWork]
+    sla: str = ""  # the run's worst: breached over at risk over on track; "" without due times
+
+
+# The work of one run's steps, told by the app whose step kind makes it (workitems), in one query.
+RunWorkReader = Callable[[int], RunWork]
+RUN_WORK: list[RunWorkReader] = []
+
+
+def register_run_work(fn: RunWorkReader) -> None:
+    if fn not in RUN_WORK:
+        RUN_WORK.append(fn)
+
+
+def run_work(run_id: int) -> RunWork:
+    steps: dict[int, StepWork] = {}
+    states = []
+    for fn in RUN_WORK:
+        got = fn(run_id)
+        steps.update(got.steps)
+        if got.sla:
+            states.append(got.sla)
+    rank = {"on_track": 0, "at_risk": 1, "breached": 2}
+    return RunWork(steps=steps, sla=max(states, key=lambda x: rank.get(x, -1)) if states else "")
+
+
+@dataclass(frozen=True)
 class MonitorTab:
     """A tab of the monitoring pages' navigation, contributed by the app that has the page.
     Shown to users with any of `perms`; marked current on the URL names in `current`."""

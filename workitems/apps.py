@@ -13,6 +13,7 @@ class WorkitemsConfig(AppConfig):
             register_api_paths,
             register_email_renderer,
             register_monitor_tab,
+            register_run_work,
             register_work_holders,
         )
         from orchestration.validation import ASSIGNEE_CHECKS
@@ -28,6 +29,7 @@ class WorkitemsConfig(AppConfig):
             ASSIGNEE_CHECKS.append(services.check_assignee)
         panels.register()  # the Work Guide on record pages
         register_work_holders(selectors.step_holders)  # "held by" on the run pages
+        register_run_work(sla.run_work)  # links, due times, priorities and SLA state on the run page
         # The work item endpoints (workitems/api_urls.py) in the API's OpenAPI document.
         register_api_paths(paths=openapi.PATHS, schemas=openapi.SCHEMAS)
         register_monitor_tab(

@@ -521,3 +521,34 @@ def run_sla_states(run_ids: list[int], now: dt.datetime | None = None) -> dict[i
         if state is not None and rank[state] >= rank.get(out.get(item.run_id, ""), -1):
             out[item.run_id] = state
     return out
+
+
+def run_work(run_id: int) -> Any:
+    """registry.run_work for the run page: each step run's latest work item (its Work Guide
+    address, due time, priority, SLA state) and the run's worst SLA state. One query."""
+    from django.urls import reverse
+
+    from orchestration.registry import RunWork, StepWork
+
+    now = timezone.now()
+    latest: dict[int, WorkItem] = {}
+    rows = WorkItem.objects.filter(run_id=run_id).only(
+        "pk", "step_run_id", "status", "due_at", "priority", "created_at", "completed_at"
+    )
+    for item in rows:
+        if item.step_run_id not in latest or item.pk > latest[item.step_run_id].pk:
+            latest[item.step_run_id] = item
+    rank = {ON_TRACK: 0, AT_RISK: 1, BREACHED: 2}
+    worst = ""
+    steps = {}
+    for sr, item in latest.items():
+        state = sla_state(item, now) or ""
+        if state and rank[state] > rank.get(worst, -1):
+            worst = state
+        steps[sr] = StepWork(
+            url=reverse("workitems:guide_item", args=[item.pk]),
+            due_at=item.due_at,
+            priority="" if item.priority == Priority.NORMAL else Priority(item.priority).label,
+            sla=state,
+        )
+    return RunWork(steps=steps, sla=worst)

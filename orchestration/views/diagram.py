@@ -11,9 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.apps import apps
-from django.urls import reverse
-
 from .. import engine, transitions
 from ..definitions import Stage
 from ..formatting import elapsed
@@ -58,6 +55,7 @@ class StepCard:
     inputs: str = ""
     outputs: str = ""
     emails: list[Any] = field(default_factory=list)  # outbox rows: flow and assignment emails
+    work: Any = None  # registry.StepWork of its work item: due time, priority, SLA state
 
 
 @dataclass
@@ -151,20 +149,18 @@ def error_anchor(stage: str, step: str) -> str:
     return f"error-{stage}-{step}"
 
 
-def work_item_urls(run: Run) -> dict[int, str]:
-    """The Work Guide address of each step run's work item, `{step run id: url}` (its latest
-    item: a retry's new item, or the one open). One query; none without the workitems app.
+def work_item_urls(work: Any) -> dict[int, str]:
+    """The Work Guide address of each step run's work item, `{step run id: url}`, from
+    `registry.run_work` (the app that makes the work says; none without it)."""
+    return {sr: w.url for sr, w in work.steps.items() if w.url}
 
-    The one place this app names workitems, by the app registry and a URL name rather than an
-    import, so the engine still stands alone (tests/engine_alone). A registry seam beside
-    WORK_HOLDERS would be the cleaner home if more pages need it."""
-    if not apps.is_installed("workitems"):
-        return {}
-    work_item = apps.get_model("workitems", "WorkItem")
-    latest: dict[int, int] = {}
-    for step_run_id, pk in work_item.objects.filter(run_id=run.pk).values_list("step_run_id", "pk"):
-        latest[step_run_id] = max(pk, latest.get(step_run_id, 0))
-    return {sr: reverse("workitems:guide_item", args=[pk]) for sr, pk in latest.items()}
+
+def attach_work(stages: list[StageBox], work: Any) -> None:
+    """Give each step card its work item's due time, priority and SLA state."""
+    for stage in stages:
+        for card in stage.steps:
+            if card.step_run is not None:
+                card.work = work.steps.get(card.step_run.pk)
 
 
 def skipped_steps(events: Iterable[RunEvent]) -> dict[tuple[str, str], dt.datetime]:

@@ -28,6 +28,7 @@ from .. import datatypes, engine, selectors, services, transitions
 from ..definitions import Variable
 from ..formatting import elapsed, event_label
 from ..models import Run, StepRun
+from ..registry import run_work
 from ..services import (
     PERM_CANCEL,
     PERM_CHANGE_VARIABLES,
@@ -36,8 +37,18 @@ from ..services import (
     PERM_SUSPEND,
     ActionNotAllowed,
 )
-from .diagram import as_json, diagram, flow_graph, payload_summary, skipped_steps, work_item_urls
+from .diagram import (
+    as_json,
+    attach_work,
+    diagram,
+    flow_graph,
+    payload_summary,
+    skipped_steps,
+    work_item_urls,
+)
 from .run_forms import ReasonForm, SkipForm, VariableForm, output_specs
+
+SLA_LABELS = {"on_track": "On track", "at_risk": "At risk", "breached": "Breached"}
 
 PERM_VIEW = "orchestration.view_run"
 
@@ -189,7 +200,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         now=now,
         emails=selectors.run_emails_by_step(run),
     )
-    graph = flow_graph(run, stages, work_items=work_item_urls(run), skipped=skipped_steps(events))
+    work = run_work(run.pk)  # the steps' work items: links, due times, priorities, SLA (one query)
+    attach_work(stages, work)
+    graph = flow_graph(run, stages, work_items=work_item_urls(work), skipped=skipped_steps(events))
     run_actions = [
         (a, RUN_ACTIONS[a][2]) for a in services.run_actions_available(run) if RUN_ACTIONS[a][1] in perms
     ]
@@ -212,6 +225,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "run_actions": run_actions,
             "record_url": _record_link(run),
             "duration": elapsed(run.started_at, run.ended_at, now),
+            "sla": work.sla,
+            "sla_label": SLA_LABELS.get(work.sla, ""),
         },
     )
 

@@ -337,3 +337,17 @@ def test_run_sla_state(world: Any) -> None:
     assert sla.run_sla_states([run_id], now=berlin(2026, 12, 28, 1)) == {run_id: sla.AT_RISK}
     assert sla.run_sla_states([run_id], now=berlin(2026, 12, 28, 16)) == {run_id: sla.BREACHED}
     del clock
+
+
+def test_the_run_page_shows_the_runs_sla_state_and_each_steps_due_time_and_priority(
+    world: Any, client: Any
+) -> None:
+    clock, item, _dora = world
+    client.force_login(UserFactory(username="ops", is_staff=True, is_superuser=True))
+    clock.at(berlin(2026, 12, 28, 16, 0))  # an hour past due
+    page = client.get(f"/monitor/runs/{item.run_id}/").content.decode()
+    assert '<span class="badge sla-badge sla-breached text-bg-danger" id="run-sla">Breached</span>' in page
+    assert "2026-12-28 14:00" in page and '<span class="badge text-bg-danger">Late</span>' in page
+    assert '<dd class="step-priority">High</dd>' in page
+    clock.at(berlin(2026, 12, 24, 10, 0))
+    assert 'id="run-sla">On track</span>' in client.get(f"/monitor/runs/{item.run_id}/").content.decode()

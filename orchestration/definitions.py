@@ -168,6 +168,10 @@ class WorkingHours(Strict):
         return self
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")  # the default working days
+
+
 class BusinessCalendar(Strict):
     """When people work: "2 business days" is counted on it (steps' SLAs and their rules)."""
 
@@ -176,9 +180,7 @@ class BusinessCalendar(Strict):
     label: str = Field("", max_length=200)
     description: str = ""
     time_zone: str = Field("UTC", description="IANA name, e.g. Europe/Berlin.")
-    working_days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1
-    )
+    working_days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
     hours: WorkingHours = Field(default_factory=lambda: WorkingHours())
     holidays: list[dt.date] = Field(default_factory=list, description="Days off, YYYY-MM-DD.")
 

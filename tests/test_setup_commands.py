@@ -150,8 +150,11 @@ def test_managers_of_people_and_groups(tmp_path: Path) -> None:
     )
     out = run("import_people", str(path)).splitlines()
     assert out[-2:] == ["manager of maria: ken", "managers of IT: ken"]
-    assert PersonProfile.objects.get(user__username="maria").manager.username == "ken"
-    assert list(GroupProfile.objects.get(group__name="IT").managers.values_list("username", flat=True)) == ["ken"]
+    manager = PersonProfile.objects.get(user__username="maria").manager
+    assert manager is not None and manager.username == "ken"
+    assert list(GroupProfile.objects.get(group__name="IT").managers.values_list("username", flat=True)) == [
+        "ken"
+    ]
     path.write_text("users:\n  - {username: maria, manager: nobody}\n")
     _message, err = fails("import_people", str(path))
     assert "users[0] maria: no user 'nobody' to be their manager" in err

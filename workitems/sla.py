@@ -380,6 +380,7 @@ def _reassign_target(item: WorkItem, reassign: Any) -> dict[str, Any] | None:
 def _managers(item: WorkItem) -> list[Any]:
     """The assignee's manager; a group's managers; the managers of a queue's groups (active)."""
     User = get_user_model()
+    ids: Any
     if item.assignee_user_id:
         ids = PersonProfile.objects.filter(user_id=item.assignee_user_id).values("manager_id")
     elif item.assignee_group_id:

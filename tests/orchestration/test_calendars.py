@@ -22,7 +22,7 @@ OFFICE = Calendar(
 
 
 def berlin(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=BERLIN)  # type: ignore[misc]
+    return dt.datetime(*args, tzinfo=BERLIN)  # type: ignore[arg-type,misc]
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def berlin(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=BERLIN).astimezone(dt.UTC)  # type: ignore[misc]
+    return dt.datetime(*args, tzinfo=BERLIN).astimezone(dt.UTC)  # type: ignore[arg-type,misc]
 
 
 class Clock:
@@ -114,7 +114,7 @@ def world(personas: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     for u in (personas.alice, personas.bob, personas.charlie):
         u.email = f"{u.username}@example.com"
         u.save()
-    dora = UserFactory(username="dora", email="dora@example.com")
+    dora: Any = UserFactory(username="dora", email="dora@example.com")
     PersonProfile.objects.create(user=personas.alice, manager=dora)
     GroupProfile.objects.create(group=Group.objects.get(name="support")).managers.add(personas.charlie)
     define()

@@ -8,11 +8,13 @@ from django.views.generic import RedirectView
 from demo.services import demo_logins
 from orchestration.views import tokens
 from orchestration.views.metrics import metrics_view
+from records.views import pages as records_pages
 
 from . import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    # The records home (counts per type, recent records): where the navigation's "Records" goes.
+    path("", records_pages.records_home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

@@ -4,20 +4,11 @@ import sys
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_safe
 from django.views.defaults import server_error as django_server_error
 
 from config.middleware import DATABASE_ERRORS, database_unavailable_response
-from records.models import RecordType
-
-
-@login_required
-@require_safe
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html", {"record_types": RecordType.objects.all()})
 
 
 class LogoutView(auth_views.LogoutView):

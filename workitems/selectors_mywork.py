@@ -37,6 +37,7 @@ SORTS = {
     "oldest": "Oldest first",
     "newest": "Newest first",
     "priority": "Priority, highest first",
+    "due": "Due soonest first",
     "record": "Record name, A to Z",
 }
 DEFAULT_SORT = "oldest"  # the item that has waited longest is the one to pick up first
@@ -228,6 +229,9 @@ def my_work_items(
         return qs.order_by(Lower("record_name"), "created_at", "id")
     if sort == "priority":
         return qs.order_by("-priority", "created_at", "id")  # equal priorities: the oldest first
+    if sort == "due":
+        # The most overdue first, then the soonest due; items without a due time last, oldest first.
+        return qs.order_by(F("due_at").asc(nulls_last=True), "created_at", "id")
     return qs.order_by("created_at", "id")
 
 

@@ -351,3 +351,16 @@ def test_the_run_page_shows_the_runs_sla_state_and_each_steps_due_time_and_prior
     assert '<dd class="step-priority">High</dd>' in page
     clock.at(berlin(2026, 12, 24, 10, 0))
     assert 'id="run-sla">On track</span>' in client.get(f"/monitor/runs/{item.run_id}/").content.decode()
+
+
+def test_my_work_sorts_by_due_time_overdue_first_and_undated_last(world: Any, client: Any) -> None:
+    clock, first, _dora = world
+    clock.at(berlin(2026, 12, 23, 16, 0))
+    later = WorkItem.objects.get(run=launch("cases_sla", record=make_case("Later")))
+    undated = WorkItem.objects.get(run=launch("cases_sla", record=make_case("Undated")))
+    WorkItem.objects.filter(pk=undated.pk).update(due_at=None)
+    client.force_login(first.assignee_user)
+    page = client.get("/my-work/", {"sort": "due"}).content.decode()
+    order = [page.index(f'data-item="{i.pk}"') for i in (first, later, undated)]
+    assert order == sorted(order)
+    assert 'aria-sort="ascending"' in page and "Due soonest first" in page

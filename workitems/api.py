@@ -49,6 +49,7 @@ from .services import (
     workitem_screen_defaults,
 )
 
+User = get_user_model()
 PERM_VIEW = "workitems.view_workitem"
 PERM_REASSIGN = "workitems.reassign_workitem"
 DEFAULT_PAGE = 50
@@ -202,8 +203,6 @@ def _refused(exc: PermissionDenied, item_id: int, user: Any) -> ApiError:
 
 
 # --- the data a completion sends ----------------------------------------------------------------
-
-User = get_user_model()
 
 
 def _active_user(value: Any) -> Any:

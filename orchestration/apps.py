@@ -33,6 +33,15 @@ class OrchestrationConfig(AppConfig):
                 order=30,
             )
         )
+        register_monitor_tab(
+            MonitorTab(
+                label="Analytics",
+                url_name="monitor:analytics",
+                perms=("orchestration.view_run",),
+                current=frozenset({"monitor:analytics", "monitor:analytics_orchestration"}),
+                order=40,
+            )
+        )
 
         # A project's own Python flows (`@register_flow`) live in modules this app does not
         # know: ORCHESTRATION_FLOW_MODULES names them. A name that does not import fails start-up

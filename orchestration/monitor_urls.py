@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import definitions, run_detail, runs
+from .views import analytics, definitions, run_detail, runs
 
 app_name = "monitor"
 urlpatterns = [
@@ -21,4 +21,6 @@ urlpatterns = [
         definitions.version_activate_view,
         name="version_activate",
     ),
+    path("analytics/", analytics.analytics_all, name="analytics"),
+    path("analytics/<slug:api_name>/", analytics.analytics_orchestration, name="analytics_orchestration"),
 ]

@@ -163,6 +163,50 @@ def run_work(run_id: int) -> RunWork:
     return RunWork(steps=steps, sla=max(states, key=lambda x: rank.get(x, -1)) if states else "")
 
 
+# The Analytics page's work-item figures, told by the app whose step kind makes work items
+# (workitems/analytics.py): for the runs a filter selects (a Run queryset) and the time "now",
+# the SLA breaches per step and the open items per holder, in a fixed number of queries.
+@dataclass(frozen=True)
+class StepBreaches:
+    stage: str
+    step: str
+    with_due: int  # items that had a due time (canceled ones left out)
+    breached: int  # of those: completed after it, or still open past it
+
+
+@dataclass(frozen=True)
+class OpenWork:
+    holder: str  # "Dana Whitfield", "group support", "queue Triage"
+    kind: str  # "user", "group" or "queue"
+    count: int
+
+
+@dataclass(frozen=True)
+class WorkFigures:
+    breaches: list[StepBreaches]
+    wip: list[OpenWork]  # most open items first
+
+
+WorkFiguresReader = Callable[[Any, Any], WorkFigures]  # (runs, now) -> figures
+WORK_FIGURES: list[WorkFiguresReader] = []
+
+
+def register_work_figures(fn: WorkFiguresReader) -> None:
+    if fn not in WORK_FIGURES:
+        WORK_FIGURES.append(fn)
+
+
+def work_figures(runs: Any, now: Any) -> WorkFigures:
+    """What every registered app says of the runs' work; empty without one (the engine alone)."""
+    breaches: list[StepBreaches] = []
+    wip: list[OpenWork] = []
+    for fn in WORK_FIGURES:
+        got = fn(runs, now)
+        breaches.extend(got.breaches)
+        wip.extend(got.wip)
+    return WorkFigures(breaches=breaches, wip=sorted(wip, key=lambda w: (-w.count, w.holder)))
+
+
 @dataclass(frozen=True)
 class MonitorTab:
     """A tab of the monitoring pages' navigation, contributed by the app that has the page.

@@ -314,6 +314,9 @@ MATRIX: list[Row] = [
     Row("orchestration page", "GET", lambda w: "/monitor/orchestrations/cases/", only({"admin": 200})),
     Row("version page", "GET", lambda w: "/monitor/orchestrations/cases/v1/", only({"admin": 200})),
     Row("upload form", "GET", lambda w: "/monitor/orchestrations/upload/", only({"admin": 200})),
+    Row("analytics", "GET", lambda w: "/monitor/analytics/", only({"admin": 200})),
+    Row("analytics of one orchestration", "GET", lambda w: "/monitor/analytics/cases/", only({"admin": 200})),
+    Row("analytics CSV", "GET", lambda w: "/monitor/analytics/?format=csv&section=wip", only({"admin": 200})),
     Row(
         "upload definitions",
         "POST",
@@ -564,6 +567,8 @@ def test_the_matrix_covers_every_monitoring_route() -> None:
         "orchestration": "orchestration page",
         "version": "version page",
         "version_activate": "activate a version",
+        "analytics": "analytics",
+        "analytics_orchestration": "analytics of one orchestration",
         "manage": "work items",
         "reassign": "reassign",
         "my_work": "my work",

@@ -265,6 +265,8 @@ ACCESS: dict[str, Access] = {
         get=only(admin=OK),
         post=only(admin=to("/monitor/orchestrations/cases/v1/", "orchestration.orchestrationversion")),
     ),
+    "monitor:analytics": Access(one("all orchestrations"), get=only(admin=OK)),
+    "monitor:analytics_orchestration": Access(one("cases", api_name="cases"), get=only(admin=OK)),
     # --- work items ------------------------------------------------------------------------------
     "workitems:my_work": Access(one("my work"), get=logged_in(OK)),
     "workitems:my_work_badge": Access(one("my work count"), get=logged_in(OK)),

@@ -396,11 +396,48 @@ class Sla(Strict):
         return self
 
 
+class Wait(Strict):
+    """What a wait step waits for: exactly one of `for` (a duration: `2h`, `1 business hour`),
+    `until` (an expression giving a date, which is 00:00 of that day in the calendar's zone, or
+    a datetime) or `condition` (an expression over the record and the run, re-checked when the
+    record is saved). A condition wait may give up after `timeout`: the step then fails."""
+
+    for_: DurationText | None = Field(None, alias="for", description="e.g. 2h, 3d, 1 business hour")
+    until: Expression | None = Field(None, description="An expression giving a date or datetime.")
+    condition: Expression | None = Field(None, description="Resume when this holds.")
+    calendar: ApiName | None = Field(
+        None, description="Business durations and dates: default the orchestration's calendar, else 24/7."
+    )
+    timeout: DurationText | None = Field(None, description="Condition waits: fail the step after this.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _wait(self) -> Wait:
+        from .calendars import DurationError, parse_duration
+
+        given = [
+            k for k, v in (("for", self.for_), ("until", self.until), ("condition", self.condition)) if v
+        ]
+        if len(given) != 1:
+            raise ValueError("a wait gives exactly one of for, until or condition")
+        if self.timeout and not self.condition:
+            raise ValueError("timeout is for condition waits (a duration or a date ends by itself)")
+        try:
+            for text in (self.for_, self.timeout):
+                if text:
+                    parse_duration(text)
+        except DurationError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
 class Step(Strict):
     key: ApiName
     label: str = ""
-    kind: Literal["interactive", "background"]
-    flow: ApiName
+    kind: Literal["interactive", "background", "wait"]
+    flow: ApiName | None = Field(None, description="Interactive and background steps: the flow they run.")
+    wait: Wait | None = Field(None, description="Wait steps: what they wait for.")
     start: Gate = Field(default_factory=lambda: Gate())
     completion: Gate = Field(
         default_factory=lambda: Gate(),
@@ -434,6 +471,12 @@ class Step(Strict):
 
     @model_validator(mode="after")
     def _kind_rules(self) -> Step:
+        if self.kind == "wait":
+            return self._wait_rules()
+        if self.flow is None:
+            raise ValueError(f"{self.kind} step '{self.key}' needs a flow")
+        if self.wait is not None:
+            raise ValueError(f"{self.kind} step '{self.key}' does not wait: 'wait' is for kind: wait")
         if self.kind == "interactive" and self.assignee is None:
             raise ValueError(f"interactive step '{self.key}' needs an assignee")
         if self.kind == "background" and self.assignee is not None:
@@ -450,6 +493,31 @@ class Step(Strict):
             raise ValueError("give sla.due or due_in_hours, not both")
         if self.kind == "background" and self.claim_required:
             raise ValueError(f"background step '{self.key}' has no work item to claim: no claim_required")
+        return self
+
+    def _wait_rules(self) -> Step:
+        if self.wait is None:
+            raise ValueError(f"wait step '{self.key}' needs 'wait': for, until or condition")
+        # A wait step runs no flow and makes no work item: whatever belongs to those is refused,
+        # not ignored, so that a definition never says something the engine does not do.
+        given = [
+            name
+            for name, present in (
+                ("flow", self.flow is not None),
+                ("inputs", bool(self.inputs)),
+                ("outputs", bool(self.outputs)),
+                ("assignee", self.assignee is not None),
+                ("sla", self.sla is not None),
+                ("due_in_hours", self.due_in_hours is not None),
+                ("claim_required", self.claim_required),
+                ("email", self.email != Email()),
+                ("run", self.run != "worker"),
+                ("completion", bool(self.completion.condition or self.completion.evaluation_flow)),
+            )
+            if present
+        ]
+        if given:
+            raise ValueError(f"wait step '{self.key}' runs no flow: no {', '.join(given)}")
         return self
 
 

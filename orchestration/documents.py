@@ -3,18 +3,23 @@ context expressions see of a run (its record, typed variables and inputs)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
+from .calendars import Calendar
 from .definitions import Orchestration
 from .flows import typed_inputs
 from .models import (
+    FlowKind,
     FlowVersion,
     OrchestrationVersion,
     Run,
 )
 from .registry import RECORD_ACCESSORS
 from .values import from_json
+
+log = logging.getLogger(__name__)
 
 # Parsed definitions, per process. A version's document never changes once stored, and its
 # checksum is the document's hash, so (id, checksum) names one document: a pass finds the parsed
@@ -115,3 +120,25 @@ def typed_run_inputs(doc: Orchestration, values: dict[str, Any]) -> dict[str, An
     """The launch inputs as expressions see them (a decimal input compares as a number)."""
     declared = doc.start.inputs if hasattr(doc.start, "inputs") else []
     return typed_inputs(declared, values)
+
+
+def calendar_named(name: str | None, cache: dict[str, Calendar] | None = None) -> Calendar:
+    """The active version of the business calendar `name`, or 24/7 (no name, or none stored:
+    logged, since validation checked it existed when the orchestration was imported)."""
+    if not name:
+        return Calendar.always()
+    if cache is not None and name in cache:
+        return cache[name]
+    version = (
+        FlowVersion.objects.filter(flow__api_name=name, flow__kind=FlowKind.CALENDAR, is_active=True)
+        .select_related("flow")
+        .first()
+    )
+    if version is None:
+        log.error("business calendar %r is not stored: counting 24/7", name)
+        calendar = Calendar.always()
+    else:
+        calendar = Calendar.from_definition(flow_doc(version))
+    if cache is not None:
+        cache[name] = calendar
+    return calendar

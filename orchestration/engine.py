@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import expressions, hot, logcontext, transitions
+from . import expressions, hot, logcontext, transitions, waits
 from .definitions import END, INLINE_ACTIONS, Decision, Gate, Stage, Step
 from .documents import (  # noqa: F401  (the engine's names for them, used across the apps)
     _PARSED,
@@ -159,6 +159,9 @@ class Pass(PassState):
 
     # -- steps -----------------------------------------------------------------------------
     def start_step(self, step: Step, sr: StepRun) -> None:
+        if step.flow is None:
+            self.start_wait(step, sr)
+            return
         version = self.flow_version(step.flow)
         fdoc = flow_doc(version)
         from .flows import resolve_inputs
@@ -188,6 +191,20 @@ class Pass(PassState):
             # the run lock, and its result is stored with the transition that started it. An
             # error raises to step_pass, which fails the step (a retry would compute the same).
             self.complete_step(step, sr, self.run_inline(step, sr, fdoc, context))
+
+    def start_wait(self, step: Step, sr: StepRun) -> None:
+        """Start a wait step: store when it resumes (or times out). A wait already over (a date
+        in the past) resumes in this same pass (the loop looks at the step again)."""
+        wake_at = sr.wake_at
+        try:
+            # Only a date needs the context (and so perhaps the record read).
+            context = self.context() if step.wait is not None and step.wait.until else {}
+            STEP_KINDS[step.kind].start(run=self.run, step_run=sr, step=step, context=context)
+        except Exception:
+            sr.wake_at = wake_at  # nothing of a failed start is written (see start_step)
+            raise
+        shown = {"wake_at": sr.wake_at.isoformat()} if sr.wake_at else {}
+        self.step_to(sr, StageStatus.IN_PROGRESS, fields=["wake_at"], **shown)
 
     def run_inline(self, step: Step, sr: StepRun, fdoc: Any, context: dict[str, Any]) -> dict[str, Any]:
         from .flows import run_actions
@@ -336,6 +353,15 @@ class Pass(PassState):
                 if sr.status == StageStatus.NOT_STARTED and self.gate_holds(step.start, default=True):
                     self.start_step(step, sr)
                     moved = True
+                elif sr.status == StageStatus.IN_PROGRESS and step.wait is not None:
+                    context = self.context() if step.wait.condition else {}
+                    seen = waits.verdict(step.wait, sr, now=self.now, context=context)
+                    if seen == waits.RESUME:
+                        self.complete_step(step, sr, {})
+                        moved = True
+                    elif seen == waits.TIMED_OUT:
+                        self.fail_step(step.key, sr, waits.timeout_message(step.wait))
+                        return True
                 elif (
                     sr.status == StageStatus.IN_PROGRESS
                     and step.kind == "interactive"
@@ -366,7 +392,11 @@ class Pass(PassState):
                 )
                 or (
                     self.steps[s.key].status == StageStatus.IN_PROGRESS
-                    and (s.completion.condition or s.completion.evaluation_flow)
+                    and bool(
+                        s.completion.condition
+                        or s.completion.evaluation_flow
+                        or (s.wait and s.wait.condition)
+                    )
                 )
                 for s in stage.steps
             )

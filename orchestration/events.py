@@ -46,6 +46,9 @@ EVENTS.update(
         "orchestration.step.skip_requested": (
             "an admin skipped a failed step: who and why (the step.skipped that follows has its outputs)"
         ),
+        "orchestration.step.resume_requested": (
+            "an admin ended a wait step's wait early: who and why (the step.completed that follows)"
+        ),
         "orchestration.stage.decision": "a decision chose the next stage (the outcome and its label)",
         "orchestration.run.cancel_reason": "the reason an admin gave for canceling",
         "orchestration.run.rechecked": "an admin re-checked the current stage's conditions",

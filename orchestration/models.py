@@ -238,6 +238,9 @@ class StepRun(models.Model):
     # The queued attempt's message could not be published (the broker was away): the next
     # sweep sends it, without waiting for the grace that covers messages lost after publishing.
     dispatch_failed = models.BooleanField(default=False)
+    # A wait step: when it resumes (`for`, `until`) or times out (a condition's `timeout`),
+    # stored when it starts so that the sweep finds it after any restart (orchestration/waits.py).
+    wake_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -255,6 +258,10 @@ class StepRun(models.Model):
             ),
             # Steps in error are few and looked for often (the failed-steps metric, admins).
             models.Index(fields=["id"], condition=Q(status="error"), name="step_error"),
+            # The waits the sweep wakes: few at any time, looked for at every sweep.
+            models.Index(
+                fields=["wake_at"], condition=Q(status="in_progress", kind="wait"), name="step_waiting"
+            ),
         ]
 
     def __str__(self) -> str:

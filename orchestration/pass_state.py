@@ -219,7 +219,7 @@ class PassState:
             if self.stage_run is not None:
                 stage = self.doc.stage(self.stage_key)
                 gates = [stage.exit, *(g for s in stage.steps for g in (s.start, s.completion))]
-                names |= {s.flow for s in stage.steps}
+                names |= {s.flow for s in stage.steps if s.flow}  # (a wait step runs none)
                 names |= {g.evaluation_flow for g in gates if g.evaluation_flow}
             names -= self.flow_versions.keys()
             self.flow_versions.update(dict.fromkeys(names))

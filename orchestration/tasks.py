@@ -27,6 +27,7 @@ def sweep() -> dict[str, object]:
         "redispatched": report.redispatched,
         "timed_out": report.timed_out,
         "rechecked": report.rechecked,
+        "woken": report.woken,
         "emails_relayed": report.emails_relayed,
         "skipped": report.skipped,
         "started": report.started_at.timestamp() if report.started_at else None,

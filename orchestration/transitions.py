@@ -125,14 +125,24 @@ STEP_ACTION_RUNS: dict[str, frozenset[str]] = {
 }
 
 
+# "Resume now" ends a wait step's wait early (it completes, and the run moves on): a waiting
+# step of a run in progress (a suspended run resumes first).
+WAIT_ACTION_RUNS: dict[str, frozenset[str]] = {"resume": frozenset({R.IN_PROGRESS})}
+
+
 def actions_available(run: Run, step: StepRun | None = None, *, stage: StageRun | None = None) -> list[str]:
     """The admin actions valid now, for the run, or with `step` for that step (retry, skip: a
-    failed step of the stage in progress). The services refuse anything else and the pages show
-    only these. `stage` is the step's stage run when the caller has it (else `step.stage_run`)."""
+    failed step of the stage in progress; resume: a wait step waiting in it). The services
+    refuse anything else and the pages show only these. `stage` is the step's stage run when
+    the caller has it (else `step.stage_run`)."""
     if step is None:
         return [a for a, statuses in RUN_ACTIONS.items() if run.status in statuses]
     stage_status = (stage or step.stage_run).status
-    if step.status != S.ERROR or stage_status != S.IN_PROGRESS:
+    if stage_status != S.IN_PROGRESS:
+        return []
+    if step.status == S.IN_PROGRESS and step.kind == "wait":
+        return [a for a, statuses in WAIT_ACTION_RUNS.items() if run.status in statuses]
+    if step.status != S.ERROR:
         return []
     return [a for a, statuses in STEP_ACTION_RUNS.items() if run.status in statuses]
 
@@ -141,6 +151,13 @@ def refusal(run: Run, action: str, step: StepRun | None = None) -> str:
     """Why `action` is not available now, in words (for ActionNotAllowed and the pages)."""
     if step is None:
         return f"cannot {action} a run that is {run.get_status_display().lower()}"
+    if action in WAIT_ACTION_RUNS:
+        if step.kind == "wait" and step.status == S.IN_PROGRESS and step.stage_run.status == S.IN_PROGRESS:
+            return f"cannot {action} a step of a run that is {run.get_status_display().lower()}"
+        return (
+            "only a wait step that is waiting can be resumed "
+            f"(step '{step.key}' is {step.get_status_display().lower()})"
+        )
     if step.status != S.ERROR or step.stage_run.status != S.IN_PROGRESS:
         done = "retried" if action == "retry" else "skipped"
         return (

@@ -231,6 +231,12 @@ def _check_orchestration(
             tp = f"{sp}.steps[{ti}]"
             _check_gate(c, f"{tp}.start", t.start, flows, s)
             _check_gate(c, f"{tp}.completion", t.completion, flows, None)
+            if t.wait is not None:
+                _check_calendar_ref(c, f"{tp}.wait.calendar", t.wait.calendar, flows)
+                c.expr(f"{tp}.wait.until", t.wait.until)
+                c.expr(f"{tp}.wait.condition", t.wait.condition)
+            if t.flow is None:  # a wait step (the model refuses other steps without one)
+                continue
             want = STEP_FLOW_KIND[t.kind]
             kind = flows.get(t.flow)
             if kind is None:

@@ -37,7 +37,8 @@ from django.utils import timezone
 
 from orchestration import engine, expressions
 from orchestration.calendars import Calendar, parse_duration
-from orchestration.models import FlowKind, FlowVersion, Run
+from orchestration.documents import calendar_named
+from orchestration.models import Run
 from orchestration.outbox import outbox_email, outbox_write_many
 from orchestration.validation import RULE_TEMPLATE_NAMES
 
@@ -64,28 +65,6 @@ def step_of(item: WorkItem) -> tuple[Any, Any]:
     doc = engine.orchestration_doc(item.run.version)
     stage = doc.stage(item.step_run.stage_run.key)
     return doc, next(s for s in stage.steps if s.key == item.step_run.key)
-
-
-def calendar_named(name: str | None, cache: dict[str, Calendar] | None = None) -> Calendar:
-    """The active version of the business calendar `name`, or 24/7 (no name, or none stored:
-    logged, since validation checked it existed when the orchestration was imported)."""
-    if not name:
-        return Calendar.always()
-    if cache is not None and name in cache:
-        return cache[name]
-    version = (
-        FlowVersion.objects.filter(flow__api_name=name, flow__kind=FlowKind.CALENDAR, is_active=True)
-        .select_related("flow")
-        .first()
-    )
-    if version is None:
-        log.error("business calendar %r is not stored: counting 24/7", name)
-        calendar = Calendar.always()
-    else:
-        calendar = Calendar.from_definition(engine.flow_doc(version))
-    if cache is not None:
-        cache[name] = calendar
-    return calendar
 
 
 def calendar_of(doc: Any, step: Any, cache: dict[str, Calendar] | None = None) -> Calendar:

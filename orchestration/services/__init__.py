@@ -46,6 +46,7 @@ from .operations import (
     run_resume,
     run_set_variable,
     run_suspend,
+    step_resume,
     step_retry,
     step_skip,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "run_suspend",
     "single_flight",
     "step_complete_locked",
+    "step_resume",
     "step_retry",
     "step_skip",
     "sweep",

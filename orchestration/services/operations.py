@@ -1,5 +1,5 @@
-"""Admin operations on runs and failed steps: cancel, suspend, resume, re-check, retry, skip,
-and setting a run's variable by hand."""
+"""Admin operations on runs and steps: cancel, suspend, resume, re-check, retry or skip a failed
+step, resume a waiting wait step now, and setting a run's variable by hand."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ..models import (
 )
 from ..values import TypeCoercionError, to_json
 from .common import PERM_CANCEL, PERM_RETRY, PERM_SKIP, PERM_SUSPEND, _require
+from .steps import step_complete_locked
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractUser, AnonymousUser
@@ -93,6 +94,22 @@ def step_skip(
             raise ValidationError(str(exc)) from exc
         _run_back_in_progress(p)
         engine.advance_locked(run, actor_id=actor_id, pass_=p)
+        return sr
+
+
+def step_resume(*, step_run_id: int, actor: Actor = None, reason: str = "") -> StepRun:
+    """End a wait step's wait now ("Resume now"): it completes, and the run moves on. Under the
+    run lock like every completion, so a sweep or a record save resuming it at the same moment
+    finds it completed (or this finds it so, and refuses: ActionNotAllowed)."""
+    actor_id = _require(actor, PERM_RETRY)
+    with transaction.atomic():
+        run, sr = _step_for_admin(step_run_id)
+        _check_action(run, "resume", sr)
+        p = engine.Pass(run, actor_id)
+        p.load_stage()
+        sr = p.steps[sr.key]
+        p.event("step.resume_requested", stage=sr.stage_run.key, step=sr.key, reason=reason)
+        step_complete_locked(run=run, step_run=sr, outputs={}, actor_id=actor_id, pass_=p)
         return sr
 
 

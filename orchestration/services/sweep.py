@@ -40,6 +40,7 @@ class SweepReport:
     redispatched: int = 0
     timed_out: int = 0
     rechecked: int = 0
+    woken: int = 0  # runs advanced because a wait step's time came
     emails_relayed: int = 0
     # Another sweep held the lock: this one did nothing.
     skipped: bool = False
@@ -52,7 +53,8 @@ SWEEP_LOCK = "orchestration-sweep"
 
 def sweep(*, now: dt.datetime | None = None, batch: int = 500) -> SweepReport:
     """Periodic repair: re-send background steps whose task was never delivered, fail attempts
-    whose worker died, and re-check runs that wait on a condition.
+    whose worker died, re-check runs that wait on a condition, and wake wait steps whose time
+    has come.
 
     Single-flight: a second beat, or a sweep slower than the beat period on a worker with
     several processes, would otherwise run two sweeps at once and time out or re-send the same
@@ -70,6 +72,7 @@ def sweep(*, now: dt.datetime | None = None, batch: int = 500) -> SweepReport:
         report.redispatched = _sweep_redispatch(now=now, batch=batch)
         report.timed_out = _sweep_timed_out(now=now, batch=batch)
         report.rechecked = _sweep_recheck(batch=batch)
+        report.woken = _sweep_wake(now=now, batch=batch)
         report.emails_relayed = outbox.outbox_relay(now=now, batch=batch)  # their task was lost
         if settings.ORCHESTRATION_SWEEP_TEST_DELAY_SECONDS:
             time.sleep(settings.ORCHESTRATION_SWEEP_TEST_DELAY_SECONDS)  # test-only: a slow sweep
@@ -183,3 +186,23 @@ def _sweep_recheck(*, batch: int) -> int:
             engine.advance(run_id)
         rechecked += 1
     return rechecked
+
+
+def _sweep_wake(*, now: dt.datetime, batch: int) -> int:
+    """Advance the runs of wait steps whose time has come (`wake_at`: resume, or a condition's
+    timeout). The pass decides under the run lock, from the step run it reads there: a step a
+    record save or another sweep completed meanwhile is not in progress any more, so a wait
+    completes once however many wakes see it. (A suspended run is woken when it is resumed.)"""
+    due = (
+        StepRun.objects.filter(
+            kind="wait", status=StageStatus.IN_PROGRESS, wake_at__lte=now, run__status=RunStatus.IN_PROGRESS
+        )
+        .order_by("wake_at")
+        .values_list("run_id", flat=True)[:batch]
+    )
+    woken = 0
+    for run_id in dict.fromkeys(due):  # a run with two due waits is advanced once
+        with transaction.atomic():
+            engine.advance(run_id)
+        woken += 1
+    return woken

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from config.middleware import max_request_bytes
 
-from .. import engine, selectors
+from .. import engine, selectors, waits
 from ..definitions import END, Assignee, Decision, Gate
 from ..definitions import Orchestration as OrchestrationDoc
 from ..definitions import Stage as StageDoc
@@ -191,12 +191,18 @@ def version_diagram(doc: OrchestrationDoc) -> list[StageBox]:
                 key=st.key,
                 label=st.label,
                 kind=st.kind,
-                flow=st.flow,
+                flow=st.flow or "",
                 assignee=_assignee_text(st.assignee),
                 start=_gate_text(st.start, "at stage start"),
-                completion=_gate_text(
-                    st.completion,
-                    "when the assignee finishes" if st.kind == "interactive" else "when its flow finishes",
+                completion=(
+                    waits.describe(st.wait)
+                    if st.wait is not None
+                    else _gate_text(
+                        st.completion,
+                        "when the assignee finishes"
+                        if st.kind == "interactive"
+                        else "when its flow finishes",
+                    )
                 ),
             )
             for st in stage.steps

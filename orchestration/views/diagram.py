@@ -11,8 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils import timezone
+
 from .. import engine, transitions
-from ..definitions import Stage
+from ..definitions import Stage, Wait
 from ..formatting import elapsed
 from ..models import Run, RunEvent, StageRun, StageStatus, StepRun
 from .run_graph import Graph, StageState, StepState, layout
@@ -56,6 +58,7 @@ class StepCard:
     outputs: str = ""
     emails: list[Any] = field(default_factory=list)  # outbox rows: flow and assignment emails
     work: Any = None  # registry.StepWork of its work item: due time, priority, SLA state
+    waiting: str = ""  # a wait step waiting: "resumes 2026-12-28 09:00", "until …"
 
 
 @dataclass
@@ -121,6 +124,9 @@ def diagram(
                 card.outputs = as_json(sr.outputs) if sr.outputs else ""
                 # What may be done now (the state machine) and what the viewer may do.
                 card.actions = [a for a in transitions.actions_available(run, sr) if a in step_actions]
+                if step.wait is not None and status == StageStatus.IN_PROGRESS:
+                    card.waiting = wait_note(step.wait, sr.wake_at)
+                    card.status_label = "Waiting"
             cards.append(card)
         status = latest.status if latest else StageStatus.NOT_STARTED
         following = doc.stages[i + 1].key if i + 1 < len(doc.stages) else ""
@@ -174,6 +180,14 @@ def skipped_steps(events: Iterable[RunEvent]) -> dict[tuple[str, str], dt.dateti
     return out
 
 
+def wait_note(wait: Wait, wake_at: dt.datetime | None) -> str:
+    """What a waiting wait step waits for, in words, with the time in the site's zone."""
+    when = timezone.localtime(wake_at).strftime("%Y-%m-%d %H:%M") if wake_at else ""
+    if not wait.condition:
+        return f"resumes {when}"
+    return f"until {wait.condition}" + (f" (fails {when})" if when else "")
+
+
 def _step_state(card: StepCard, stage: StageBox, skipped: dict[tuple[str, str], dt.datetime]) -> str:
     sr = card.step_run
     if sr is None:
@@ -184,7 +198,7 @@ def _step_state(card: StepCard, stage: StageBox, skipped: dict[tuple[str, str], 
             # Skipped in this entry of the stage, not in an earlier one (a rework loop).
             return "skipped" if when and sr.started_at and when >= sr.started_at else "done"
         case StageStatus.IN_PROGRESS:
-            return "in_progress"
+            return "waiting" if card.waiting else "in_progress"
         case StageStatus.ERROR:
             return "failed"
         case StageStatus.NOT_STARTED:
@@ -223,5 +237,5 @@ def flow_graph(
                 href = work_items[sr.pk]
             else:
                 href = f"#step-{box.key}-{card.key}"
-            steps[(box.key, card.key)] = StepState(state=state, href=href)
+            steps[(box.key, card.key)] = StepState(state=state, href=href, note=card.waiting)
     return layout(engine.orchestration_doc(run.version), steps=steps, stages=states)

@@ -102,6 +102,12 @@ STEP_ACTIONS = {
         "The step is marked completed with the outputs below (as if its flow had given them) and "
         "the run moves on.",
     ),
+    "resume": (
+        PERM_RETRY,
+        "Resume now",
+        "The wait ends now: the step is completed and the run moves on, without waiting for its "
+        "time or its condition.",
+    ),
 }
 
 
@@ -277,6 +283,8 @@ def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 def _step_done_message(action: str, sr: StepRun) -> str:
     if action == "skip":
         return "Step skipped: it is completed with the outputs given."
+    if action == "resume":
+        return "Wait ended: the step is completed."
     if sr.kind == "background":
         return f"Step retried: attempt {sr.attempts} queued."
     return "Step retried: a new work item was assigned."
@@ -304,6 +312,8 @@ def step_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
                 done = services.step_skip(
                     step_run_id=sr.pk, outputs=form.output_values(), actor=request.user, reason=reason
                 )
+            elif action == "resume":
+                done = services.step_resume(step_run_id=sr.pk, actor=request.user, reason=reason)
             else:
                 done = services.step_retry(step_run_id=sr.pk, actor=request.user, reason=reason)
         except ActionNotAllowed as exc:

@@ -71,6 +71,7 @@ class StepState:
 
     state: str
     href: str = ""
+    note: str = ""  # instead of the state's words: a wait step's "resumes 2026-12-28 09:00"
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class GraphStep:
     starts: str  # when it starts, in words (its tooltip)
     state: str = ""  # a STATES key; "" for a definition without a run
     href: str = ""
+    note: str = ""  # StepState.note
     w: float = STEP_W
     h: float = STEP_H
 
@@ -107,6 +109,8 @@ class GraphStep:
 
     @property
     def state_label(self) -> str:
+        if self.note:
+            return self.note
         return STATES[self.state][0] if self.state else self.kind
 
     @property
@@ -530,6 +534,7 @@ def _stage_steps(
                 starts=_starts(list(step.start.after), step.start.condition, step.start.evaluation_flow),
                 state=state.state if state else "",
                 href=state.href if state else "",
+                note=state.note if state else "",
             )
         )
     return out

@@ -51,65 +51,100 @@ def database_url() -> str:
     return f"postgres://{s['USER']}:{s.get('PASSWORD') or ''}@{host}:{port}/{s['NAME']}"
 
 
+class WorkerControl:
+    """Start, stop and kill `celery worker` subprocesses (prefork, 2 processes) on one broker
+    and the test database: a test that restarts the worker starts another with `start`."""
+
+    def __init__(self, url: str, tmp_path: Path) -> None:
+        self.url = url
+        self.tmp_path = tmp_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> subprocess.Popen[bytes]:
+        assert self.proc is None or self.proc.poll() is not None, "a worker is running already"
+        self.starts += 1
+        log = self.tmp_path / ("worker.log" if self.starts == 1 else f"worker{self.starts}.log")
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": self.url,
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            "ORCHESTRATION_RETRY_BASE_SECONDS": "0.2",
+            "VAR_DIR": str(self.tmp_path / "var"),
+        }
+        self.proc = proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=prefork",
+                "--concurrency=2",
+                "--loglevel=INFO",
+                f"--hostname=test-{os.getpid()}-{self.starts}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 60
+        while "ready." not in log.read_text():
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail("Celery worker did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.2)
+        return proc
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the worker: `kill` is SIGKILL (a crash: nothing is acknowledged or cleaned up)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=15)
+
+
 @pytest.fixture
-def celery_worker_process(transactional_db, tmp_path, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """Start `celery worker` (prefork, 2 processes) as a subprocess; switch this process's
-    Celery app from eager mode to the same Redis broker. Yields the broker URL."""
+def celery_worker_control(transactional_db, tmp_path, monkeypatch) -> Iterator[WorkerControl]:  # type: ignore[no-untyped-def]
+    """Switch this process's Celery app from eager mode to a Redis broker of its own, and give
+    the test a WorkerControl to start (and restart) workers on it; any worker left is stopped."""
     from config.celery import app
 
     url = redis_url_for_worker()
     _require_redis(url)
-    log = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": url,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "ORCHESTRATION_RETRY_BASE_SECONDS": "0.2",
-        "VAR_DIR": str(tmp_path / "var"),
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=prefork",
-            "--concurrency=2",
-            "--loglevel=INFO",
-            f"--hostname=test-{os.getpid()}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
     old = (app.conf.task_always_eager, app.conf.broker_url)
     app.conf.task_always_eager = False
     # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
     monkeypatch.setenv("CELERY_BROKER_URL", url)
     app.conf["broker_url"] = url
     _reset_broker_pool(app)
+    control = WorkerControl(url, tmp_path)
     try:
-        deadline = time.time() + 60
-        while "ready." not in log.read_text():
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail("Celery worker did not start:\n" + log.read_text()[-3000:])
-            time.sleep(0.2)
-        yield url
+        yield control
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        control.stop()
         app.conf.task_always_eager = old[0]
         app.conf["broker_url"] = old[1]
         _reset_broker_pool(app)
+
+
+@pytest.fixture
+def celery_worker_process(celery_worker_control: WorkerControl) -> Iterator[str]:
+    """Start `celery worker` (prefork, 2 processes) as a subprocess; switch this process's
+    Celery app from eager mode to the same Redis broker. Yields the broker URL."""
+    celery_worker_control.start()
+    yield celery_worker_control.url
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):  # type: ignore[no-untyped-def]

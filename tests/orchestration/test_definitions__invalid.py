@@ -72,7 +72,81 @@ def _map_input(docs: list[Doc], expression: str) -> None:
     _step(docs, 0, 1)["inputs"] = {"base": expression}
 
 
+def _wait(**fields: Any) -> Callable[[list[Doc]], None]:
+    """Make stages[0].steps[0] a wait step with these fields (besides key and kind)."""
+
+    def apply(docs: list[Doc]) -> None:
+        step = _step(docs)
+        step.clear()
+        step.update(key="a", kind="wait", **fields)
+
+    return apply
+
+
 CASES: list[tuple[str, Callable[[list[Doc]], object], str, str]] = [
+    # --- wait steps
+    ("wait without wait", _wait(), "stages[0].steps[0]", "wait step 'a' needs 'wait'"),
+    (
+        "wait with two things to wait for",
+        _wait(wait={"for": "2h", "condition": "true"}),
+        "stages[0].steps[0].wait",
+        "exactly one of for, until or condition",
+    ),
+    ("wait for nothing", _wait(wait={}), "stages[0].steps[0].wait", "exactly one of for, until or condition"),
+    (
+        "wait for a bad duration",
+        _wait(wait={"for": "soon"}),
+        "stages[0].steps[0].wait",
+        "'soon' is not a duration",
+    ),
+    (
+        "wait timeout without a condition",
+        _wait(wait={"for": "2h", "timeout": "3d"}),
+        "stages[0].steps[0].wait",
+        "timeout is for condition waits",
+    ),
+    (
+        "wait with a flow",
+        _wait(wait={"for": "2h"}, flow="calc"),
+        "stages[0].steps[0]",
+        "wait step 'a' runs no flow: no flow",
+    ),
+    (
+        "wait with outputs and an assignee",
+        _wait(wait={"for": "2h"}, outputs={"score": "x"}, assignee={"user": "alice"}),
+        "stages[0].steps[0]",
+        "no outputs, assignee",
+    ),
+    (
+        "wait on a bad condition",
+        _wait(wait={"condition": "record.status =="}),
+        "stages[0].steps[0].wait.condition",
+        "",
+    ),
+    (
+        "wait until with an unknown name",
+        _wait(wait={"until": "nobody.knows"}),
+        "stages[0].steps[0].wait.until",
+        "",
+    ),
+    (
+        "wait on an unknown calendar",
+        _wait(wait={"for": "1 business hour", "calendar": "nope"}),
+        "stages[0].steps[0].wait.calendar",
+        "unknown business calendar 'nope'",
+    ),
+    (
+        "a background step without a flow",
+        lambda d: _step(d, 0, 1).pop("flow"),
+        "stages[0].steps[1]",
+        "needs a flow",
+    ),
+    (
+        "a background step that waits",
+        lambda d: _step(d, 0, 1).update(wait={"for": "2h"}),
+        "stages[0].steps[1]",
+        "'wait' is for kind: wait",
+    ),
     # --- references
     ("unknown flow", _set(flow="nope"), "stages[0].steps[0].flow", "unknown flow 'nope'"),
     (
@@ -342,7 +416,7 @@ CASES: list[tuple[str, Callable[[list[Doc]], object], str, str]] = [
         "stages[1].steps",
         "at least 1 item",
     ),
-    ("unknown step kind", _set(kind="robot"), "stages[0].steps[0].kind", "'interactive' or 'background'"),
+    ("unknown step kind", _set(kind="robot"), "stages[0].steps[0].kind", "'interactive', 'background' or 'wait'"),
     ("misspelled field", _set(asignee={"user": "alice"}), "stages[0].steps[0].asignee", "unknown field"),
     ("bad key", _set(key="Step One"), "stages[0].steps[0].key", "must be lower_snake_case"),
     ("missing start", lambda d: _orch(d).pop("start"), "start", "required field is missing"),

@@ -161,6 +161,11 @@ def _build(outbox: Path) -> SimpleNamespace:
         orchestration("cases", stages=[_stage(*CASES_STEPS)]),
         orchestration("others", stages=[_stage(_interactive("bobs", "Open the vault", {"user": "bob"}))]),
         orchestration("quick", stages=[_stage(_interactive("once", "Wind the clock", {"user": "alice"}))]),
+        # A run waiting on a wait step: the step action "Resume now" has one to act on.
+        orchestration(
+            "pausing",
+            stages=[{"key": "hold", "steps": [{"key": "pause", "kind": "wait", "wait": {"for": "3d"}}]}],
+        ),
         orchestration(
             "failing",
             stages=[
@@ -182,6 +187,7 @@ def _build(outbox: Path) -> SimpleNamespace:
         quick_run = run_launch(orchestration="quick", record=record_a)
         secret_run = run_launch(orchestration="others", record=record_b)
         failed = run_launch(orchestration="failing", record=make_case("Broken boiler"))
+        waiting = run_launch(orchestration="pausing", record=make_case("Cooling tower"))
         suspended = run_launch(orchestration="others", record=make_case("Paused pump"))
         run_suspend(run_id=suspended.pk)
 
@@ -278,6 +284,7 @@ def _build(outbox: Path) -> SimpleNamespace:
         failed=failed,
         suspended=suspended,
         failed_step=StepRun.objects.get(run=failed, key="calc"),
+        waiting_step=StepRun.objects.get(run=waiting, key="pause"),
         mine=item(open_run, "mine"),
         team=item(open_run, "team"),
         held=held,

@@ -21,7 +21,6 @@ What the app promises:
 from __future__ import annotations
 
 import datetime as dt
-
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -137,6 +136,14 @@ RUN_FOR_ACTION: dict[str, Callable[[S], Any]] = {
 }
 # A run action goes back to the run it was asked on (the one in the URL; each action its own).
 RUN_OF_THE_URL = "the run in the URL"
+# A step action acts on a failed step (retry, skip) or a waiting one (resume), and goes back to
+# that step's run.
+STEP_FOR_ACTION: dict[str, Callable[[S], Any]] = {
+    "retry": lambda s: s.failed_step,
+    "skip": lambda s: s.failed_step,
+    "resume": lambda s: s.waiting_step,
+}
+RUN_OF_THE_STEP = "the run of the step in the URL"
 A_URL = lambda s: record_url(s.record_a)  # noqa: E731
 RUN_PAGE = lambda run: lambda s: f"/monitor/runs/{run(s).pk}/"  # noqa: E731
 
@@ -242,9 +249,9 @@ ACCESS: dict[str, Access] = {
         post=only(admin=Allowed(302, RUN_OF_THE_URL, ("orchestration.runevent",))),
     ),
     "monitor:step_action": Access(
-        lambda s: [Case(a, {"pk": s.failed_step.pk, "action": a}) for a in STEP_ACTIONS],
+        lambda s: [Case(a, {"pk": STEP_FOR_ACTION[a](s).pk, "action": a}) for a in STEP_ACTIONS],
         get=only(admin=OK),
-        post=only(admin=to(RUN_PAGE(lambda s: s.failed), "orchestration.steprun", "orchestration.runevent")),
+        post=only(admin=Allowed(302, RUN_OF_THE_STEP, ("orchestration.steprun", "orchestration.runevent"))),
     ),
     # orchestration.change_run_variables is given on its own (not in the demo's Orchestration
     # Admins group): every persona is refused. tests/orchestration/test_run_variables.py has
@@ -524,6 +531,11 @@ def _judge(
         expect = chosen or LOGIN
     if isinstance(expect, Allowed) and expect.to == RUN_OF_THE_URL:
         expect = to(f"/monitor/runs/{case.kwargs['pk']}/", *expect.writes)
+    if isinstance(expect, Allowed) and expect.to == RUN_OF_THE_STEP:
+        from orchestration.models import StepRun
+
+        run_id = StepRun.objects.values_list("run_id", flat=True).get(pk=case.kwargs["pk"])
+        expect = to(f"/monitor/runs/{run_id}/", *expect.writes)
     if htmx:
         if isinstance(expect, Allowed):
             # htmx answers with partials where a browser gets a redirect: only "a GET changes

@@ -347,6 +347,8 @@ def work_item_release(request: HttpRequest, user: Any, item_id: int) -> JsonResp
         raise _conflict(_closed_text(item), item_id, user)
     try:
         workitem_release(item=item, user=user)
+    except WorkItemClosed:
+        raise _conflict(_closed_text(_item_for(user, item_id)), item_id, user) from None
     except PermissionDenied:
         raise _conflict("you do not hold this item, so there is nothing to release", item_id, user) from None
     return JsonResponse(workitem_json(_item_for(user, item_id), user))

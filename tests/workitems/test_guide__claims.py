@@ -194,3 +194,21 @@ def test_a_claim_that_loses_the_race_with_a_reassignment_is_refused(personas):
     assert list(run.events.filter(name="workitems.item.claimed")) == []
     workitem_complete(item=item, user=personas.bob, data={"amount": "10", "kind": "repair", "reason": "fine"})
     assert WorkItem.objects.get(pk=item.pk).status == WorkItemStatus.COMPLETED
+
+
+def test_a_closed_item_cannot_be_released_and_keeps_who_held_it(team):  # type: ignore[no-untyped-def]
+    from orchestration.models import RunEvent
+    from workitems.services import WorkItemClosed, workitem_claim, workitem_release
+
+    alice, _erin = team
+    define(assignee={"group": "engineering"})
+    _, run = start()
+    held = workitem_claim(item=item_of(run), user=alice)
+    WorkItem.objects.filter(pk=held.pk).update(status=WorkItemStatus.CANCELED)  # its stage ended
+    with pytest.raises(WorkItemClosed):
+        workitem_release(item=held, user=alice)
+    html = logged_in(alice).post(f"/work-items/{held.pk}/release", HTTP_HX_REQUEST="true").content.decode()
+    assert "There is nothing to release." in text(html)
+    held.refresh_from_db()
+    assert held.claimed_by == alice and held.status == WorkItemStatus.CANCELED
+    assert not RunEvent.objects.filter(name="workitems.item.released").exists()

@@ -227,7 +227,10 @@ def workitem_claim(*, item: WorkItem, user: Actor) -> WorkItem:
 def workitem_release(*, item: WorkItem, user: Actor) -> WorkItem:
     with transaction.atomic():
         engine.lock_run(item.run_id)
-        item = WorkItem.objects.get(pk=item.pk)
+        item = WorkItem.objects.select_related("step_run", "run").get(pk=item.pk)
+        if item.status != WorkItemStatus.ASSIGNED:
+            # A closed item keeps who held it (who was on it when it closed): nothing to release.
+            raise WorkItemClosed(_closed_message(item), item)
         if item.claimed_by_id != user.pk:
             raise PermissionDenied("you do not hold this item")
         item.claimed_by = None

@@ -358,6 +358,8 @@ def guide_release(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         workitem_release(item=target.item, user=request.user)
     except PermissionDenied:
         notice = Notice("You do not hold this item (any more), so there is nothing to release.", "warning")
+    except WorkItemClosed as exc:
+        notice = Notice(f"{exc} There is nothing to release.", "warning")
     else:
         notice = Notice(f"“{target.item.label}” is back with the team: any member can take it.", "success")
     if not request.htmx:

@@ -146,7 +146,7 @@ def my_work_release(request: HttpRequest, pk: int) -> HttpResponse:
     item = _actionable_item(request, pk)
     try:
         workitem_release(item=item, user=request.user)
-    except PermissionDenied as exc:
+    except (PermissionDenied, WorkItemClosed) as exc:
         messages.error(request, _reason(exc))
     else:
         messages.success(request, f"You released “{item.label}”: anyone in its group or queue can take it.")

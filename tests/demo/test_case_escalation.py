@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.utils import timezone
 
-from orchestration.models import Run, RunStatus, StageStatus
-from orchestration.services import run_launch
+from orchestration.models import Run, RunStatus, StageStatus, StepStatus
+from orchestration.services import run_launch, sweep
 from records.services import record_update
 from workitems.models import WorkItem, WorkItemStatus
 from workitems.services import workitem_complete
@@ -29,6 +32,17 @@ def new_case(demo, severity="Low"):
         description="Errors at checkout.",
         status="New",
     )
+
+
+def after_the_settling_hour(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Close the loop waits a business hour (step settle) before resolving: a week later, the
+    sweep finds it due and the run goes on."""
+    run.refresh_from_db()
+    assert (run.current_stage, run.status) == ("close_the_loop", RunStatus.IN_PROGRESS)
+    assert run.step_runs.get(key="settle").status == StepStatus.IN_PROGRESS
+    later = timezone.now() + dt.timedelta(days=7)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    assert sweep().woken == 1
 
 
 def test_launches_only_when_severity_becomes_high(demo):
@@ -63,7 +77,7 @@ def test_engineering_and_the_account_owner_work_in_parallel(demo):
     }
 
 
-def test_both_done_closes_the_loop(demo, mailoutbox):
+def test_both_done_closes_the_loop(demo, mailoutbox, monkeypatch):
     case = new_case(demo, severity="Medium")
     record_update(record=case, values={"severity": "High"}, actor=demo.frank)
     run = run_of(case, "case_escalation")
@@ -81,6 +95,7 @@ def test_both_done_closes_the_loop(demo, mailoutbox):
         user=demo.frank,
         data={"customer_contacted": "true", "channel": "Phone", "notes": "Called their CTO."},
     )
+    after_the_settling_hour(run, monkeypatch)
 
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETED
@@ -102,7 +117,7 @@ def test_both_done_closes_the_loop(demo, mailoutbox):
     assert escalations() == 1
 
 
-def test_resolving_by_hand_ends_the_investigation_early(demo):
+def test_resolving_by_hand_ends_the_investigation_early(demo, monkeypatch):
     case = new_case(demo, severity="Medium")
     record_update(record=case, values={"severity": "High"}, actor=demo.frank)
     run = run_of(case, "case_escalation")
@@ -112,6 +127,7 @@ def test_resolving_by_hand_ends_the_investigation_early(demo):
     )
 
     record_update(record=case, values={"status": "Resolved"}, actor=demo.frank)
+    after_the_settling_hour(run, monkeypatch)
 
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETED

@@ -308,3 +308,51 @@ def test_valid_wait_definitions_are_accepted(personas):
     )
     result = validate_documents([("cal.yaml", OFFICE), ("o.yaml", doc)])
     assert result.errors == []
+
+
+def test_sweeps_and_admins_resuming_one_wait_at_once_complete_it_once(personas):
+    """Threads, each with its own connection: five passes that see the wait due (sweeps, record
+    saves) and five admins pressing "Resume now", released together."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from orchestration import engine
+
+    _load(wait("w", **{"for": "1h"}))
+    run = launch(record=make_case())
+    sr = step(run, "w")
+    StepRun.objects.filter(pk=sr.pk).update(wake_at=timezone.now() - dt.timedelta(seconds=1))
+    grant(personas.charlie, "orchestration.retry_step")
+    barrier = threading.Barrier(10)
+    results: list[object] = [None] * 10
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait()
+            if i % 2:
+                with transaction.atomic():
+                    engine.advance(run.pk)
+                results[i] = "advanced"
+            else:
+                step_resume(step_run_id=sr.pk, actor=personas.charlie)
+                results[i] = "resumed"
+        except Exception as exc:  # counted below
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    resumed = results.count("resumed")
+    refused = [r for r in results if isinstance(r, ActionNotAllowed)]
+    assert results.count("advanced") == 5
+    assert resumed + len(refused) == 5 and resumed <= 1, results
+    run = fresh(run)
+    assert run.status == RunStatus.COMPLETED
+    assert completed(run, "w") == 1
+    assert completed(run, "b") == 1
+    assert RunEvent.objects.filter(run=run, name="orchestration.step.resume_requested").count() == resumed

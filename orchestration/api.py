@@ -266,6 +266,7 @@ def _step_json(sr: StepRun) -> dict[str, Any]:
         "outputs": sr.outputs,
         "started_at": sr.started_at,
         "ended_at": sr.ended_at,
+        "wake_at": sr.wake_at,
     }
 
 

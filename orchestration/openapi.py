@@ -113,13 +113,17 @@ SCHEMAS: dict[str, Any] = {
                 "description": "The step run's id: what retry and skip take as `step_run_id`.",
             },
             "key": {"type": "string"},
-            "kind": {"type": "string", "enum": ["interactive", "background"]},
+            "kind": {"type": "string", "enum": ["interactive", "background", "wait"]},
             "status": {"type": "string", "enum": list(StageStatus.values)},
             "attempts": {"type": "integer", "description": "Tries so far (background steps)."},
             "error": {"type": ["string", "null"]},
             "outputs": {"type": "object", "additionalProperties": True},
             "started_at": DATETIME,
             "ended_at": DATETIME,
+            "wake_at": {
+                **DATETIME,
+                "description": "Wait steps: when the wait resumes (or a condition's timeout fails it).",
+            },
         },
     },
     "Stage": {

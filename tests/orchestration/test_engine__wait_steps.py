@@ -356,3 +356,17 @@ def test_sweeps_and_admins_resuming_one_wait_at_once_complete_it_once(personas):
     assert completed(run, "w") == 1
     assert completed(run, "b") == 1
     assert RunEvent.objects.filter(run=run, name="orchestration.step.resume_requested").count() == resumed
+
+
+def test_the_api_gives_a_waiting_steps_resume_time(personas, monkeypatch):
+    from django.test import Client
+
+    from orchestration.services import api_token_create
+
+    Clock(monkeypatch, berlin(2026, 12, 28, 10, 0))
+    _load(wait("w", **{"for": "2h"}))
+    run = launch(record=make_case())
+    raw = api_token_create(user=personas.admin, name="test")[1]
+    body = Client().get(f"/api/runs/{run.pk}", headers={"Authorization": f"Bearer {raw}"}).json()
+    [w] = [s for stage in body["stages"] for s in stage["steps"] if s["key"] == "w"]
+    assert (w["kind"], w["status"], w["wake_at"]) == ("wait", "in_progress", "2026-12-28T11:00:00Z")

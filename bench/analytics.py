@@ -1,0 +1,130 @@
+"""Time the Analytics page (/monitor/analytics/) on the monitoring bench data set.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/flow_analytics_bench \
+        .venv/bin/python bench/analytics.py --generate --requests 10
+
+The database is one `bench/monitor.py generate` filled (1,000,000 runs over about a year ending
+when it ran, 3,000,000 work items); `--generate` drops and fills it first, through that script,
+giving columns added since its INSERTs were written a default while they run. Requests go
+through Django's test client in this process with DEBUG off, logged in as the bench's superuser:
+the time is the view's (queries, rendering, session and permission checks), without gunicorn and
+the network, one request at a time."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/flow_monitor_bench")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "bench-analytics-not-secret")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+
+
+# Columns added after bench/monitor.py's INSERTs were written are NOT NULL without a default in
+# the database (Django fills them in Python): while `generate` runs, they get one by type.
+_FILLERS = {"boolean": "false", "integer": "0", "smallint": "0", "bigint": "0", "jsonb": "'{}'"}
+_TABLES = ("orchestration_run", "orchestration_stagerun", "orchestration_steprun", "workitems_workitem")
+
+
+def _defaults(cur: Any, *, drop: bool) -> None:
+    cur.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = ANY(%s) AND is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO'",
+        [list(_TABLES)],
+    )
+    for table, column, kind in cur.fetchall():
+        filler = "''" if kind in ("text", "character varying") else _FILLERS.get(kind)
+        if filler:
+            what = "DROP DEFAULT" if drop else f"SET DEFAULT {filler}"
+            cur.execute(f'ALTER TABLE {table} ALTER COLUMN "{column}" {what}')
+
+
+def generate(args: argparse.Namespace) -> None:
+    """bench/monitor.py generate, with the defaults above while its INSERTs run."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import monitor  # type: ignore[import-not-found]
+
+    monitor.DB_URL = os.environ["DATABASE_URL"]
+    steps = monitor._sql_steps
+
+    def with_defaults(runs: int, items: int) -> list[tuple[str, str]]:
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            _defaults(cur, drop=False)
+        return steps(runs, items)
+
+    monitor._sql_steps = with_defaults
+    monitor.generate(args)
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        _defaults(cur, drop=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=30, help="timed requests per URL")
+    parser.add_argument("--generate", action="store_true", help="fill the database first (drops it)")
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=3_000_000)
+    args = parser.parse_args()
+    if args.generate:
+        generate(args)
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.utils import timezone
+
+    from orchestration.models import Orchestration
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="benchadmin"))
+    today = timezone.localdate()
+    orch = Orchestration.objects.order_by("api_name").values_list("api_name", flat=True).first()
+
+    def since(days: int) -> str:
+        return f"started_from={(today - dt.timedelta(days=days - 1)).isoformat()}&started_to={today}"
+
+    urls = [
+        ("all, last 30 days (default)", "/monitor/analytics/"),
+        (f"{orch}, last 30 days", f"/monitor/analytics/{orch}/"),
+        (f"{orch} v1, last 30 days", f"/monitor/analytics/{orch}/?version=1"),
+        ("all, last 90 days", f"/monitor/analytics/?{since(90)}"),
+        ("all, 366 days (every run)", f"/monitor/analytics/?{since(366)}"),
+        ("CSV step durations, 30 days", "/monitor/analytics/?format=csv&section=step_durations"),
+    ]
+    print("| page | requests | p50 ms | p95 ms | max ms |")
+    print("|---|---:|---:|---:|---:|")
+    for label, url in urls:
+        for _ in range(2):  # warm-up: caches, the planner's statistics in memory
+            assert client.get(url).status_code == 200, url
+        times = []
+        for _ in range(args.requests):
+            t0 = time.perf_counter()
+            response = client.get(url)
+            times.append((time.perf_counter() - t0) * 1000)
+            assert response.status_code == 200, url
+        times.sort()
+        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        print(
+            f"| {label} | {len(times)} | {statistics.median(times):.0f} | {p95:.0f} | {times[-1]:.0f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -34,6 +34,14 @@ def _eager_celery(settings):  # type: ignore[no-untyped-def]
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
     settings.ORCHESTRATION_RETRY_BASE_SECONDS = 0
+    # Each test starts without a remembered "nobody is away" (workitems/delegation.py; not
+    # installed in tests/engine_alone).
+    from django.apps import apps
+
+    if apps.is_installed("workitems"):
+        from workitems import delegation
+
+        delegation.forget()
     # An event name that orchestration/events.py does not list fails the test that writes it.
     settings.ORCHESTRATION_STRICT_EVENTS = True
     # Password hashing dominates user-heavy tests; the slow hasher proves nothing here.

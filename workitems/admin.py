@@ -19,6 +19,7 @@ from orchestration.selectors import work_item_emails
 from .models import (
     FiredRule,
     GroupProfile,
+    OutOfOffice,
     PersonProfile,
     Queue,
     SavedFilter,
@@ -164,3 +165,14 @@ class GroupProfileAdmin(admin.ModelAdmin):
     list_display = ("group",)
     list_select_related = ("group",)
     filter_horizontal = ("managers",)
+
+
+@admin.register(OutOfOffice)
+class OutOfOfficeAdmin(admin.ModelAdmin):
+    """Who is away when, and who takes their new work (the Out of office page sets these)."""
+
+    list_display = ("user", "starts_on", "ends_on", "delegate", "set_by", "updated_at")
+    list_select_related = ("user", "delegate", "set_by")
+    raw_id_fields = ("user", "delegate", "set_by")
+    search_fields = ("user__username", "delegate__username")
+    date_hierarchy = "starts_on"

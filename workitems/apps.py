@@ -19,7 +19,18 @@ class WorkitemsConfig(AppConfig):
         )
         from orchestration.validation import ASSIGNEE_CHECKS
 
-        from . import analytics, emails, events, metrics, openapi, panels, selectors, services, sla
+        from . import (
+            analytics,
+            delegation,
+            emails,
+            events,
+            metrics,
+            openapi,
+            panels,
+            selectors,
+            services,
+            sla,
+        )
 
         register_gauge(metrics.work_items)
         register_events(events.EVENTS)  # workitems.item.*: orchestration/events.py lists them all
@@ -31,6 +42,7 @@ class WorkitemsConfig(AppConfig):
         panels.register()  # the Work Guide on record pages
         register_work_holders(selectors.step_holders)  # "held by" on the run pages
         register_run_work(sla.run_work)  # links, due times, priorities and SLA state on the run page
+        delegation.connect_signals()  # a saved absence is routed at once (its cache forgotten)
         register_work_figures(analytics.work_figures)  # breaches and open work on the Analytics page
         # The work item endpoints (workitems/api_urls.py) in the API's OpenAPI document.
         register_api_paths(paths=openapi.PATHS, schemas=openapi.SCHEMAS)

@@ -28,6 +28,26 @@ from orchestration.people import person_name
 from .models import OutOfOffice, PersonProfile, WorkItem, WorkItemStatus
 
 MAX_HOPS = 5
+# Whether anyone at all is away today, remembered this long per process: an interactive step's
+# start then costs no query while nobody is (the common case); an absence saved in this process
+# is seen at once (the model's signals forget it), one saved elsewhere within this many seconds.
+AWAY_CACHE_SECONDS = 30.0
+_anyone: dict[str, Any] = {"day": None, "until": 0.0, "value": True}
+
+
+def forget() -> None:
+    _anyone["day"] = None
+
+
+def anyone_away(day: dt.date) -> bool:
+    import time
+
+    now = time.monotonic()
+    if _anyone["day"] == day and now < _anyone["until"]:
+        return bool(_anyone["value"])
+    value = OutOfOffice.objects.filter(starts_on__lte=day, ends_on__gte=day).exists()
+    _anyone.update(day=day, until=now + AWAY_CACHE_SECONDS, value=value)
+    return value
 
 
 def today() -> dt.date:
@@ -44,6 +64,8 @@ def delegate_for(user: Any, day: dt.date | None = None) -> Any | None:
     """Who takes `user`'s new work on `day`, or None when they are present (or no delegate is
     active). Follows delegates who are away themselves, a few hops at most."""
     day = day or today()
+    if not anyone_away(day):
+        return None
     User = get_user_model()
     seen = [user.pk]
     current = user.pk
@@ -160,3 +182,14 @@ def route(fields: dict[str, Any], day: dt.date | None = None) -> dict[str, Any]:
     if delegate is None:
         return {**fields, "delegated_from": None}
     return {**fields, "assignee_user": delegate, "delegated_from": user}
+
+
+def _forget_on_change(**kwargs: Any) -> None:
+    forget()
+
+
+def connect_signals() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    post_save.connect(_forget_on_change, sender=OutOfOffice, dispatch_uid="ooo-forget-save")
+    post_delete.connect(_forget_on_change, sender=OutOfOffice, dispatch_uid="ooo-forget-delete")

@@ -56,7 +56,7 @@ def test_create_with_a_corrected_error_then_edit_and_see_the_history(page: Page,
     # The record and the list read on a phone without sideways scrolling.
     page.set_viewport_size({"width": 375, "height": 800})
     page.reload()
-    expect(page.get_by_role("heading", name="History")).to_be_visible()
+    expect(page.get_by_role("heading", name="History", exact=True)).to_be_visible()
     assert no_horizontal_scroll(page)
     page.get_by_role("link", name="Cases").last.click()
     expect(page.get_by_role("link", name="Coffee machine leaks")).to_be_visible()

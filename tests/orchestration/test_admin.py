@@ -76,13 +76,16 @@ def test_every_list_and_detail_page_opens(staff, personas):
     SavedFilter.objects.create(user=personas.bob, name="Urgent", query="sort=priority")
     from django.utils import timezone
 
-    from workitems.models import FiredRule, GroupProfile, PersonProfile
+    from workitems.models import FiredRule, GroupProfile, OutOfOffice, PersonProfile
 
     FiredRule.objects.create(
         item=item, assignment=1, rule="remind", occurrence=0, scheduled_for=timezone.now()
     )
     PersonProfile.objects.create(user=personas.alice, manager=personas.charlie)
     GroupProfile.objects.create(group=personas.support).managers.add(personas.charlie)
+    OutOfOffice.objects.create(
+        user=personas.alice, starts_on=timezone.localdate(), ends_on=timezone.localdate(), delegate=personas.bob
+    )
     for model in models_of_apps():
         opts = model._meta
         changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")

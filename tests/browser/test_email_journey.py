@@ -206,7 +206,9 @@ def test_my_work_screenshots(page: Page, live_server, settings, personas):
             )
     login(page, live_server, "alice")
     page.set_viewport_size({"width": 1280, "height": 720})
-    page.get_by_role("navigation", name="Main").get_by_role("link", name=re.compile(r"^My Work")).first.click()
+    page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name=re.compile(r"^My Work")
+    ).first.click()
     expect(page.get_by_role("heading", name="My Work")).to_be_visible()
     expect(page.locator(".my-work-badge")).to_have_text("8 open items")
     expect(page.locator("tr[data-item]")).to_have_count(8)

@@ -84,7 +84,10 @@ def test_every_list_and_detail_page_opens(staff, personas):
     PersonProfile.objects.create(user=personas.alice, manager=personas.charlie)
     GroupProfile.objects.create(group=personas.support).managers.add(personas.charlie)
     OutOfOffice.objects.create(
-        user=personas.alice, starts_on=timezone.localdate(), ends_on=timezone.localdate(), delegate=personas.bob
+        user=personas.alice,
+        starts_on=timezone.localdate(),
+        ends_on=timezone.localdate(),
+        delegate=personas.bob,
     )
     for model in models_of_apps():
         opts = model._meta

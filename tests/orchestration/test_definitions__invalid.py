@@ -416,7 +416,12 @@ CASES: list[tuple[str, Callable[[list[Doc]], object], str, str]] = [
         "stages[1].steps",
         "at least 1 item",
     ),
-    ("unknown step kind", _set(kind="robot"), "stages[0].steps[0].kind", "'interactive', 'background' or 'wait'"),
+    (
+        "unknown step kind",
+        _set(kind="robot"),
+        "stages[0].steps[0].kind",
+        "'interactive', 'background' or 'wait'",
+    ),
     ("misspelled field", _set(asignee={"user": "alice"}), "stages[0].steps[0].asignee", "unknown field"),
     ("bad key", _set(key="Step One"), "stages[0].steps[0].key", "must be lower_snake_case"),
     ("missing start", lambda d: _orch(d).pop("start"), "start", "required field is missing"),

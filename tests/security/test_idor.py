@@ -94,6 +94,7 @@ IDOR: dict[str, Swap | Global] = {
     "monitor:run_variable": MODEL_PERMISSION,
     "monitor:orchestration": MODEL_PERMISSION,
     "monitor:version": MODEL_PERMISSION,
+    "monitor:analytics_orchestration": MODEL_PERMISSION,  # view_run: every run's figures
     "monitor:version_activate": MODEL_PERMISSION,
     "workitems:outbox_message": Global("staff only, every message (development only)"),
     # Everyone's own API tokens: another person's token id does not exist for you.

@@ -53,6 +53,7 @@ EVENTS.update(
         "orchestration.run.cancel_reason": "the reason an admin gave for canceling",
         "orchestration.run.rechecked": "an admin re-checked the current stage's conditions",
         "orchestration.run.variable_changed": "an admin changed a run variable (old, new, reason)",
+        "orchestration.run.migrated": "the run moved to another version (from, to, the keys renamed)",
     }
 )
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import analytics, definitions, run_detail, runs
+from .views import analytics, definitions, migrate, run_detail, runs
 
 app_name = "monitor"
 urlpatterns = [
@@ -20,6 +20,11 @@ urlpatterns = [
         "orchestrations/<slug:api_name>/v<int:number>/activate/",
         definitions.version_activate_view,
         name="version_activate",
+    ),
+    path(
+        "orchestrations/<slug:api_name>/v<int:number>/migrate/",
+        migrate.version_migrate,
+        name="version_migrate",
     ),
     path("analytics/", analytics.analytics_all, name="analytics"),
     path("analytics/<slug:api_name>/", analytics.analytics_orchestration, name="analytics_orchestration"),

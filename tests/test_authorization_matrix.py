@@ -341,6 +341,12 @@ MATRIX: list[Row] = [
         state=lambda w: OrchestrationVersion.objects.get(orchestration__api_name="cases", number=1).is_active,
         after=lambda w: True,
     ),
+    Row(
+        "migrate runs to a version",
+        "GET",
+        lambda w: "/monitor/orchestrations/cases/v1/migrate/",
+        only({"admin": 200}),
+    ),
     # --- work items -------------------------------------------------------------------------------
     Row("work items", "GET", lambda w: "/work-items/", only({"manager": 200, "admin": 200})),
     Row(
@@ -567,6 +573,7 @@ def test_the_matrix_covers_every_monitoring_route() -> None:
         "orchestration": "orchestration page",
         "version": "version page",
         "version_activate": "activate a version",
+        "version_migrate": "migrate runs to a version",
         "analytics": "analytics",
         "analytics_orchestration": "analytics of one orchestration",
         "manage": "work items",

@@ -161,3 +161,25 @@ def test_a_variable_that_changes_type_is_refused(personas: Any) -> None:
     )
     preview = migration_preview(source=_v(1), target=_v(2))
     assert preview.refused == {run.pk: "variable 'amount' changes type (number → text)"}
+
+
+def test_the_version_page_previews_and_migrates(world: Any, client: Any, personas: Any) -> None:
+    url = "/monitor/orchestrations/proc/v2/migrate/"
+    client.force_login(personas.alice)
+    assert client.get(url).status_code == 403
+    client.force_login(personas.admin)
+    assert "Migrate runs here" in client.get("/monitor/orchestrations/proc/v2/").content.decode()
+    page = client.get(
+        url, {"from": "1", "stages": "review=approval", "steps": "check=verify"}
+    ).content.decode()
+    assert f"<strong>{RUNS - AHEAD}</strong> runs can move" in page
+    assert "its current stage &#x27;pay&#x27; is not in the new version" in page
+    assert Run.objects.filter(version=_v(2)).count() == 0  # a preview changes nothing
+    bad = client.get(url, {"from": "1", "stages": "review"})
+    assert bad.status_code == 400 and "write it old=new" in bad.content.decode()
+    response = client.post(
+        url, {"from": "1", "stages": "review=approval", "steps": "check=verify"}, follow=True
+    )
+    said = [str(m) for m in response.context["messages"]]
+    assert said == [f"{RUNS - AHEAD} runs moved from v1 to v2; {AHEAD} left as they were."]
+    assert Run.objects.filter(version=_v(2)).count() == RUNS - AHEAD

@@ -96,6 +96,7 @@ IDOR: dict[str, Swap | Global] = {
     "monitor:version": MODEL_PERMISSION,
     "monitor:analytics_orchestration": MODEL_PERMISSION,  # view_run: every run's figures
     "monitor:version_activate": MODEL_PERMISSION,
+    "monitor:version_migrate": MODEL_PERMISSION,  # import_definitions: every version
     "workitems:outbox_message": Global("staff only, every message (development only)"),
     # Everyone's own API tokens: another person's token id does not exist for you.
     "account_token_revoke": Swap(

@@ -272,6 +272,10 @@ ACCESS: dict[str, Access] = {
         get=only(admin=OK),
         post=only(admin=to("/monitor/orchestrations/cases/v1/", "orchestration.orchestrationversion")),
     ),
+    # No other version in the scenario: the page answers with its form and moves nothing.
+    "monitor:version_migrate": Access(
+        one("to cases v1", api_name="cases", number=1), get=only(admin=OK), post=only(admin=OK)
+    ),
     "monitor:analytics": Access(one("all orchestrations"), get=only(admin=OK)),
     "monitor:analytics_orchestration": Access(one("cases", api_name="cases"), get=only(admin=OK)),
     # --- work items ------------------------------------------------------------------------------

@@ -294,6 +294,10 @@ class EngineMachine(RuleBasedStateMachine):
         if release:
             try:
                 workitem_release(item=item, user=sm_users[username])
+            except WorkItemClosed:
+                # A closed item keeps who held it: there is nothing to release.
+                assert WorkItem.objects.get(pk=item.pk).status != WorkItemStatus.ASSIGNED
+                return
             except PermissionDenied:
                 assert self.claims[item.pk] != username
                 return

@@ -17,6 +17,7 @@ from orchestration.models import RunEvent, RunStatus, StepRun, StepStatus
 from orchestration.services import ActionNotAllowed, step_resume, sweep
 from orchestration.validation import validate_documents
 from records.services import record_update
+from tests.clock import Clock
 from tests.factories import auto_flow, grant, load, make_case, orchestration
 
 from .engine_support import bg, events, fresh, launch, stage, step, step_status
@@ -32,18 +33,6 @@ OFFICE = {
     "hours": {"start": "09:00", "end": "17:00"},
     "holidays": ["2026-12-25"],
 }
-
-
-class Clock:
-    """timezone.now(), moved by the test."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, start: dt.datetime) -> None:
-        self.now = start
-        monkeypatch.setattr(timezone, "now", lambda: self.now)
-
-    def at(self, t: dt.datetime) -> dt.datetime:
-        self.now = t
-        return t
 
 
 def berlin(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.datetime:

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Group
-from django.utils import timezone
 
 from orchestration.models import OutboxEmail, RunEvent
+from tests.clock import Clock
 from tests.factories import UserFactory, load, make_case, orchestration, screen_flow
 from tests.orchestration.engine_support import launch, stage
 from workitems import sla
@@ -27,18 +27,6 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 def berlin(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=BERLIN).astimezone(dt.UTC)  # type: ignore[arg-type,misc]
-
-
-class Clock:
-    """timezone.now(), moved by the test (an injectable clock for the whole process)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, start: dt.datetime) -> None:
-        self.now = start
-        monkeypatch.setattr(timezone, "now", lambda: self.now)
-
-    def at(self, t: dt.datetime) -> dt.datetime:
-        self.now = t
-        return t
 
 
 OFFICE = {

@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 
 from orchestration.models import OutboxEmail, RunEvent
+from tests.clock import Clock
 from tests.conftest import require_postgresql
 from tests.factories import make_case
 from tests.orchestration.engine_support import launch
@@ -17,7 +18,7 @@ from workitems import sla
 from workitems.models import FiredRule, WorkItem
 from workitems.tasks import sla_tick as sla_tick_task
 
-from .test_sla import Clock, berlin, define
+from .test_sla import berlin, define
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -232,6 +232,7 @@ class TickReport:
     items: int = 0  # items looked at
     fired: int = 0  # firings done (a FiredRule row each)
     skipped: int = 0  # firings found done already (another beat, a retry)
+    failed: int = 0  # items whose firing raised (logged; retried at the next tick)
     fired_rules: list[str] = field(default_factory=list)
 
 
@@ -250,7 +251,14 @@ def sla_tick(*, now: dt.datetime | None = None, batch: int = TICK_BATCH) -> Tick
         progressed = False
         for pk, run_id in due:
             report.items += 1
-            progressed |= _fire_item(pk, run_id, now, report)
+            try:
+                progressed |= _fire_item(pk, run_id, now, report)
+            except Exception:
+                # One item's failure (a definition that no longer fits, a database error) must
+                # not hold back the others: logged, and retried at the next tick (its
+                # transaction rolled back, so nothing of it was done).
+                log.exception("work item %s: its SLA rules could not fire; retried at the next tick", pk)
+                report.failed += 1
         if not progressed or len(due) < batch:
             return report
 
@@ -320,7 +328,11 @@ def _act(
     if rule.reassign is not None:
         target = _reassign_target(item, rule.reassign)
         if target is None:
-            done["reassign"] = {"skipped": "the assignee has no manager"}
+            done["reassign"] = {
+                "skipped": "the assignee has no manager"
+                if rule.reassign.manager
+                else "the user, group or queue to reassign to no longer exists"
+            }
         else:
             from .services.completion import reassign_locked
 
@@ -349,11 +361,16 @@ def _reassign_target(item: WorkItem, reassign: Any) -> dict[str, Any] | None:
     if reassign.manager:
         manager = _managers(item)
         return {"user": manager[0]} if manager else None
+    # Checked when the definition was imported; gone since (deleted, deactivated): None, and the
+    # firing says so instead of failing every minute.
     if reassign.user:
-        return {"user": User._default_manager.get(**{User.USERNAME_FIELD: reassign.user}, is_active=True)}
+        user = User._default_manager.filter(**{User.USERNAME_FIELD: reassign.user}, is_active=True).first()
+        return {"user": user} if user else None
     if reassign.group:
-        return {"group": Group.objects.get(name=reassign.group)}
-    return {"queue": Queue.objects.get(api_name=reassign.queue)}
+        group = Group.objects.filter(name=reassign.group).first()
+        return {"group": group} if group else None
+    queue = Queue.objects.filter(api_name=reassign.queue).first()
+    return {"queue": queue} if queue else None
 
 
 def _managers(item: WorkItem) -> list[Any]:

@@ -274,8 +274,8 @@ def test_a_tick_that_dies_mid_rule_leaves_nothing_done_and_the_next_one_does_it_
         return sent
 
     monkeypatch.setattr(sla, "_email", dies_after_writing)
-    with pytest.raises(RuntimeError):
-        sla.sla_tick(now=clock.at(berlin(2026, 12, 28, 11, 0)))
+    # The item's transaction is rolled back (logged, counted), the tick goes on with the others.
+    assert sla.sla_tick(now=clock.at(berlin(2026, 12, 28, 11, 0))).failed == 1
     assert fired() == [] and rule_emails() == [] and mailoutbox == []
     sla.sla_tick(now=clock.at(berlin(2026, 12, 28, 11, 0)))
     sla.sla_tick(now=clock.at(berlin(2026, 12, 28, 11, 1)))
@@ -352,3 +352,38 @@ def test_my_work_sorts_by_due_time_overdue_first_and_undated_last(world: Any, cl
     order = [page.index(f'data-item="{i.pk}"') for i in (first, later, undated)]
     assert order == sorted(order)
     assert 'aria-sort="ascending"' in page and "Due soonest first" in page
+
+
+def test_a_rule_whose_queue_is_gone_says_so_and_the_other_rules_still_fire(world: Any) -> None:
+    from workitems.models import Queue
+
+    clock, item, _dora = world
+    WorkItem.objects.filter(assignee_queue__api_name="triage").delete()
+    Queue.objects.filter(api_name="triage").delete()
+    for t in (berlin(2026, 12, 28, 11), berlin(2026, 12, 29, 15)):
+        sla.sla_tick(now=clock.at(t))
+    escalate = FiredRule.objects.get(rule="escalate")
+    assert escalate.outcome["reassign"] == {
+        "skipped": "the user, group or queue to reassign to no longer exists"
+    }
+    item.refresh_from_db()
+    assert item.assignee_user is not None and item.priority == Priority.URGENT  # the priority still rose
+    assert FiredRule.objects.filter(rule="remind").count() == 1
+
+
+def test_an_item_whose_rules_raise_does_not_hold_back_the_others(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock, item, _dora = world
+    other = WorkItem.objects.get(run=launch("cases_sla", record=make_case("Other")))
+    real = sla._fire_item
+
+    def broken_for_one(pk: int, *args: Any) -> bool:
+        if pk == item.pk:
+            raise RuntimeError("a definition that no longer fits")
+        return real(pk, *args)
+
+    monkeypatch.setattr(sla, "_fire_item", broken_for_one)
+    report = sla.sla_tick(now=clock.at(berlin(2026, 12, 28, 11, 0)))
+    assert report.failed == 1 and report.fired == 1
+    assert list(FiredRule.objects.values_list("item_id", flat=True)) == [other.pk]

@@ -280,25 +280,22 @@ def _step_name(d: Durations) -> str:
     return f"{d.stage} · {d.step}"
 
 
+def _durations(rows: Any) -> list[dict[str, Any]]:
+    """Stage or step duration rows with their figures as people read them."""
+    return [
+        {
+            "d": d,
+            "median": duration_text(d.median),
+            "p90": duration_text(d.p90),
+            "total": duration_text(d.total_seconds),
+        }
+        for d in rows
+    ]
+
+
 def _context(a: Analytics) -> dict[str, Any]:
-    steps = [
-        {
-            "d": d,
-            "median": duration_text(d.median),
-            "p90": duration_text(d.p90),
-            "total": duration_text(d.total_seconds),
-        }
-        for d in a.steps
-    ]
-    stages = [
-        {
-            "d": d,
-            "median": duration_text(d.median),
-            "p90": duration_text(d.p90),
-            "total": duration_text(d.total_seconds),
-        }
-        for d in a.stages
-    ]
+    steps = _durations(a.steps)
+    stages = _durations(a.stages)
     waiting = [
         {
             "w": w,

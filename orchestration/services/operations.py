@@ -3,6 +3,8 @@ step, resume a waiting wait step now, and setting a run's variable by hand."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -59,15 +61,25 @@ def _run_back_in_progress(p: engine.Pass) -> None:
         p.run_to(RunStatus.IN_PROGRESS, stage=p.stage_key)
 
 
-def step_retry(*, step_run_id: int, actor: Actor = None, reason: str = "") -> StepRun:
-    """Retry a failed step: start its work again (a new attempt for background steps)."""
-    actor_id = _require(actor, PERM_RETRY)
+@contextlib.contextmanager
+def _admin_step(
+    step_run_id: int, action: str, perm: str, actor: Actor
+) -> Iterator[tuple[Any, Any, Any, Any]]:
+    """An admin's action on one step: the permission, then in one transaction the run locked,
+    the action checked against the state machine, and a pass over the step's stage; yields
+    (run, pass, the step run as the pass holds it, actor id)."""
+    actor_id = _require(actor, perm)
     with transaction.atomic():
         run, sr = _step_for_admin(step_run_id)
-        _check_action(run, "retry", sr)
+        _check_action(run, action, sr)
         p = engine.Pass(run, actor_id)
         p.load_stage()
-        sr = p.steps[sr.key]
+        yield run, p, p.steps[sr.key], actor_id
+
+
+def step_retry(*, step_run_id: int, actor: Actor = None, reason: str = "") -> StepRun:
+    """Retry a failed step: start its work again (a new attempt for background steps)."""
+    with _admin_step(step_run_id, "retry", PERM_RETRY, actor) as (run, p, sr, actor_id):
         p.step_to(sr, StageStatus.NOT_STARTED, reason=reason)
         _run_back_in_progress(p)
         engine.advance_locked(run, actor_id=actor_id, pass_=p)
@@ -78,13 +90,7 @@ def step_skip(
     *, step_run_id: int, outputs: dict[str, Any] | None = None, actor: Actor = None, reason: str = ""
 ) -> StepRun:
     """Mark a failed step completed with the given outputs, and move on."""
-    actor_id = _require(actor, PERM_SKIP)
-    with transaction.atomic():
-        run, sr = _step_for_admin(step_run_id)
-        _check_action(run, "skip", sr)
-        p = engine.Pass(run, actor_id)
-        p.load_stage()
-        sr = p.steps[sr.key]
+    with _admin_step(step_run_id, "skip", PERM_SKIP, actor) as (run, p, sr, actor_id):
         step = next(s for s in p.doc.stage(sr.stage_run.key).steps if s.key == sr.key)
         clean = _clean_outputs(sr, outputs or {})
         p.event("step.skip_requested", stage=sr.stage_run.key, step=sr.key, reason=reason)
@@ -101,13 +107,7 @@ def step_resume(*, step_run_id: int, actor: Actor = None, reason: str = "") -> S
     """End a wait step's wait now ("Resume now"): it completes, and the run moves on. Under the
     run lock like every completion, so a sweep or a record save resuming it at the same moment
     finds it completed (or this finds it so, and refuses: ActionNotAllowed)."""
-    actor_id = _require(actor, PERM_RETRY)
-    with transaction.atomic():
-        run, sr = _step_for_admin(step_run_id)
-        _check_action(run, "resume", sr)
-        p = engine.Pass(run, actor_id)
-        p.load_stage()
-        sr = p.steps[sr.key]
+    with _admin_step(step_run_id, "resume", PERM_RETRY, actor) as (run, p, sr, actor_id):
         p.event("step.resume_requested", stage=sr.stage_run.key, step=sr.key, reason=reason)
         step_complete_locked(run=run, step_run=sr, outputs={}, actor_id=actor_id, pass_=p)
         return sr

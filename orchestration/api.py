@@ -1,6 +1,6 @@
 """The JSON API: launch orchestrations, query runs, and act on them (cancel a run, retry or skip
-a failed step), authenticated by bearer tokens. Other apps add endpoints of their own under
-/api/ with the helpers here (workitems/api.py: work items).
+a failed step, resume a wait step now), authenticated by bearer tokens. Other apps add endpoints
+of their own under /api/ with the helpers here (workitems/api.py: work items).
 
 Only `Authorization: Bearer <token>` is accepted (no session, so no CSRF to check). Every
 answer is JSON, errors included: `{"errors": {"<field>": ["message", ...]}}`, where the field is
@@ -39,6 +39,7 @@ from .services import (
     record_visible_to,
     run_cancel,
     run_launch,
+    step_resume,
     step_retry,
     step_skip,
 )
@@ -451,6 +452,18 @@ def step_skip_view(request: HttpRequest, user: Any, run_id: int, step_run_id: in
             raise ApiError(400, {f"outputs.{k}": v for k, v in exc.message_dict.items()}) from None
         # An output that does not fit the variable the step maps it to.
         raise ApiError(400, {"outputs": exc.messages}) from None
+    return JsonResponse(run_json(_run_or_404(run_id)))
+
+
+@api_endpoint("POST", all_perms=(PERM_VIEW_RUN, PERM_RETRY))
+def step_resume_view(request: HttpRequest, user: Any, run_id: int, step_run_id: int) -> JsonResponse:
+    """The run page's "Resume now" of a waiting wait step (the same permission as retry)."""
+    sr = _step_of(_run_or_404(run_id), step_run_id)
+    _, reason = _reason(request, {"reason"})
+    try:
+        step_resume(step_run_id=sr.pk, actor=user, reason=reason)
+    except ActionNotAllowed as exc:
+        raise ApiError(409, str(exc)) from None
     return JsonResponse(run_json(_run_or_404(run_id)))
 
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("runs/<int:run_id>/cancel", api.run_cancel_view, name="run_cancel"),
     path("runs/<int:run_id>/steps/<int:step_run_id>/retry", api.step_retry_view, name="step_retry"),
     path("runs/<int:run_id>/steps/<int:step_run_id>/skip", api.step_skip_view, name="step_skip"),
+    path("runs/<int:run_id>/steps/<int:step_run_id>/resume", api.step_resume_view, name="step_resume"),
     path("openapi.json", api.openapi, name="openapi"),
     # Anything else under /api/ answers JSON too, not the HTML 404 page. `^` alone (a prefix of
     # every path) rather than `^.*$`, whose `.` stops at a newline: schemathesis sent

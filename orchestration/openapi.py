@@ -110,7 +110,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {
                 "type": "integer",
-                "description": "The step run's id: what retry and skip take as `step_run_id`.",
+                "description": "The step run's id: what retry, skip and resume take as `step_run_id`.",
             },
             "key": {"type": "string"},
             "kind": {"type": "string", "enum": ["interactive", "background", "wait"]},
@@ -408,6 +408,16 @@ PATHS: dict[str, Any] = {
         "of the stage in progress can be skipped (409 otherwise); an output the flow does not have, "
         "or of the wrong type, is a 400 naming it (`outputs.<name>`).",
         "SkipRequest",
+        [PARAM_RUN_ID, PARAM_STEP_RUN_ID],
+    ),
+    "/api/runs/{run_id}/steps/{step_run_id}/resume": run_action(
+        "resumeRunStep",
+        "Resume a waiting wait step now",
+        "Needs `orchestration.view_run` and `orchestration.retry_step` (as the run page's *Resume "
+        "now*). The wait step completes at once, as if its time had come, and the run moves on. "
+        "Only a wait step that is waiting, in a run in progress, can be resumed: anything else "
+        "answers 409 saying why.",
+        "ReasonRequest",
         [PARAM_RUN_ID, PARAM_STEP_RUN_ID],
     ),
     "/api/openapi.json": {

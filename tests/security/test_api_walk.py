@@ -80,6 +80,10 @@ API_ACCESS: dict[str, dict[str, Expect]] = {
     "skipRunStep": admin_only(
         Allowed(200, writes=("orchestration.run", "orchestration.steprun", "orchestration.runevent"))
     ),
+    # "Resume now" of the waiting run's wait step: view_run and retry_step, the admin's.
+    "resumeRunStep": admin_only(
+        Allowed(200, writes=("orchestration.run", "orchestration.steprun", "orchestration.runevent"))
+    ),
     # Work items: everyone's own list; the engineering group's item (alice's group) is hers to
     # see, finish, claim, and for anyone else a 404 as if it did not exist. She does not hold it,
     # so her release is a 409 that changes nothing; reassigning is the manager's and the admin's.
@@ -98,11 +102,19 @@ PATH_VALUES: dict[str, Callable[[S], Any]] = {
     "step_run_id": lambda s: s.failed_step.pk,
     "item_id": lambda s: s.team.pk,
 }
+# Operations whose path takes other objects than PATH_VALUES' (resume: the waiting wait step).
+OPERATION_PATH_VALUES: dict[str, dict[str, Callable[[S], Any]]] = {
+    "resumeRunStep": {
+        "run_id": lambda s: s.waiting_step.run_id,
+        "step_run_id": lambda s: s.waiting_step.pk,
+    },
+}
 BODIES: dict[str, Callable[[S], dict[str, Any]]] = {
     "launchRun": lambda s: {"record_id": s.record_a.pk},
     "cancelRun": lambda s: {"reason": "walk"},
     "retryRunStep": lambda s: {"reason": "walk"},
     "skipRunStep": lambda s: {"outputs": {"x": 1}, "reason": "walk"},
+    "resumeRunStep": lambda s: {"reason": "walk"},
     "completeWorkItem": lambda s: {"data": {"approved": True, "comment": "walk"}},
     "reassignWorkItem": lambda s: {"user": "charlie", "reason": "walk"},
 }
@@ -129,8 +141,9 @@ def authorization(s: S, caller: str) -> dict[str, str]:
     return {} if raw is None else {"HTTP_AUTHORIZATION": raw}
 
 
-def api_url(s: S, path: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: str(PATH_VALUES[m.group(1)](s)), path)
+def api_url(s: S, path: str, operation: str = "") -> str:
+    values = {**PATH_VALUES, **OPERATION_PATH_VALUES.get(operation, {})}
+    return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)](s)), path)
 
 
 def call(s: S, caller: str, method: str, url: str, body: dict[str, Any] | None = None, **extra: Any) -> Any:
@@ -184,7 +197,7 @@ def test_the_served_document_is_the_one_walked(scenario: S) -> None:
 @pytest.mark.parametrize(("path", "method", "operation"), OPERATIONS, ids=[op for _, _, op in OPERATIONS])
 def test_api_walk(path: str, method: str, operation: str, scenario: S) -> None:
     out = Outcome()
-    url = api_url(scenario, path)
+    url = api_url(scenario, path, operation)
     body = BODIES[operation](scenario) if operation in BODIES else None
     for caller in CALLERS:
         expect = API_ACCESS[operation][caller]

@@ -88,6 +88,7 @@ IDOR: dict[str, Swap | Global] = {
     "api:run_cancel": MODEL_PERMISSION,
     "api:step_retry": MODEL_PERMISSION,
     "api:step_skip": MODEL_PERMISSION,
+    "api:step_resume": MODEL_PERMISSION,
     "monitor:run": MODEL_PERMISSION,
     "monitor:run_action": MODEL_PERMISSION,
     "monitor:step_action": MODEL_PERMISSION,

@@ -223,6 +223,11 @@ ACCESS: dict[str, Access] = {
         get=None,
         post=everyone(E401),
     ),
+    "api:step_resume": Access(
+        one("resume", run_id=lambda s: s.waiting_step.run_id, step_run_id=lambda s: s.waiting_step.pk),
+        get=None,
+        post=everyone(E401),
+    ),
     "workitems_api:work_items": Access(one("work items"), get=everyone(E401)),
     "workitems_api:work_item": Access(one("alice's item", item_id=lambda s: s.mine.pk), get=everyone(E401)),
     **{

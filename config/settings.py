@@ -277,6 +277,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workitems.tasks.sla_tick",
         "schedule": float(os.environ.get("WORKITEMS_SLA_TICK_SECONDS", "60")),
     },
+    # The Analytics page's rollups (orchestration/rollup.py).
+    "orchestration-analytics-refresh": {
+        "task": "orchestration.tasks.analytics_refresh",
+        "schedule": float(os.environ.get("ORCHESTRATION_ROLLUP_REFRESH_SECONDS", "60")),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -289,6 +294,12 @@ ORCHESTRATION_STEP_TIMEOUT_SECONDS = envint("ORCHESTRATION_STEP_TIMEOUT_SECONDS"
 ORCHESTRATION_REDISPATCH_GRACE_SECONDS = float(os.environ.get("ORCHESTRATION_REDISPATCH_GRACE_SECONDS", "60"))
 # Test-only: the sweep sleeps this long while it holds its lock (tests/faults/test_beat_twice.py).
 ORCHESTRATION_SWEEP_TEST_DELAY_SECONDS = float(os.environ.get("ORCHESTRATION_SWEEP_TEST_DELAY_SECONDS", "0"))
+# Analytics rollups (orchestration/rollup.py): each refresh re-reads the events of this many
+# seconds before its last scan (an engine transaction lasting longer than this, less the refresh
+# interval, could go unseen until `manage.py analytics_refresh --rebuild`), and rebuilds at most
+# this many changed partitions (the rest wait for the next refresh).
+ORCHESTRATION_ROLLUP_MARGIN_SECONDS = float(os.environ.get("ORCHESTRATION_ROLLUP_MARGIN_SECONDS", "300"))
+ORCHESTRATION_ROLLUP_PARTITIONS_PER_REFRESH = envint("ORCHESTRATION_ROLLUP_PARTITIONS_PER_REFRESH", "500")
 ORCHESTRATION_RETRY_BASE_SECONDS = float(os.environ.get("ORCHESTRATION_RETRY_BASE_SECONDS", "5"))
 ORCHESTRATION_RETRY_MAX_SECONDS = float(os.environ.get("ORCHESTRATION_RETRY_MAX_SECONDS", "600"))
 # Python modules imported when the orchestration app is ready, comma-separated: where a project

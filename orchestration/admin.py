@@ -20,12 +20,15 @@ from django.utils.html import format_html
 
 from . import outbox, services
 from .models import (
+    AnalyticsRollup,
     ApiToken,
     Flow,
     FlowVersion,
     Orchestration,
     OrchestrationVersion,
     OutboxEmail,
+    RollupDirty,
+    RollupState,
     Run,
     RunEvent,
     StageRun,
@@ -403,3 +406,37 @@ class OutboxEmailAdmin(ReadOnlyMixin, admin.ModelAdmin):
             raise PermissionDenied
         n = outbox.outbox_retry(email_ids=queryset.values_list("pk", flat=True))
         messages.success(request, f"{n} failed email(s) will be tried again now.")
+
+
+# --- Analytics rollups (orchestration/rollup.py): derived, read-only ---------------------------
+
+
+@admin.register(AnalyticsRollup)
+class AnalyticsRollupAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The Analytics page's figures per day (or month) and orchestration, rebuilt from the runs by
+    the refresh; `manage.py analytics_refresh --rebuild` recomputes them all."""
+
+    list_display = ("day", "whole_month", "orchestration", "version", "level", "stage", "step", "count")
+    list_filter = ("level", "whole_month")
+    list_select_related = ("orchestration", "version")
+    search_fields = ("stage", "step", "orchestration__api_name")
+    date_hierarchy = "day"
+    show_full_result_count = False
+    readonly_fields = [f.name for f in AnalyticsRollup._meta.fields]
+
+
+@admin.register(RollupDirty)
+class RollupDirtyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Days (and months) of runs whose rollup rows the next refresh rebuilds."""
+
+    list_display = ("day", "whole_month", "orchestration", "marked_at")
+    list_select_related = ("orchestration",)
+    readonly_fields = ("day", "whole_month", "orchestration", "marked_at")
+
+
+@admin.register(RollupState)
+class RollupStateAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Where the refresh's scan of the run events stands."""
+
+    list_display = ("id", "built_at", "refreshed_at")
+    readonly_fields = ("checkpoints", "built_at", "refreshed_at")

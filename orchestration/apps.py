@@ -43,8 +43,21 @@ class OrchestrationConfig(AppConfig):
             )
         )
 
+        # A deleted run leaves no event: the Analytics rollup of its day is marked out of date.
+        from django.db.models.signals import post_delete
+
+        from .models import Run
+
+        post_delete.connect(_run_deleted, sender=Run, dispatch_uid="rollup_run_deleted")
+
         # A project's own Python flows (`@register_flow`) live in modules this app does not
         # know: ORCHESTRATION_FLOW_MODULES names them. A name that does not import fails start-up
         # (ImportError), rather than every run that calls one of its flows later.
         for module in getattr(settings, "ORCHESTRATION_FLOW_MODULES", []):
             import_module(module)
+
+
+def _run_deleted(sender: object, instance: object, **kwargs: object) -> None:
+    from .rollup import forget_run
+
+    forget_run(instance)  # type: ignore[arg-type]

@@ -386,3 +386,86 @@ class OutboxEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} email {self.idempotency_key} ({self.status})"
+
+
+# --- Analytics rollups (orchestration/rollup.py) ---------------------------------------------
+
+
+class AnalyticsRollup(models.Model):
+    """The Analytics page's figures of one partition (the runs of one orchestration started on one
+    day, in the server's zone), per version: a `run` row (runs started, completed per day), a
+    `stage` row per stage key and a `step` row per step key. Rebuilt whole by rollup.py when
+    anything in the partition changed; the page reads these rows only.
+
+    Durations are over the stage or step runs that ended completed (`count`, `histogram`, and
+    `durations` while they are few); `ended_seconds` is the time every ended one spent; the open
+    ones (started, not ended) are `open_count`, and `open_started` the sum of their start times in
+    epoch seconds, so the time they have spent until any instant is count x now - open_started.
+
+    A `whole_month` row sums the day rows of its month (`day` is the month's first): a page over
+    a long range reads those for the months it covers whole."""
+
+    RUN, STAGE, STEP = "run", "stage", "step"
+
+    day = models.DateField()
+    whole_month = models.BooleanField(default=False)
+    orchestration = models.ForeignKey(Orchestration, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(OrchestrationVersion, on_delete=models.CASCADE, related_name="+")
+    level = models.CharField(max_length=8)
+    stage = models.CharField(max_length=80, blank=True)
+    step = models.CharField(max_length=80, blank=True)
+    kind = models.CharField(max_length=20, blank=True)
+    started = models.PositiveIntegerField(default=0)
+    completed_on = models.JSONField(default=dict, blank=True)  # run: {"2026-11-10": n}
+    count = models.PositiveIntegerField(default=0)
+    ended_seconds = models.FloatField(default=0.0)
+    histogram = models.JSONField(default=dict, blank=True)  # {bucket: n}, rollup.bucket()
+    durations = models.JSONField(null=True, blank=True)  # the completed durations, while few
+    open_count = models.PositiveIntegerField(default=0)
+    open_started = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["day", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "whole_month", "orchestration", "version", "level", "stage", "step", "kind"],
+                name="rollup_once",
+            ),
+        ]
+        indexes = [models.Index(fields=["orchestration", "day"], name="rollup_orch_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.level} {self.stage}/{self.step}"
+
+
+class RollupDirty(models.Model):
+    """A partition (day, orchestration) whose rollup rows are out of date: found from the events
+    since the last refresh, or marked where no event is left (a deleted run). A `whole_month`
+    one: the month's sums, marked when one of its days was rebuilt."""
+
+    day = models.DateField()
+    whole_month = models.BooleanField(default=False)
+    orchestration = models.ForeignKey(Orchestration, on_delete=models.CASCADE, related_name="+")
+    marked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "whole_month", "orchestration"], name="rollup_dirty_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} orchestration {self.orchestration_id}"
+
+
+class RollupState(models.Model):
+    """One row: where the refresh's event scan stands. `checkpoints`: [[ISO time, highest event
+    id then], ...], oldest first; a scan starts at the newest checkpoint older than the margin
+    (ORCHESTRATION_ROLLUP_MARGIN_SECONDS), so an event committed late is still seen."""
+
+    checkpoints = models.JSONField(default=list, blank=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"rollup state (refreshed {self.refreshed_at})"

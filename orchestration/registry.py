@@ -164,8 +164,20 @@ def run_work(run_id: int) -> RunWork:
 
 
 # The Analytics page's work-item figures, told by the app whose step kind makes work items
-# (workitems/analytics.py): for the runs a filter selects (a Run queryset) and the time "now",
-# the SLA breaches per step and the open items per holder, in a fixed number of queries.
+# (workitems/analytics.py). The page reads rollups (orchestration/rollup.py): such an app keeps
+# its own rows per partition (the runs of one orchestration started on one day), rebuilt with the
+# engine's by its RollupPart, and reads them back for a RollupScope with its WorkFiguresReader.
+@dataclass(frozen=True)
+class RollupScope:
+    """The partitions a page reads: days from `day_from` to `day_to` (both inclusive), of one
+    orchestration (None: all) and one version (None: all)."""
+
+    day_from: Any  # datetime.date
+    day_to: Any
+    orchestration_id: int | None = None
+    version_id: int | None = None
+
+
 @dataclass(frozen=True)
 class StepBreaches:
     stage: str
@@ -187,8 +199,40 @@ class WorkFigures:
     wip: list[OpenWork]  # most open items first
 
 
-WorkFiguresReader = Callable[[Any, Any], WorkFigures]  # (runs, now) -> figures
+# (day, orchestration id, the partition's runs as a Run queryset) -> rows written. Called inside
+# the transaction that rebuilds the partition: it replaces the app's rows of that partition.
+RollupPart = Callable[[Any, int, Any], int]
+ROLLUP_PARTS: list[RollupPart] = []
+
+
+@dataclass(frozen=True)
+class RollupTable:
+    """A rollup table (fields `day`, `whole_month`, `orchestration`) and how its month rows sum
+    its day rows, per `key` (the fields that tell a partition's rows apart): `sums` are added,
+    `counters` ({key: n}) added key by key, `sorted_lists` merged in order, and `exact` lists
+    joined while every day row kept its own and they stay at most `exact_cap` long (else null)."""
+
+    model: Any
+    key: tuple[str, ...]
+    sums: tuple[str, ...] = ()
+    counters: tuple[str, ...] = ()
+    sorted_lists: tuple[str, ...] = ()
+    exact: tuple[str, ...] = ()
+    exact_cap: int = 64
+
+
+ROLLUP_TABLES: list[RollupTable] = []
+WorkFiguresReader = Callable[[RollupScope, Any], WorkFigures]  # (scope, now) -> figures
 WORK_FIGURES: list[WorkFiguresReader] = []
+
+
+def register_rollup_part(fn: RollupPart, table: RollupTable) -> None:
+    """An app's rows of the Analytics rollups: `fn` rebuilds a partition's, `table` says how
+    its month rows are summed."""
+    if fn not in ROLLUP_PARTS:
+        ROLLUP_PARTS.append(fn)
+    if table not in ROLLUP_TABLES:
+        ROLLUP_TABLES.append(table)
 
 
 def register_work_figures(fn: WorkFiguresReader) -> None:
@@ -196,12 +240,12 @@ def register_work_figures(fn: WorkFiguresReader) -> None:
         WORK_FIGURES.append(fn)
 
 
-def work_figures(runs: Any, now: Any) -> WorkFigures:
-    """What every registered app says of the runs' work; empty without one (the engine alone)."""
+def work_figures(scope: RollupScope, now: Any) -> WorkFigures:
+    """What every registered app says of the scope's work; empty without one (the engine alone)."""
     breaches: list[StepBreaches] = []
     wip: list[OpenWork] = []
     for fn in WORK_FIGURES:
-        got = fn(runs, now)
+        got = fn(scope, now)
         breaches.extend(got.breaches)
         wip.extend(got.wip)
     return WorkFigures(breaches=breaches, wip=sorted(wip, key=lambda w: (-w.count, w.holder)))

@@ -42,3 +42,20 @@ def deliver_email(email_id: int) -> str:
     from .outbox import outbox_deliver
 
     return outbox_deliver(email_id=email_id)
+
+
+@shared_task(ignore_result=True)
+def analytics_refresh() -> dict[str, int]:
+    """Bring the Analytics page's rollups up to date (orchestration/rollup.py); run by beat every
+    ORCHESTRATION_ROLLUP_REFRESH_SECONDS. Two at once are safe: each partition is rebuilt by one."""
+    from django.conf import settings
+
+    from .rollup import refresh
+
+    report = refresh(limit=settings.ORCHESTRATION_ROLLUP_PARTITIONS_PER_REFRESH)
+    return {
+        "marked": report.marked,
+        "rebuilt": report.rebuilt,
+        "months": report.months,
+        "remaining": report.remaining,
+    }

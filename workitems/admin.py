@@ -20,6 +20,7 @@ from .models import (
     FiredRule,
     GroupProfile,
     OutOfOffice,
+    WorkRollup,
     PersonProfile,
     Queue,
     SavedFilter,
@@ -176,3 +177,22 @@ class OutOfOfficeAdmin(admin.ModelAdmin):
     raw_id_fields = ("user", "delegate", "set_by")
     search_fields = ("user__username", "delegate__username")
     date_hierarchy = "starts_on"
+
+
+@admin.register(WorkRollup)
+class WorkRollupAdmin(admin.ModelAdmin):
+    """The work-item figures of the Analytics rollups (breaches, open items by holder), rebuilt
+    with the engine's by the refresh. Read-only: derived from the items."""
+
+    list_display = ("day", "whole_month", "orchestration", "version", "stage", "step", "with_due", "breached")
+    list_filter = ("whole_month",)
+    list_select_related = ("orchestration", "version")
+    date_hierarchy = "day"
+    show_full_result_count = False
+    readonly_fields = [f.name for f in WorkRollup._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -13,6 +13,7 @@ class WorkitemsConfig(AppConfig):
             register_api_paths,
             register_email_renderer,
             register_monitor_tab,
+            register_rollup_part,
             register_run_work,
             register_work_figures,
             register_work_holders,
@@ -43,6 +44,7 @@ class WorkitemsConfig(AppConfig):
         register_work_holders(selectors.step_holders)  # "held by" on the run pages
         register_run_work(sla.run_work)  # links, due times, priorities and SLA state on the run page
         delegation.connect_signals()  # a saved absence is routed at once (its cache forgotten)
+        register_rollup_part(analytics.rollup_part, analytics.TABLE)  # their rows of the Analytics rollups
         register_work_figures(analytics.work_figures)  # breaches and open work on the Analytics page
         # The work item endpoints (workitems/api_urls.py) in the API's OpenAPI document.
         register_api_paths(paths=openapi.PATHS, schemas=openapi.SCHEMAS)

@@ -8,7 +8,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
 
-from orchestration.models import Run, StepRun
+from orchestration.models import Orchestration, OrchestrationVersion, Run, StepRun
 from orchestration.people import person_name
 
 
@@ -277,3 +277,36 @@ class OutOfOffice(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} away {self.starts_on}..{self.ends_on}"
+
+
+class WorkRollup(models.Model):
+    """The work-item figures of one Analytics partition (orchestration/rollup.py: the runs of one
+    orchestration started on one day), per version and step, rebuilt with the partition's other
+    rows. Items that are done: `with_due` (canceled ones left out), `breached` (completed after
+    their due time). Open items: `open_due`, their due times in epoch seconds, sorted (how many are
+    past due depends on when the page is read), and `holders`, {"user:5" | "group:2" | "queue:1":
+    open items}."""
+
+    day = models.DateField()
+    whole_month = models.BooleanField(default=False)  # sums of the month's day rows (day: its 1st)
+    orchestration = models.ForeignKey(Orchestration, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(OrchestrationVersion, on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(max_length=80)
+    step = models.CharField(max_length=80)
+    with_due = models.PositiveIntegerField(default=0)
+    breached = models.PositiveIntegerField(default=0)
+    open_due = models.JSONField(default=list, blank=True)
+    holders = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["day", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "whole_month", "orchestration", "version", "stage", "step"],
+                name="wrollup_once",
+            ),
+        ]
+        indexes = [models.Index(fields=["orchestration", "day"], name="wrollup_orch_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.stage}/{self.step}"

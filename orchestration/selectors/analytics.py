@@ -2,12 +2,12 @@
 per step, time waiting for a person against time working, SLA breaches, open work by holder and
 the bottlenecks, for the runs one filter selects.
 
-Every figure is an aggregate in the database, in a fixed number of queries whatever the number
-of runs. Percentiles: PostgreSQL computes them exactly (`percentile_cont ... WITHIN GROUP`). SQLite
-has no percentile aggregate: there they come from the newest DURATION_SAMPLE finished stage or
-step runs of each key (a window function keeps the sample bounded), computed in Python with the
-same interpolation; counts and totals stay exact there too. SQLite is for development and tests;
-the 1M-run figures in bench/README.md are PostgreSQL's."""
+Every figure comes from the rollups (orchestration/rollup.py), kept per day and orchestration as
+the runs change and brought up to date by beat every minute: the page reads at most a few rows
+per day, version and step whatever the number of runs, in a fixed number of queries. Counts and
+times are exact as of the last refresh (the open runs' time counted until now); the percentiles
+are exact while the rows kept their durations (small sets) and otherwise within 2 % (the
+histogram's bucket width)."""
 
 from __future__ import annotations
 
@@ -15,31 +15,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections
-from django.db.models import (
-    Aggregate,
-    Case,
-    Count,
-    DateTimeField,
-    F,
-    FloatField,
-    Func,
-    Q,
-    QuerySet,
-    Sum,
-    Value,
-    When,
-    Window,
-)
-from django.db.models.functions import Coalesce, RowNumber, TruncDate
 from django.utils import timezone
 
 from .. import registry
-from ..models import Orchestration, OrchestrationVersion, Run, RunStatus, StageRun, StageStatus, StepRun
-from .figures import percentile_cont
+from ..models import AnalyticsRollup, Orchestration, OrchestrationVersion
+from ..rollup import Merged, open_seconds, refreshed_at, span_q
 
-# SQLite only: the newest finished runs of a stage or step that its percentiles are taken over.
-DURATION_SAMPLE = 10_000
 # The longest date range the page shows: a day per bar, so a chart stays readable.
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
@@ -123,6 +104,8 @@ class Analytics:
     breaches: list[Breach]
     wip: list[registry.OpenWork]
     bottlenecks: list[Durations] = field(default_factory=list)
+    as_of: dt.datetime | None = None  # when the rollups were last brought up to date
+    pending: int = 0  # partitions waiting for a rebuild (their figures are older)
 
     @property
     def started_total(self) -> int:
@@ -131,66 +114,6 @@ class Analytics:
     @property
     def completed_total(self) -> int:
         return sum(d.completed for d in self.days)
-
-
-class _Seconds(Func):
-    """end - start in seconds, as a float, on PostgreSQL and SQLite."""
-
-    output_field = FloatField()
-
-    def __init__(self, start: Any, end: Any) -> None:
-        super().__init__(end, start)
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(
-            compiler,
-            connection,
-            template="EXTRACT(EPOCH FROM (%(expressions)s))::double precision",
-            arg_joiner=" - ",
-            **extra,
-        )
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(
-            compiler,
-            connection,
-            # julianday() is a float of days: rounded to the millisecond, its error (about 10 µs)
-            # does not show in the figures.
-            template="ROUND((julianday(%(expressions)s)) * 86400.0, 3)",
-            arg_joiner=") - julianday(",
-            **extra,
-        )
-
-
-class _Median(Aggregate):
-    function = "percentile_cont"
-    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-
-class _P90(Aggregate):
-    function = "percentile_cont"
-    template = "%(function)s(0.9) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-
-def _bounds(f: AnalyticsFilter) -> tuple[dt.datetime, dt.datetime]:
-    """The filter's dates as [start, end) instants in the current zone: a range on the column
-    itself, so the started_at index serves it (a `__date` lookup would wrap the column)."""
-    start = timezone.make_aware(dt.datetime.combine(f.started_from, dt.time.min))
-    end = timezone.make_aware(dt.datetime.combine(f.started_to + dt.timedelta(days=1), dt.time.min))
-    return start, end
-
-
-def analytics_runs(f: AnalyticsFilter) -> QuerySet[Run]:
-    """The runs the filter selects, unordered (an IN subquery for the other queries)."""
-    start, end = _bounds(f)
-    runs = Run.objects.filter(started_at__gte=start, started_at__lt=end).order_by()
-    if f.orchestration:
-        runs = runs.filter(orchestration__api_name=f.orchestration)
-        if f.version is not None:
-            runs = runs.filter(version__number=f.version)
-    return runs
 
 
 def analytics_versions(orchestration: Orchestration) -> list[int]:
@@ -202,111 +125,117 @@ def analytics_versions(orchestration: Orchestration) -> list[int]:
     )
 
 
-def _runs_per_day(f: AnalyticsFilter, runs: QuerySet[Run]) -> list[Day]:
-    """Two queries. Completed: of the selected runs, those completed, on the day they completed
-    (a completion after the range's last day is not drawn)."""
-    started = dict(
-        runs.annotate(day=TruncDate("started_at"))
-        .values("day")
-        .annotate(n=Count("id"))
-        .values_list("day", "n")
+def _scope(f: AnalyticsFilter) -> registry.RollupScope | None:
+    """The rollup partitions the filter reads; None when its orchestration or version does not
+    exist (nothing to show). One query with an orchestration, none without."""
+    if not f.orchestration:
+        return registry.RollupScope(day_from=f.started_from, day_to=f.started_to)
+    versions = OrchestrationVersion.objects.filter(orchestration__api_name=f.orchestration)
+    if f.version is not None:
+        versions = versions.filter(number=f.version)
+    found = versions.values_list("orchestration_id", "id").first()
+    if found is None:
+        return None
+    return registry.RollupScope(
+        day_from=f.started_from,
+        day_to=f.started_to,
+        orchestration_id=found[0],
+        version_id=found[1] if f.version is not None else None,
     )
-    start, end = _bounds(f)
-    completed = dict(
-        runs.filter(status=RunStatus.COMPLETED, ended_at__gte=start, ended_at__lt=end)
-        .annotate(day=TruncDate("ended_at"))
-        .values("day")
-        .annotate(n=Count("id"))
-        .values_list("day", "n")
-    )
-    return [Day(day=d, started=started.get(d, 0), completed=completed.get(d, 0)) for d in f.days]
 
 
-def _is_postgresql() -> bool:
-    return connections[Run.objects.db].vendor == "postgresql"
+def scope_rows(model: Any, scope: registry.RollupScope) -> Any:
+    """The rows of a rollup table (the engine's or an app's) that cover the scope once (month
+    rows for the months it holds whole), unordered."""
+    rows = model.objects.filter(span_q(scope.day_from, scope.day_to)).order_by()
+    if scope.orchestration_id is not None:
+        rows = rows.filter(orchestration_id=scope.orchestration_id)
+    if scope.version_id is not None:
+        rows = rows.filter(version_id=scope.version_id)
+    return rows
 
 
-def _durations(
-    qs: QuerySet[Any], keys: list[str], *, done: Q, now: dt.datetime
-) -> dict[tuple[str, ...], Durations]:
-    """{key values: Durations} of stage or step runs `qs`, grouped by `keys`. PostgreSQL: one
-    query; SQLite: that query without the percentiles, and the bounded sample."""
-    finished = Q(done, started_at__isnull=False, ended_at__isnull=False)
-    spent = _Seconds(F("started_at"), Coalesce(F("ended_at"), Value(now, output_field=DateTimeField())))
-    aggregates: dict[str, Any] = {
-        "count": Count("id", filter=finished),
-        "total": Sum(spent, filter=Q(started_at__isnull=False)),
-        "open": Count("id", filter=Q(ended_at__isnull=True, started_at__isnull=False)),
-    }
-    pg = _is_postgresql()
-    if pg:
-        # Only finished runs have a duration: the others are NULL, which percentile_cont skips.
-        duration = Case(When(finished, then=_Seconds(F("started_at"), F("ended_at"))))
-        aggregates["median"] = _Median(duration)
-        aggregates["p90"] = _P90(duration)
-    out: dict[tuple[str, ...], Durations] = {}
-    for row in qs.values(*keys).annotate(**aggregates).order_by(*keys):
-        key = tuple(row[k] for k in keys)
-        out[key] = Durations(
-            stage=row[keys[0]],
-            step=row[keys[1]] if len(keys) > 1 else "",
-            kind=row[keys[2]] if len(keys) > 2 else "",
-            count=row["count"],
-            median=row.get("median"),
-            p90=row.get("p90"),
-            total_seconds=row["total"] or 0.0,
-            open=row["open"],
-        )
-    if not pg:
-        newest_first = Window(RowNumber(), partition_by=[F(k) for k in keys], order_by=F("id").desc())
-        sample = (
-            qs.filter(finished)
-            .annotate(rank=newest_first, seconds=_Seconds(F("started_at"), F("ended_at")))
-            .filter(rank__lte=DURATION_SAMPLE)
-            .values_list(*keys, "seconds")
-        )
-        values: dict[tuple[str, ...], list[float]] = {}
-        for *key, seconds in sample:
-            values.setdefault(tuple(key), []).append(seconds)
-        for key, v in values.items():
-            if key in out:
-                out[key].median = percentile_cont(v, 0.5)
-                out[key].p90 = percentile_cont(v, 0.9)
-    return out
+class _Summed:
+    def __init__(self, d: Durations) -> None:
+        self.d = d
+        self.merged = Merged()
+        self.open_started = 0.0
+
+    def add(self, r: dict[str, Any]) -> None:
+        d = self.d
+        d.count += r["count"]
+        d.total_seconds += r["ended_seconds"]
+        d.open += r["open_count"]
+        self.open_started += r["open_started"]
+        self.merged.add(r["count"], r["histogram"], r["durations"])
+
+    def done(self, now: dt.datetime) -> Durations:
+        d = self.d
+        d.total_seconds += open_seconds(d.open, self.open_started, now)
+        d.median = self.merged.percentile(0.5)
+        d.p90 = self.merged.percentile(0.9)
+        return d
+
+
+def _engine_rows(scope: registry.RollupScope) -> Any:
+    """The run rows of every day (the chart has a bar a day), the stage and step rows covering
+    the range (scope_rows)."""
+    rows = scope_rows(AnalyticsRollup, scope).exclude(level=AnalyticsRollup.RUN)
+    days = AnalyticsRollup.objects.filter(
+        level=AnalyticsRollup.RUN, whole_month=False, day__gte=scope.day_from, day__lte=scope.day_to
+    ).order_by()
+    if scope.orchestration_id is not None:
+        days = days.filter(orchestration_id=scope.orchestration_id)
+    if scope.version_id is not None:
+        days = days.filter(version_id=scope.version_id)
+    return rows | days
+
+
+FIELDS = (
+    "day", "level", "stage", "step", "kind", "started", "completed_on", "count",
+    "ended_seconds", "histogram", "durations", "open_count", "open_started",
+)  # fmt: skip
 
 
 def analytics_page(f: AnalyticsFilter, *, now: dt.datetime | None = None) -> Analytics:
-    """Every figure of the page. A fixed number of queries: two for the days, one (PostgreSQL)
-    or two (SQLite) each for the stages and the steps, and what the work-item seam takes."""
+    """Every figure of the page: the engine's rollup rows in one query (and one to find the
+    orchestration's ids), when they were refreshed (two), and what the work-item seam takes.
+    Completed per day: of the selected runs, those completed, on the day they completed (a
+    completion after the range's last day is not drawn)."""
     now = now or timezone.now()
-    runs = analytics_runs(f)
-    run_ids = runs.values("id")
-    stage_rows = _durations(
-        StageRun.objects.filter(run__in=run_ids).order_by(),
-        ["key"],
-        done=Q(status=StageStatus.COMPLETED),
-        now=now,
-    )
-    step_rows = _durations(
-        StepRun.objects.filter(run__in=run_ids).order_by(),
-        ["stage_run__key", "key", "kind"],
-        done=Q(status=StageStatus.COMPLETED),
-        now=now,
-    )
-    steps = list(step_rows.values())
+    scope = _scope(f)
+    started: dict[dt.date, int] = {}
+    completed: dict[str, int] = {}
+    stages: dict[str, _Summed] = {}
+    steps: dict[tuple[str, str, str], _Summed] = {}
+    for r in _engine_rows(scope).values(*FIELDS) if scope else []:
+        level = r["level"]
+        if level == AnalyticsRollup.RUN:
+            started[r["day"]] = started.get(r["day"], 0) + r["started"]
+            for on, n in r["completed_on"].items():
+                completed[on] = completed.get(on, 0) + n
+        elif level == AnalyticsRollup.STAGE:
+            stages.setdefault(r["stage"], _Summed(Durations(stage=r["stage"]))).add(r)
+        else:
+            key = (r["stage"], r["step"], r["kind"])
+            steps.setdefault(key, _Summed(Durations(stage=key[0], step=key[1], kind=key[2]))).add(r)
+    step_rows = [steps[k].done(now) for k in sorted(steps)]
     waiting: dict[str, list[float]] = {}
-    for s in steps:
+    for s in step_rows:
         w = waiting.setdefault(s.stage, [0.0, 0.0])
         if s.kind == "interactive":
             w[0] += s.total_seconds
         elif s.kind == "background":
             w[1] += s.total_seconds
-    work = registry.work_figures(run_ids, now)
+    work = registry.work_figures(scope, now) if scope else registry.WorkFigures(breaches=[], wip=[])
+    as_of, pending = refreshed_at()
     return Analytics(
         filter=f,
-        days=_runs_per_day(f, runs),
-        stages=list(stage_rows.values()),
-        steps=steps,
+        days=[
+            Day(day=d, started=started.get(d, 0), completed=completed.get(d.isoformat(), 0)) for d in f.days
+        ],
+        stages=[stages[k].done(now) for k in sorted(stages)],
+        steps=step_rows,
         waiting=[StageTime(stage=k, waiting=w, working=b) for k, (w, b) in waiting.items()],
         breaches=[
             Breach(stage=b.stage, step=b.step, with_due=b.with_due, breached=b.breached)
@@ -315,5 +244,7 @@ def analytics_page(f: AnalyticsFilter, *, now: dt.datetime | None = None) -> Ana
         wip=work.wip[:TOP_WIP],
         # Ranked by total time spent in the step (all its runs, open ones until now): what
         # shortening the step would save, where p90 x count would favour rare slow steps.
-        bottlenecks=sorted(steps, key=lambda s: -s.total_seconds)[:TOP_BOTTLENECKS],
+        bottlenecks=sorted(step_rows, key=lambda s: -s.total_seconds)[:TOP_BOTTLENECKS],
+        as_of=as_of,
+        pending=pending,
     )

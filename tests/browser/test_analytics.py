@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, ViewportSize, expect
 
+from orchestration.rollup import refresh
 from tests.browser.conftest import login, screenshot
 from tests.factories import auto_flow, load, make_case, screen_flow
 from tests.orchestration.test_analytics import proc, shape
@@ -40,6 +41,7 @@ def world(personas: Any) -> None:
             end=end,
             due=start + dt.timedelta(hours=4),
         )
+    refresh()  # what beat does every minute
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
@@ -50,6 +52,7 @@ def test_the_analytics_page_draws_its_charts_and_tables(
     login(page, live_server, "admin")
     page.goto(f"{live_server.url}/monitor/analytics/proc/")
     expect(page.get_by_role("heading", name="Analytics: proc")).to_be_visible()
+    expect(page.locator("#analytics-as-of")).to_contain_text("Figures as of")
     charts = page.get_by_role("img")
     expect(charts).to_have_count(3)
     for name in (

@@ -223,6 +223,11 @@ def _build(outbox: Path) -> SimpleNamespace:
             ends_on=timezone.localdate() + dt.timedelta(days=31),
             delegate=p.bob,
         )
+        # The Analytics rollups: rows for the day, and a day marked for the next refresh.
+        from orchestration.rollup import mark, refresh
+
+        refresh()
+        mark([(timezone.localdate(), open_run.orchestration_id)])
     for run in (open_run, failed, suspended):
         run.refresh_from_db()
     assert (open_run.status, failed.status, suspended.status) == (

@@ -1,6 +1,7 @@
 """The JSON API: launch orchestrations, query runs, and act on them (cancel a run, retry or skip
-a failed step, resume a wait step now), authenticated by bearer tokens. Other apps add endpoints
-of their own under /api/ with the helpers here (workitems/api.py: work items).
+a failed step, resume a wait step now, move running runs to another version), authenticated by
+bearer tokens. Other apps add endpoints of their own under /api/ with the helpers here
+(workitems/api.py: work items).
 
 Only `Authorization: Bearer <token>` is accepted (no session, so no CSRF to check). Every
 answer is JSON, errors included: `{"errors": {"<field>": ["message", ...]}}`, where the field is
@@ -24,11 +25,12 @@ from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
 
 from . import selectors
-from .models import Orchestration, Run, RunStatus, StageRun, StepRun
+from .models import Orchestration, OrchestrationVersion, Run, RunStatus, StageRun, StepRun
 from .openapi import openapi_document
 from .registry import record_model_label
 from .services import (
     PERM_CANCEL,
+    PERM_IMPORT,
     PERM_LAUNCH,
     PERM_RETRY,
     PERM_SKIP,
@@ -43,6 +45,8 @@ from .services import (
     step_retry,
     step_skip,
 )
+from .services.migration import Mapping as MigrationMapping
+from .services.migration import mapping_unknown, migration_apply, migration_preview
 
 PERM_VIEW_RUN = "orchestration.view_run"
 PERM_VIEW_ORCHESTRATION = "orchestration.view_orchestration"
@@ -465,6 +469,140 @@ def step_resume_view(request: HttpRequest, user: Any, run_id: int, step_run_id: 
     except ActionNotAllowed as exc:
         raise ApiError(409, str(exc)) from None
     return JsonResponse(run_json(_run_or_404(run_id)))
+
+
+# --- moving running runs to another version (orchestration/services/migration.py): the version
+# page's "Migrate runs here", with its permissions (a monitoring one and import_definitions).
+
+MIGRATION_FIELDS = {"from_version", "to_version", "mapping", "run_ids"}
+KEY_MAX = 100  # a stage or step key (definitions.py's keys are shorter)
+RUN_IDS_MAX = 10_000
+REFUSED_SHOWN = 1_000  # refused runs listed one by one in an answer (the counts cover them all)
+
+
+def _key_pairs(value: Any, field: str) -> dict[str, str]:
+    """`{"old": "new", ...}` of the mapping (absent or null: none)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        kind = type(value).__name__
+        raise ApiError(400, {field: [f"must be a JSON object of old key to new key, not {kind}"]})
+    out = {}
+    for old, new in value.items():
+        where = f"{field}.{old}"
+        if not isinstance(new, str):
+            raise ApiError(400, {where: [f"must be a string (the new key), not {type(new).__name__}"]})
+        for text in (old, new):
+            if "\x00" in text or len(text) > KEY_MAX or not text.strip():
+                raise ApiError(400, {where: [f"a key is 1 to {KEY_MAX} characters, without NUL"]})
+        out[old.strip()] = new.strip()
+    return out
+
+
+def _migration_request(
+    request: HttpRequest, api_name: str
+) -> tuple[OrchestrationVersion, OrchestrationVersion, MigrationMapping, list[int] | None]:
+    body = _json_body(request)
+    _fields(body, MIGRATION_FIELDS)
+    numbers = {}
+    for field in ("from_version", "to_version"):
+        if body.get(field) is None:
+            raise ApiError(400, {field: ["this field is required"]})
+        numbers[field] = _id(body[field], field)
+    mapping = body.get("mapping")
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, dict):
+        raise ApiError(400, {"mapping": [f"must be a JSON object, not {type(mapping).__name__}"]})
+    unknown = sorted(set(mapping) - {"stages", "steps"})
+    if unknown:
+        raise ApiError(400, {f"mapping.{k}": ["unknown field (expected stages and steps)"] for k in unknown})
+    plan = MigrationMapping(
+        stages=_key_pairs(mapping.get("stages"), "mapping.stages"),
+        steps=_key_pairs(mapping.get("steps"), "mapping.steps"),
+    )
+    run_ids = body.get("run_ids")
+    if run_ids is not None:
+        if not isinstance(run_ids, list):
+            raise ApiError(400, {"run_ids": [f"must be a list of run ids, not {type(run_ids).__name__}"]})
+        if not run_ids or len(run_ids) > RUN_IDS_MAX:
+            raise ApiError(400, {"run_ids": [f"give 1 to {RUN_IDS_MAX} run ids (or leave it out: all)"]})
+        run_ids = [_id(pk, "run_ids") for pk in run_ids]
+    if not Orchestration.objects.filter(api_name=api_name).exists():
+        raise ApiError(404, f"orchestration '{api_name}' does not exist")
+    versions = {}
+    for field, number in numbers.items():
+        version = selectors.orchestration_version(api_name, number)
+        if version is None:
+            raise ApiError(404, {field: [f"orchestration '{api_name}' has no version {number}"]})
+        versions[field] = version
+    source, target = versions["from_version"], versions["to_version"]
+    if source.pk == target.pk:
+        raise ApiError(400, {"to_version": ["the runs are on that version already: choose another one"]})
+    problems = mapping_unknown(source=source, target=target, mapping=plan)
+    if problems:
+        raise ApiError(400, {f"mapping.{k}": [v] for k, v in problems.items()})
+    return source, target, plan, run_ids
+
+
+def _refused_json(refused: Mapping[int, str]) -> dict[str, Any]:
+    reasons: dict[str, int] = {}
+    for why in refused.values():
+        reasons[why] = reasons.get(why, 0) + 1
+    shown = sorted(refused)[:REFUSED_SHOWN]
+    return {
+        "reasons": [
+            {"reason": why, "runs": n} for why, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+        "refused_runs": [{"id": pk, "reason": refused[pk]} for pk in shown],
+        "refused_runs_complete": len(shown) == len(refused),
+    }
+
+
+@api_endpoint("POST", perms=(PERM_VIEW_RUN, PERM_VIEW_ORCHESTRATION), all_perms=(PERM_IMPORT,))
+def migration_preview_view(request: HttpRequest, user: Any, api_name: str) -> JsonResponse:
+    """Which open runs of `from_version` can move to `to_version`, and why the others cannot.
+    Changes nothing."""
+    source, target, plan, run_ids = _migration_request(request, api_name)
+    preview = migration_preview(source=source, target=target, mapping=plan)
+    movable, refused = preview.movable, preview.refused
+    if run_ids is not None:
+        # Only the runs asked about; one that is not an open run of that version is refused as
+        # apply would refuse it.
+        wanted = set(run_ids)
+        movable = [pk for pk in movable if pk in wanted]
+        refused = {pk: why for pk, why in refused.items() if pk in wanted}
+        for pk in wanted - set(movable) - set(refused):
+            refused[pk] = "it is no longer an open run of that version"
+    return JsonResponse(
+        {
+            "orchestration": api_name,
+            "from_version": source.number,
+            "to_version": target.number,
+            "runs": len(movable) + len(refused),
+            "movable": len(movable),
+            "refused": len(refused),
+            **_refused_json(refused),
+        }
+    )
+
+
+@api_endpoint("POST", perms=(PERM_VIEW_RUN, PERM_VIEW_ORCHESTRATION), all_perms=(PERM_IMPORT,))
+def migration_apply_view(request: HttpRequest, user: Any, api_name: str) -> JsonResponse:
+    """Move the open runs of `from_version` (or only `run_ids` of them) that can move; each run
+    is judged again under its lock, and a refused one is left as it was."""
+    source, target, plan, run_ids = _migration_request(request, api_name)
+    outcome = migration_apply(source=source, target=target, mapping=plan, actor=user, run_ids=run_ids)
+    return JsonResponse(
+        {
+            "orchestration": api_name,
+            "from_version": source.number,
+            "to_version": target.number,
+            "migrated": len(outcome.migrated),
+            "refused": len(outcome.refused),
+            **_refused_json(outcome.refused),
+        }
+    )
 
 
 @api_endpoint("GET", perms=(PERM_VIEW_ORCHESTRATION, PERM_LAUNCH))

@@ -6,6 +6,12 @@ app_name = "api"
 urlpatterns = [
     path("orchestrations", api.orchestration_list, name="orchestrations"),
     path("orchestrations/<str:api_name>/runs", api.run_create, name="launch"),
+    path(
+        "orchestrations/<str:api_name>/migrations/preview",
+        api.migration_preview_view,
+        name="migration_preview",
+    ),
+    path("orchestrations/<str:api_name>/migrations", api.migration_apply_view, name="migration_apply"),
     path("runs", api.run_list, name="runs"),
     path("runs/<int:run_id>", api.run_get, name="run"),
     path("runs/<int:run_id>/cancel", api.run_cancel_view, name="run_cancel"),

@@ -59,6 +59,10 @@ REASON = {
     "description": "Why, kept in the run's events.",
 }
 
+# A stage or step key as the migration mapping takes it (api.py KEY_MAX).
+KEY = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NO_NUL}
+KEY_PAIRS = {"type": ["object", "null"], "propertyNames": KEY, "additionalProperties": KEY}
+
 SCHEMAS: dict[str, Any] = {
     "Errors": {
         "type": "object",
@@ -238,6 +242,120 @@ SCHEMAS: dict[str, Any] = {
         },
         "example": {"outputs": {"score": 40}, "reason": "Scored by hand: the service is down"},
     },
+    "MigrationRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["from_version", "to_version"],
+        "properties": {
+            "from_version": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_ID,
+                "description": "The version the runs are on.",
+            },
+            "to_version": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_ID,
+                "description": "The version to move them to (another version of the same orchestration).",
+            },
+            "mapping": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "description": "Renames, old key to new key; every stage and step not named maps by "
+                "its key. A key the version does not have is a 400 naming it.",
+                "properties": {"stages": KEY_PAIRS, "steps": KEY_PAIRS},
+            },
+            "run_ids": {
+                "type": ["array", "null"],
+                "minItems": 1,
+                "maxItems": 10_000,
+                "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                "description": "Only these runs (left out: every open run of `from_version`). One that "
+                "is not an open run of that version is refused.",
+            },
+        },
+        "example": {
+            "from_version": 1,
+            "to_version": 2,
+            "mapping": {"stages": {"review": "approval"}, "steps": {"check": "verify"}},
+        },
+    },
+    "MigrationRefusals": {
+        "type": "object",
+        "required": ["refused", "reasons", "refused_runs", "refused_runs_complete"],
+        "properties": {
+            "refused": {"type": "integer", "description": "Runs that cannot move (left as they are)."},
+            "reasons": {
+                "type": "array",
+                "description": "Each reason with how many runs it holds back, most first.",
+                "items": {
+                    "type": "object",
+                    "required": ["reason", "runs"],
+                    "properties": {"reason": {"type": "string"}, "runs": {"type": "integer"}},
+                },
+            },
+            "refused_runs": {
+                "type": "array",
+                "description": "The refused runs by id, each with its reason (the first 1,000).",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "reason"],
+                    "properties": {"id": {"type": "integer"}, "reason": {"type": "string"}},
+                },
+            },
+            "refused_runs_complete": {
+                "type": "boolean",
+                "description": "False when there are more refused runs than `refused_runs` lists.",
+            },
+        },
+    },
+    "MigrationPreview": {
+        "allOf": [
+            ref("MigrationRefusals"),
+            {
+                "type": "object",
+                "required": ["orchestration", "from_version", "to_version", "runs", "movable"],
+                "properties": {
+                    "orchestration": {"type": "string"},
+                    "from_version": {"type": "integer"},
+                    "to_version": {"type": "integer"},
+                    "runs": {"type": "integer", "description": "Open runs considered."},
+                    "movable": {"type": "integer", "description": "Of those, the runs that can move."},
+                },
+            },
+        ],
+        "example": {
+            "orchestration": "proc",
+            "from_version": 1,
+            "to_version": 2,
+            "runs": 40,
+            "movable": 30,
+            "refused": 10,
+            "reasons": [
+                {"reason": "its current stage 'pay' is not in the new version (map it to one)", "runs": 10}
+            ],
+            "refused_runs": [
+                {"id": 7, "reason": "its current stage 'pay' is not in the new version (map it to one)"}
+            ],
+            "refused_runs_complete": False,
+        },
+    },
+    "MigrationOutcome": {
+        "allOf": [
+            ref("MigrationRefusals"),
+            {
+                "type": "object",
+                "required": ["orchestration", "from_version", "to_version", "migrated"],
+                "properties": {
+                    "orchestration": {"type": "string"},
+                    "from_version": {"type": "integer"},
+                    "to_version": {"type": "integer"},
+                    "migrated": {"type": "integer", "description": "Runs moved to `to_version`."},
+                },
+            },
+        ]
+    },
     "OrchestrationList": {
         "type": "object",
         "required": ["results"],
@@ -261,6 +379,7 @@ RESPONSES: dict[str, Any] = {
     "TooLarge": json_response(ref("Errors"), "The body is larger than the server accepts."),
 }
 
+PARAM_API_NAME = {"name": "api_name", "in": "path", "required": True, "schema": {"type": "string"}}
 PARAM_RUN_ID = path_id("run_id")
 PARAM_STEP_RUN_ID = path_id("step_run_id", "A step run of this run (`stages[].steps[].id` of the run).")
 
@@ -284,6 +403,33 @@ def run_action(
                 "404": error("NotFound"),
                 "405": error("MethodNotAllowed"),
                 "409": error("Conflict"),
+                "413": error("TooLarge"),
+            },
+        }
+    }
+
+
+def migration_action(
+    operation_id: str, summary: str, description: str, answer: str, answer_description: str
+) -> dict[str, Any]:
+    """A POST about moving an orchestration's running runs between its versions."""
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "description": description,
+            "parameters": [PARAM_API_NAME],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("MigrationRequest")}},
+            },
+            "responses": {
+                "200": json_response(ref(answer), answer_description),
+                "400": error("BadRequest"),
+                "401": error("Unauthorized"),
+                "403": error("Forbidden"),
+                "404": error("NotFound"),
+                "405": error("MethodNotAllowed"),
                 "413": error("TooLarge"),
             },
         }
@@ -336,6 +482,27 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/orchestrations/{api_name}/migrations/preview": migration_action(
+        "previewRunMigration",
+        "Preview moving running runs to another version",
+        "Needs `orchestration.view_run` or `orchestration.view_orchestration`, and "
+        "`orchestration.import_definitions` (as the version page's *Migrate runs here*). Says how "
+        "many open runs of `from_version` can move to `to_version` with the mapping, and why the "
+        "others cannot. Changes nothing.",
+        "MigrationPreview",
+        "What would move, and why the others would not.",
+    ),
+    "/api/orchestrations/{api_name}/migrations": migration_action(
+        "migrateRuns",
+        "Move running runs to another version",
+        "The same permissions as the preview. Moves the open runs of `from_version` (or only "
+        "`run_ids`) that can move, each in a transaction of its own under its run lock and judged "
+        "again there, with an `orchestration.run.migrated` event each; a refused run is left "
+        "exactly as it was. Answers once every run is done (in the request: give `run_ids` in "
+        "chunks for very many runs).",
+        "MigrationOutcome",
+        "How many runs moved, and why the others did not.",
+    ),
     "/api/runs": {
         "get": {
             "operationId": "listRuns",

@@ -447,6 +447,17 @@ MATRIX: list[Row] = [
         token=True,
     ),
     Row(
+        # The open and the suspended run of "cases" v2 back to v1 (import_definitions).
+        "API: migrate running runs",
+        "POST",
+        lambda w: "/api/orchestrations/cases/migrations",
+        API_ADMIN_ONLY,
+        data=lambda w: {"from_version": 2, "to_version": 1},
+        state=lambda w: Run.objects.values_list("version__number", flat=True).get(pk=w.open.pk),
+        after=lambda w: 1,
+        token=True,
+    ),
+    Row(
         "API: my work items",
         "GET",
         lambda w: "/api/work-items",

@@ -171,7 +171,11 @@ def migration_apply(
     outcome = Outcome()
     for pk in ids:
         with transaction.atomic():
-            engine.lock_run(pk)
+            try:
+                engine.lock_run(pk)
+            except Run.DoesNotExist:  # an id asked for (run_ids) that is no run, or was deleted
+                outcome.refused[pk] = "it is no longer an open run of that version"
+                continue
             runs, stage_keys, steps = _load([pk])
             run = runs.get(pk)
             if run is None or run.version_id != source.pk or run.status not in OPEN:
@@ -226,6 +230,27 @@ def _move(
     )
 
 
+def mapping_unknown(
+    *, source: OrchestrationVersion, target: OrchestrationVersion, mapping: Mapping
+) -> dict[str, str]:
+    """The mapping's entries that name a stage or step its version does not have (a typo would
+    otherwise map nothing, silently): `{"stages.reviw": "v1 has no stage 'reviw'", ...}`."""
+    old, new = engine.orchestration_doc(source), engine.orchestration_doc(target)
+    problems: dict[str, str] = {}
+    for what, pairs, keys_of in (
+        ("stages", mapping.stages, lambda doc: {s.key for s in doc.stages}),
+        ("steps", mapping.steps, lambda doc: {st.key for s in doc.stages for st in s.steps}),
+    ):
+        old_keys, new_keys = keys_of(old), keys_of(new)
+        label = what[:-1]
+        for key, to in pairs.items():
+            if key not in old_keys:
+                problems[f"{what}.{key}"] = f"v{source.number} has no {label} '{key}'"
+            elif to not in new_keys:
+                problems[f"{what}.{key}"] = f"v{target.number} has no {label} '{to}'"
+    return problems
+
+
 def parse_pairs(pairs: Iterable[str], what: str) -> dict[str, str]:
     """ "old=new" pairs (the command line's --map-stage / --map-step)."""
     out = {}
@@ -242,6 +267,7 @@ __all__ = [
     "Outcome",
     "PermissionDenied",
     "Preview",
+    "mapping_unknown",
     "migration_apply",
     "migration_preview",
     "parse_pairs",

@@ -84,6 +84,10 @@ API_ACCESS: dict[str, dict[str, Expect]] = {
     "resumeRunStep": admin_only(
         Allowed(200, writes=("orchestration.run", "orchestration.steprun", "orchestration.runevent"))
     ),
+    # Moving the open runs of "cases" v2 back to v1: a monitoring permission and
+    # import_definitions, the admin's. The preview changes nothing.
+    "previewRunMigration": admin_only(OK),
+    "migrateRuns": admin_only(Allowed(200, writes=("orchestration.run", "orchestration.runevent"))),
     # Work items: everyone's own list; the engineering group's item (alice's group) is hers to
     # see, finish, claim, and for anyone else a 404 as if it did not exist. She does not hold it,
     # so her release is a 409 that changes nothing; reassigning is the manager's and the admin's.
@@ -115,6 +119,8 @@ BODIES: dict[str, Callable[[S], dict[str, Any]]] = {
     "retryRunStep": lambda s: {"reason": "walk"},
     "skipRunStep": lambda s: {"outputs": {"x": 1}, "reason": "walk"},
     "resumeRunStep": lambda s: {"reason": "walk"},
+    "previewRunMigration": lambda s: {"from_version": 2, "to_version": 1},
+    "migrateRuns": lambda s: {"from_version": 2, "to_version": 1},
     "completeWorkItem": lambda s: {"data": {"approved": True, "comment": "walk"}},
     "reassignWorkItem": lambda s: {"user": "charlie", "reason": "walk"},
 }

@@ -89,6 +89,8 @@ IDOR: dict[str, Swap | Global] = {
     "api:step_retry": MODEL_PERMISSION,
     "api:step_skip": MODEL_PERMISSION,
     "api:step_resume": MODEL_PERMISSION,
+    "api:migration_preview": MODEL_PERMISSION,  # import_definitions: every orchestration
+    "api:migration_apply": MODEL_PERMISSION,
     "monitor:run": MODEL_PERMISSION,
     "monitor:run_action": MODEL_PERMISSION,
     "monitor:step_action": MODEL_PERMISSION,

@@ -228,6 +228,10 @@ ACCESS: dict[str, Access] = {
         get=None,
         post=everyone(E401),
     ),
+    "api:migration_preview": Access(
+        one("preview migration", api_name="cases"), get=None, post=everyone(E401)
+    ),
+    "api:migration_apply": Access(one("migrate", api_name="cases"), get=None, post=everyone(E401)),
     "workitems_api:work_items": Access(one("work items"), get=everyone(E401)),
     "workitems_api:work_item": Access(one("alice's item", item_id=lambda s: s.mine.pk), get=everyone(E401)),
     **{

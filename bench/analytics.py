@@ -8,7 +8,11 @@ when it ran, 3,000,000 work items); `--generate` drops and fills it first, throu
 giving columns added since its INSERTs were written a default while they run. Requests go
 through Django's test client in this process with DEBUG off, logged in as the bench's superuser:
 the time is the view's (queries, rendering, session and permission checks), without gunicorn and
-the network, one request at a time."""
+the network, one request at a time.
+
+The page reads the rollups (orchestration/rollup.py): after `--generate` they are built whole
+(`analytics_refresh --rebuild`, timed). `--tick N` then times the beat's refresh when N days of
+runs changed (an event appended to one run of each of the N newest days), with its statements."""
 
 from __future__ import annotations
 
@@ -78,6 +82,7 @@ def main() -> None:
     parser.add_argument("--generate", action="store_true", help="fill the database first (drops it)")
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--items", type=int, default=3_000_000)
+    parser.add_argument("--tick", type=int, default=0, metavar="N", help="time a refresh of N changed days")
     args = parser.parse_args()
     if args.generate:
         generate(args)
@@ -85,6 +90,20 @@ def main() -> None:
     import django
 
     django.setup()
+    from orchestration.rollup import refresh
+
+    if args.generate:
+        t0 = time.perf_counter()
+        report = refresh(rebuild=True)
+        print(
+            f"rollups built: {report.rebuilt} days and {report.months} months of runs, {report.rows} rows, "
+            f"{time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
+    if args.tick:
+        tick(args.tick)
+    if not args.requests:
+        return
     from django.contrib.auth import get_user_model
     from django.test import Client
     from django.utils import timezone
@@ -122,6 +141,42 @@ def main() -> None:
         p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
         print(
             f"| {label} | {len(times)} | {statistics.median(times):.0f} | {p95:.0f} | {times[-1]:.0f} |",
+            flush=True,
+        )
+
+
+def tick(days: int) -> None:
+    """A refresh after an event on one run of each of the `days` newest days of runs, three times:
+    its time and statements (the scan, then per day rebuilt, then the months)."""
+    from django.db import connection
+    from django.db.models.functions import TruncDate
+    from django.test.utils import CaptureQueriesContext
+
+    from orchestration.models import Run
+    from orchestration.rollup import partition_runs, refresh
+    from orchestration.services.common import run_event_add
+
+    refresh()  # up to date first
+    newest = (
+        Run.objects.annotate(day=TruncDate("started_at"))
+        .values("day", "orchestration_id")
+        .order_by("-day")
+        .distinct()[:days]
+    )
+    runs = [partition_runs(d["day"], d["orchestration_id"]).first() for d in newest]
+    for _ in range(3):
+        for run in runs:
+            assert run is not None
+            run_event_add(
+                run=run, name="orchestration.run.variable_changed", actor_id=None, payload={"bench": True}
+            )
+        with CaptureQueriesContext(connection) as q:
+            t0 = time.perf_counter()
+            report = refresh()
+            took = (time.perf_counter() - t0) * 1000
+        print(
+            f"refresh after {len(runs)} changed day(s): {report.marked} marked, {report.rebuilt} days and "
+            f"{report.months} months rebuilt, {took:.0f} ms, {len(q)} statements",
             flush=True,
         )
 

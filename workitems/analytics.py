@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from orchestration.people import person_name
 from orchestration.registry import OpenWork, RollupScope, RollupTable, StepBreaches, WorkFigures
@@ -25,7 +26,7 @@ TOP_WIP = 20
 TABLE = RollupTable(
     model=WorkRollup,
     key=("version_id", "stage", "step"),
-    sums=("with_due", "breached"),
+    sums=("with_due", "breached", "open_overdue"),
     counters=("holders",),
     sorted_lists=("open_due",),
 )
@@ -37,6 +38,7 @@ def rollup_part(day: dt.date, orchestration_id: int, runs: QuerySet[Any]) -> int
     time; canceled items are left out (nobody had to finish them). One query to read, two to
     write."""
     rows: dict[tuple[int, str, str], WorkRollup] = {}
+    now = timezone.now()
     items = (
         WorkItem.objects.filter(run__in=runs.values("id"))
         .order_by()
@@ -60,7 +62,9 @@ def rollup_part(day: dt.date, orchestration_id: int, runs: QuerySet[Any]) -> int
                 day=day, orchestration_id=orchestration_id, version_id=version_id, stage=stage, step=step
             )
         if status == WorkItemStatus.ASSIGNED:
-            if due is not None:
+            if due is not None and due <= now:
+                row.open_overdue += 1  # open past due now: so at any later reading too
+            elif due is not None:
                 bisect.insort(row.open_due, due.timestamp())
             holder = f"user:{user}" if user else f"group:{group}" if group else f"queue:{queue}"
             row.holders[holder] = row.holders.get(holder, 0) + 1
@@ -79,13 +83,13 @@ def work_figures(scope: RollupScope, now: dt.datetime) -> WorkFigures:
     breaches: dict[tuple[str, str], list[int]] = {}
     holders: dict[str, int] = {}
     moment = now.timestamp()
-    for stage, step, with_due, breached, open_due, held in scope_rows(WorkRollup, scope).values_list(
-        "stage", "step", "with_due", "breached", "open_due", "holders"
+    for stage, step, with_due, breached, overdue, open_due, held in scope_rows(WorkRollup, scope).values_list(
+        "stage", "step", "with_due", "breached", "open_overdue", "open_due", "holders"
     ):
-        if with_due or open_due:
+        if with_due or overdue or open_due:
             b = breaches.setdefault((stage, step), [0, 0])
-            b[0] += with_due + len(open_due)
-            b[1] += breached + bisect.bisect_left(open_due, moment)
+            b[0] += with_due + overdue + len(open_due)
+            b[1] += breached + overdue + bisect.bisect_left(open_due, moment)
         for holder, n in held.items():
             holders[holder] = holders.get(holder, 0) + n
     top = sorted(holders.items(), key=lambda h: (-h[1], h[0]))[:TOP_WIP]

@@ -283,9 +283,10 @@ class WorkRollup(models.Model):
     """The work-item figures of one Analytics partition (orchestration/rollup.py: the runs of one
     orchestration started on one day), per version and step, rebuilt with the partition's other
     rows. Items that are done: `with_due` (canceled ones left out), `breached` (completed after
-    their due time). Open items: `open_due`, their due times in epoch seconds, sorted (how many are
-    past due depends on when the page is read), and `holders`, {"user:5" | "group:2" | "queue:1":
-    open items}."""
+    their due time). Open items: `open_overdue`, those already past due when the row was built,
+    `open_due`, the due times still ahead then, in epoch seconds, sorted (how many have passed
+    depends on when the page is read), and `holders`, {"user:5" | "group:2" | "queue:1": open
+    items}."""
 
     day = models.DateField()
     whole_month = models.BooleanField(default=False)  # sums of the month's day rows (day: its 1st)
@@ -295,6 +296,7 @@ class WorkRollup(models.Model):
     step = models.CharField(max_length=80)
     with_due = models.PositiveIntegerField(default=0)
     breached = models.PositiveIntegerField(default=0)
+    open_overdue = models.PositiveIntegerField(default=0)
     open_due = models.JSONField(default=list, blank=True)
     holders = models.JSONField(default=dict, blank=True)
 

@@ -20,13 +20,13 @@ from .models import (
     FiredRule,
     GroupProfile,
     OutOfOffice,
-    WorkRollup,
     PersonProfile,
     Queue,
     SavedFilter,
     WorkItem,
     WorkItemComment,
     WorkItemDraft,
+    WorkRollup,
 )
 
 

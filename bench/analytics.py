@@ -4,9 +4,9 @@
         .venv/bin/python bench/analytics.py --generate --requests 10
 
 The database is one `bench/monitor.py generate` filled (1,000,000 runs over about a year ending
-when it ran, 3,000,000 work items); `--generate` drops and fills it first, through that script,
-giving columns added since its INSERTs were written a default while they run. Requests go
-through Django's test client in this process with DEBUG off, logged in as the bench's superuser:
+when it ran, 3,000,000 work items); `--generate` drops and fills it first, through that script.
+Requests go through Django's test client in this process with DEBUG off, logged in as the
+bench's superuser:
 the time is the view's (queries, rendering, session and permission checks), without gunicorn and
 the network, one request at a time.
 
@@ -23,7 +23,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,46 +33,12 @@ os.environ.setdefault("SECRET_KEY", "bench-analytics-not-secret")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 
 
-# Columns added after bench/monitor.py's INSERTs were written are NOT NULL without a default in
-# the database (Django fills them in Python): while `generate` runs, they get one by type.
-_FILLERS = {"boolean": "false", "integer": "0", "smallint": "0", "bigint": "0", "jsonb": "'{}'"}
-_TABLES = ("orchestration_run", "orchestration_stagerun", "orchestration_steprun", "workitems_workitem")
-
-
-def _defaults(cur: Any, *, drop: bool) -> None:
-    cur.execute(
-        "SELECT table_name, column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = ANY(%s) AND is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO'",
-        [list(_TABLES)],
-    )
-    for table, column, kind in cur.fetchall():
-        filler = "''" if kind in ("text", "character varying") else _FILLERS.get(kind)
-        if filler:
-            what = "DROP DEFAULT" if drop else f"SET DEFAULT {filler}"
-            cur.execute(f'ALTER TABLE {table} ALTER COLUMN "{column}" {what}')
-
-
 def generate(args: argparse.Namespace) -> None:
-    """bench/monitor.py generate, with the defaults above while its INSERTs run."""
     sys.path.insert(0, str(ROOT / "bench"))
     import monitor  # type: ignore[import-not-found]
 
     monitor.DB_URL = os.environ["DATABASE_URL"]
-    steps = monitor._sql_steps
-
-    def with_defaults(runs: int, items: int) -> list[tuple[str, str]]:
-        from django.db import connection
-
-        with connection.cursor() as cur:
-            _defaults(cur, drop=False)
-        return steps(runs, items)
-
-    monitor._sql_steps = with_defaults
     monitor.generate(args)
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        _defaults(cur, drop=True)
 
 
 def main() -> None:

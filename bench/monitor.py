@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -316,6 +317,25 @@ def _sql_steps(runs: int, items: int) -> list[tuple[str, str]]:
     ]
 
 
+# Columns added after the INSERTs above were written are NOT NULL without a default in the database
+# (Django fills them in Python): while the INSERTs run, they get one by type, dropped afterwards.
+_FILLERS = {"boolean": "false", "integer": "0", "smallint": "0", "bigint": "0", "jsonb": "'{}'"}
+_TABLES = ("orchestration_run", "orchestration_stagerun", "orchestration_steprun", "workitems_workitem")
+
+
+def _column_defaults(cur: Any, *, drop: bool) -> None:
+    cur.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = ANY(%s) AND is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO'",
+        [list(_TABLES)],
+    )
+    for table, column, kind in cur.fetchall():
+        filler = "''" if kind in ("text", "character varying") else _FILLERS.get(kind)
+        if filler:
+            what = "DROP DEFAULT" if drop else f"SET DEFAULT {filler}"
+            cur.execute(f'ALTER TABLE {table} ALTER COLUMN "{column}" {what}')
+
+
 def generate(args: argparse.Namespace) -> None:
     t0 = time.monotonic()
     _create_database()
@@ -333,10 +353,12 @@ def generate(args: argparse.Namespace) -> None:
         # The rows are consistent by construction: skipping the per-row foreign key triggers makes
         # the inserts several times faster (needs a superuser, which the bench database has).
         cur.execute("SET session_replication_role = replica")
+        _column_defaults(cur, drop=False)
         for name, sql in _sql_steps(args.runs, args.items):
             t = time.monotonic()
             cur.execute(sql)
             print(f"{name}: {cur.rowcount} rows, {time.monotonic() - t:.1f} s", flush=True)
+        _column_defaults(cur, drop=True)
         for table in (
             "orchestration_run",
             "orchestration_stagerun",

@@ -36,7 +36,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orchestration import engine, expressions
-from orchestration.calendars import Calendar, parse_duration
+from orchestration.calendars import Calendar, Duration, parse_duration
 from orchestration.documents import calendar_named
 from orchestration.models import Run
 from orchestration.outbox import outbox_email, outbox_write_many
@@ -489,9 +489,10 @@ ON_TRACK, AT_RISK, BREACHED = "on_track", "at_risk", "breached"
 SLA_LABELS = {ON_TRACK: "On track", AT_RISK: "At risk", BREACHED: "Breached"}
 
 
-def sla_state(item: WorkItem, now: dt.datetime, at_risk: dt.timedelta | None = None) -> str | None:
-    """One item: breached (open past due, or completed late), at risk (open, in the last
-    `at_risk` before due: default the last quarter of its time), on track; None without a due."""
+def sla_state(item: WorkItem, now: dt.datetime, risk_from: dt.datetime | None = None) -> str | None:
+    """One item: breached (open past due, or completed late), at risk (open, from `risk_from`:
+    its step's `sla.at_risk` before due, see at_risk_from; without one, the last quarter of its
+    time), on track; None without a due."""
     if item.due_at is None:
         return None
     if item.status == WorkItemStatus.COMPLETED:
@@ -500,8 +501,63 @@ def sla_state(item: WorkItem, now: dt.datetime, at_risk: dt.timedelta | None = N
         return None
     if now > item.due_at:
         return BREACHED
-    window = at_risk if at_risk is not None else (item.due_at - item.created_at) / 4
-    return AT_RISK if now >= item.due_at - window else ON_TRACK
+    if risk_from is None:
+        risk_from = item.due_at - (item.due_at - item.created_at) / 4
+    return AT_RISK if now >= risk_from else ON_TRACK
+
+
+def at_risk_from(
+    item: WorkItem, doc: Any, stage_key: str, step_key: str, calendars: dict[str, Calendar]
+) -> dt.datetime | None:
+    """When the item becomes at risk by its step's `sla.at_risk` (`doc`: its run's orchestration
+    document): that long before due, counted on the step's calendar as a rule's `at: -…` is (4
+    business hours before a Monday 11:00 due is Friday 15:00 on a 9-to-5 calendar). None when the
+    step gives no at_risk (the default applies) or is not in `doc`."""
+    if item.due_at is None:
+        return None
+    try:
+        stage = doc.stage(stage_key)
+    except KeyError:
+        return None
+    step = next((s for s in stage.steps if s.key == step_key), None)
+    sla = getattr(step, "sla", None)
+    if sla is None or not sla.at_risk:
+        return None
+    window = parse_duration(sla.at_risk)
+    before = Duration(-window.amount, window.unit, window.business)
+    return calendar_of(doc, step, calendars).add(item.due_at, before)
+
+
+def _item_states(items: Any, now: dt.datetime) -> dict[int, str]:
+    """item id -> SLA state ("" without one) of `items` (loaded with _SLA_FIELDS). The step's
+    definition and calendar are read only for an open item inside its due time (each calendar
+    once per call; parsed documents are cached per process)."""
+    calendars: dict[str, Calendar] = {}
+    out = {}
+    for item in items:
+        risk_from = None
+        if item.status == WorkItemStatus.ASSIGNED and item.due_at is not None and now <= item.due_at:
+            doc = engine.orchestration_doc(item.run.version)
+            risk_from = at_risk_from(item, doc, item.step_run.stage_run.key, item.step_run.key, calendars)
+        out[item.pk] = sla_state(item, now, risk_from) or ""
+    return out
+
+
+# What _item_states reads of an item, in the one query of its caller.
+_SLA_RELATED = ("run__version", "step_run__stage_run")
+_SLA_FIELDS = (
+    "pk",
+    "run_id",
+    "step_run_id",
+    "status",
+    "due_at",
+    "created_at",
+    "completed_at",
+    "run__version__id",
+    "run__version__checksum",
+    "step_run__key",
+    "step_run__stage_run__key",
+)
 
 
 def run_sla_states(run_ids: list[int], now: dt.datetime | None = None) -> dict[int, str]:
@@ -510,12 +566,15 @@ def run_sla_states(run_ids: list[int], now: dt.datetime | None = None) -> dict[i
     now = now or timezone.now()
     rank = {ON_TRACK: 0, AT_RISK: 1, BREACHED: 2}
     out: dict[int, str] = {}
-    items = WorkItem.objects.filter(run_id__in=run_ids, due_at__isnull=False).only(
-        "run_id", "status", "due_at", "created_at", "completed_at"
+    items = list(
+        WorkItem.objects.filter(run_id__in=run_ids, due_at__isnull=False)
+        .select_related(*_SLA_RELATED)
+        .only(*_SLA_FIELDS)
     )
+    states = _item_states(items, now)
     for item in items:
-        state = sla_state(item, now)
-        if state is not None and rank[state] >= rank.get(out.get(item.run_id, ""), -1):
+        state = states[item.pk]
+        if state and rank[state] >= rank.get(out.get(item.run_id, ""), -1):
             out[item.run_id] = state
     return out
 
@@ -529,17 +588,16 @@ def run_work(run_id: int) -> Any:
 
     now = timezone.now()
     latest: dict[int, WorkItem] = {}
-    rows = WorkItem.objects.filter(run_id=run_id).only(
-        "pk", "step_run_id", "status", "due_at", "priority", "created_at", "completed_at"
-    )
+    rows = WorkItem.objects.filter(run_id=run_id).select_related(*_SLA_RELATED).only(*_SLA_FIELDS, "priority")
     for item in rows:
         if item.step_run_id not in latest or item.pk > latest[item.step_run_id].pk:
             latest[item.step_run_id] = item
+    states = _item_states(latest.values(), now)
     rank = {ON_TRACK: 0, AT_RISK: 1, BREACHED: 2}
     worst = ""
     steps = {}
     for sr, item in latest.items():
-        state = sla_state(item, now) or ""
+        state = states[item.pk]
         if state and rank[state] > rank.get(worst, -1):
             worst = state
         steps[sr] = StepWork(

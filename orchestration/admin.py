@@ -22,6 +22,9 @@ from . import outbox, services
 from .models import (
     AnalyticsRollup,
     ApiToken,
+    DefinitionEvent,
+    Draft,
+    DraftRevision,
     Flow,
     FlowVersion,
     Orchestration,
@@ -440,3 +443,45 @@ class RollupStateAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     list_display = ("id", "built_at", "refreshed_at")
     readonly_fields = ("checkpoints", "built_at", "refreshed_at")
+
+
+# --- the builder (orchestration/builder/) and the definitions' audit log -----------------------
+
+
+class DraftRevisionInline(ReadOnlyMixin, admin.TabularInline):
+    model = DraftRevision
+    extra = 0
+    can_delete = False
+    fields = ("number", "summary", "author", "created_at")
+    readonly_fields = fields
+    ordering = ("-number",)
+
+
+@admin.register(Draft)
+class DraftAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Orchestrations being built in the browser (/builder/), with every change."""
+
+    list_display = ("id", "api_name", "revision", "created_by", "updated_at", "activated_version")
+    list_select_related = ("created_by", "activated_version")
+    search_fields = ("api_name",)
+    readonly_fields = ("api_name", "documents", "revision", "base_version", "created_by", "activated_version")
+    inlines = [DraftRevisionInline]
+
+
+@admin.register(DraftRevision)
+class DraftRevisionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("id", "draft", "number", "summary", "author", "created_at")
+    list_select_related = ("draft", "author")
+    raw_id_fields = ("draft",)
+    readonly_fields = ("draft", "number", "documents", "summary", "author", "created_at")
+
+
+@admin.register(DefinitionEvent)
+class DefinitionEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Who activated which version, and what it changed."""
+
+    list_display = ("id", "name", "orchestration", "flow", "version_number", "actor", "created_at")
+    list_filter = ("name",)
+    list_select_related = ("orchestration", "flow", "actor")
+    search_fields = ("orchestration__api_name", "flow__api_name", "name")
+    readonly_fields = [f.name for f in DefinitionEvent._meta.fields]

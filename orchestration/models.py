@@ -469,3 +469,78 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"rollup state (refreshed {self.refreshed_at})"
+
+
+# --- Building definitions in the browser (orchestration/builder/) ----------------------------
+
+
+class Draft(models.Model):
+    """An orchestration being built in the browser, with the flows it owns: mutable documents
+    (`documents`: {"orchestration": {...}, "flows": {api_name: {...}}}, raw, as the YAML would
+    hold them), every change a DraftRevision. `revision` is the number of the revision the
+    documents are at (undo moves it back, redo forward). Activating stores them as versions."""
+
+    api_name = models.CharField(max_length=80)  # the orchestration's, as last saved
+    documents = models.JSONField(default=dict)
+    revision = models.PositiveIntegerField(default=0)
+    base_version = models.ForeignKey(
+        OrchestrationVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    activated_version = models.ForeignKey(
+        OrchestrationVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"draft {self.pk} of {self.api_name}"
+
+
+class DraftRevision(models.Model):
+    """One state of a draft's documents, after one change (`summary` says which)."""
+
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    documents = models.JSONField()
+    summary = models.CharField(max_length=200)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["draft", "number"]
+        constraints = [models.UniqueConstraint(fields=["draft", "number"], name="draft_revision_once")]
+
+    def __str__(self) -> str:
+        return f"draft {self.draft_id} r{self.number}: {self.summary}"
+
+
+class DefinitionEvent(models.Model):
+    """The audit log of definitions (no run to hang it on): a version activated, with what it
+    changes against the version active before (`payload`: from, to, diff), a draft activated."""
+
+    orchestration = models.ForeignKey(
+        Orchestration, null=True, blank=True, on_delete=models.CASCADE, related_name="definition_events"
+    )
+    flow = models.ForeignKey(Flow, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=80)
+    version_number = models.PositiveIntegerField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["orchestration", "-id"], name="defevent_orch_id")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -28,8 +28,10 @@ from .definitions import (
     definitions_export,
     definitions_import,
     definitions_import_paths,
+    definitions_yaml,
     known_flows,
     version_activate,
+    version_export,
 )
 from .launch import (
     LaunchError,
@@ -94,6 +96,7 @@ __all__ = [
     "definitions_export",
     "definitions_import",
     "definitions_import_paths",
+    "definitions_yaml",
     "dispatch_step",
     "known_flows",
     "launch_for_record_change",
@@ -115,4 +118,5 @@ __all__ = [
     "step_skip",
     "sweep",
     "version_activate",
+    "version_export",
 ]

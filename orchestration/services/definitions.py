@@ -1,4 +1,5 @@
-"""Definitions: validate and store versions, activate them, export the active ones."""
+"""Definitions: validate and store versions, activate them (with an audit event saying what the
+activation changes), export versions as YAML."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import yaml
 from django.db import transaction
 
 from .. import engine
 from ..definitions import FLOW_KINDS
+from ..diff import orchestration_diff
 from ..models import (
+    DefinitionEvent,
     Flow,
     FlowVersion,
     Orchestration,
@@ -95,7 +99,7 @@ def definitions_import(
             what = f"{doc.kind} {doc.api_name}"
             if latest is not None and latest.checksum == checksum:
                 if activate and not latest.is_active:
-                    _activate(latest)
+                    _activate(latest, actor_id=actor_id)
                 report.unchanged.append(f"{what} v{latest.number}")
                 continue
             version = versions.create(
@@ -107,7 +111,7 @@ def definitions_import(
                 **extra,
             )
             if activate:
-                _activate(version)
+                _activate(version, actor_id=actor_id)
             report.created.append(f"{what} v{version.number}")
     return report
 
@@ -123,31 +127,89 @@ def definitions_import_paths(
     return definitions_import(items=items, actor=actor, activate=activate)
 
 
-def _activate(version: OrchestrationVersion | FlowVersion) -> None:
-    owner_field = "orchestration" if isinstance(version, OrchestrationVersion) else "flow"
-    type(version).objects.filter(
-        **{owner_field: getattr(version, f"{owner_field}_id")}, is_active=True
-    ).exclude(pk=version.pk).update(is_active=False)
+ACTIVATED = "definitions.version.activated"
+FLOW_ACTIVATED = "definitions.flow.activated"
+
+
+def _activate(version: OrchestrationVersion | FlowVersion, *, actor_id: int | None) -> None:
+    """Make `version` the active one and log it, with what changed against the one active before.
+    Nothing happens (and nothing is logged) when it is active already."""
+    is_orchestration = isinstance(version, OrchestrationVersion)
+    owner_field = "orchestration" if is_orchestration else "flow"
+    owner_id = getattr(version, f"{owner_field}_id")
+    owner_model = Orchestration if is_orchestration else Flow
+    # Lock the definition's row: two activations of one definition at once are serialised, so
+    # each event's "from" is the version that really was active before it. Always the definition
+    # first, then its versions (an import has updated the row already): no lock-order deadlock.
+    owner_model.objects.select_for_update().filter(pk=owner_id).first()
+    previous = type(version).objects.filter(**{owner_field: owner_id}, is_active=True).first()
+    if previous is not None and previous.pk == version.pk:
+        version.is_active = True
+        return
+    type(version).objects.filter(**{owner_field: owner_id}, is_active=True).exclude(pk=version.pk).update(
+        is_active=False
+    )
     type(version).objects.filter(pk=version.pk).update(is_active=True)
     version.is_active = True
+    payload: dict[str, Any] = {"from": previous.number if previous else None, "to": version.number}
+    if is_orchestration:
+        if previous is not None:
+            payload["changes"] = orchestration_diff(previous.document, version.document).summary()
+        DefinitionEvent.objects.create(
+            orchestration_id=owner_id,
+            name=ACTIVATED,
+            version_number=version.number,
+            actor_id=actor_id,
+            payload=payload,
+        )
+    else:
+        DefinitionEvent.objects.create(
+            flow_id=owner_id,
+            name=FLOW_ACTIVATED,
+            version_number=version.number,
+            actor_id=actor_id,
+            payload=payload,
+        )
 
 
 def version_activate(*, version: OrchestrationVersion | FlowVersion, actor: Actor = None) -> None:
-    """Make `version` the active one of its definition."""
-    _require(actor, PERM_IMPORT)
+    """Make `version` the active one of its definition, with a `definitions.version.activated`
+    (or `definitions.flow.activated`) event; an active version stays as it is, unlogged."""
+    actor_id = _require(actor, PERM_IMPORT)
     with transaction.atomic():
-        _activate(version)
+        _activate(version, actor_id=actor_id)
+
+
+def version_export(*, version: OrchestrationVersion | FlowVersion) -> dict[str, Any]:
+    """One version's document as an admin would write it: `kind` and `api_name` first, the
+    definition's own field order, defaults left out where that provably changes nothing (the
+    compact document parses back to the stored one, same checksum), so re-importing it creates
+    no new version."""
+    from ..validation import KIND_MODELS
+
+    document = version.document
+    model: Any = KIND_MODELS[document["kind"]]
+    compact = model.model_validate(document).model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    reparsed = model.model_validate(compact).model_dump(mode="json", by_alias=True)
+    if VersionBase.checksum_of(reparsed) != version.checksum:
+        compact = document  # something a default hides matters: keep the document whole
+    head = {"kind": compact["kind"], "api_name": compact["api_name"]}
+    return {**head, **compact}
+
+
+def definitions_yaml(documents: list[dict[str, Any]]) -> str:
+    """Documents as one YAML text, as `export_definitions` writes them and the version page's
+    download gives them (one document: no `---`)."""
+    # sort_keys=False keeps the definition's own order (kind, api_name, label, ... stages).
+    return yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True, width=100)
 
 
 def definitions_export(*, names: Iterable[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The active version of every flow and orchestration (or of those named), as
     (api_name, document) pairs, flows first, ready to be written out as YAML.
 
-    Defaults are left out where that provably changes nothing: the compact document must parse
-    back to the stored one (same checksum), so re-importing an export creates no new version.
+    Each in `version_export`'s compact form: re-importing an export creates no new version.
     Raises LookupError naming the definitions that do not exist or have no active version."""
-    from ..validation import KIND_MODELS
-
     wanted = set(names) if names is not None else None
     flows = FlowVersion.objects.filter(is_active=True).select_related("flow").order_by("flow__api_name")
     orchs = (
@@ -159,16 +221,10 @@ def definitions_export(*, names: Iterable[str] | None = None) -> list[tuple[str,
         flows = flows.filter(flow__api_name__in=wanted)
         orchs = orchs.filter(orchestration__api_name__in=wanted)
     out: list[tuple[str, dict[str, Any]]] = []
-    for version in [*flows, *orchs]:
-        document = version.document
-        model: Any = KIND_MODELS[document["kind"]]
-        compact = model.model_validate(document).model_dump(mode="json", by_alias=True, exclude_defaults=True)
-        reparsed = model.model_validate(compact).model_dump(mode="json", by_alias=True)
-        if VersionBase.checksum_of(reparsed) != version.checksum:
-            compact = document  # something a default hides matters: keep the document whole
-        # kind and api_name first, whatever the model's field order: they say what this is.
-        head = {"kind": compact["kind"], "api_name": compact["api_name"]}
-        out.append((head["api_name"], {**head, **compact}))
+    versions: list[OrchestrationVersion | FlowVersion] = [*flows, *orchs]
+    for version in versions:
+        document = version_export(version=version)
+        out.append((document["api_name"], document))
     if wanted is not None:
         missing = wanted - {name for name, _ in out}
         if missing:

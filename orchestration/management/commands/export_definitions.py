@@ -6,15 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from orchestration.services import definitions_export
-
-
-def to_yaml(documents: list[dict[str, Any]]) -> str:
-    # sort_keys=False keeps the definition's own order (kind, api_name, label, ... stages).
-    return yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True, width=100)
+from orchestration.services import definitions_export, definitions_yaml
 
 
 class Command(BaseCommand):
@@ -35,7 +29,7 @@ class Command(BaseCommand):
         if not exported:
             raise CommandError("nothing to export: no definition has an active version")
         if not output:
-            self.stdout.write(to_yaml([doc for _, doc in exported]), ending="")
+            self.stdout.write(definitions_yaml([doc for _, doc in exported]), ending="")
             return
         # A flow and an orchestration may share an api name: they then share the file, as two
         # YAML documents (flow first, as the importer wants it anyway).
@@ -47,7 +41,7 @@ class Command(BaseCommand):
             folder.mkdir(parents=True, exist_ok=True)
             for name, docs in by_name.items():
                 path = folder / f"{name}.yaml"
-                path.write_text(to_yaml(docs), encoding="utf-8")
+                path.write_text(definitions_yaml(docs), encoding="utf-8")
                 self.stdout.write(f"wrote {path}")
         except OSError as exc:
             raise CommandError(f"cannot write into {output}: {exc}") from exc

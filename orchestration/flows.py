@@ -3,7 +3,9 @@ screen flow's submitted values. Flow effects happen outside the run lock."""
 
 from __future__ import annotations
 
+import json
 import logging
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlparse
 
@@ -29,6 +31,18 @@ log = logging.getLogger(__name__)
 
 class FlowError(Exception):
     """A flow failed; the message is stored on the step for admins."""
+
+
+# Set (to an empty list) while a test run replays a draft (orchestration/builder/sandbox.py):
+# its database changes are rolled back, but a call to another system could not be, so `http`
+# actions are not sent. Each appends what it would have sent and gives no output. A Python
+# flow (`call`) with effects outside the database should look at `dry_run()` likewise.
+DRY_RUN: ContextVar[list[str] | None] = ContextVar("orchestration_dry_run", default=None)
+
+
+def dry_run() -> list[str] | None:
+    """The notes of the test run in progress (append what you would have done), or None."""
+    return DRY_RUN.get()
 
 
 def resolve_inputs(
@@ -150,6 +164,10 @@ def _http(action: HttpAction, ctx: FlowContext) -> dict[str, Any]:
     # The same key on every attempt of this action of this step run: a receiver that
     # de-duplicates applies a retried call once.
     headers = {"Idempotency-Key": ctx.action_key, **action.headers}
+    notes = DRY_RUN.get()
+    if notes is not None:
+        notes.append(f"would call {action.method} {url}" + (f" with {json.dumps(body)}" if body else ""))
+        return {action.output: None} if action.output else {}
     try:
         resp = requests.request(action.method, url, json=body, headers=headers, timeout=action.timeout)
     except requests.RequestException as exc:

@@ -359,3 +359,34 @@ def test_who_may_try_a_draft(client, personas):  # type: ignore[no-untyped-def]
     client.force_login(grant(personas.bob, "orchestration.change_orchestration"))
     assert client.get(urls[0]).status_code == 200
     assert client.get(f"/builder/{draft.pk + 1}/try/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_an_autolaunched_draft_starts_from_the_inputs_typed_in(client, personas):  # type: ignore[no-untyped-def]
+    docs = {
+        "orchestration": orchestration(
+            "sb_sum",
+            start={
+                "type": "autolaunched",
+                "inputs": [{"name": "amount", "type": "decimal", "required": True}],
+            },
+            variables=[{"name": "total", "type": "decimal"}],
+            stages=[stage("sum", bg("add", "sb_add", outputs={"total": "total"}))],
+        ),
+        "flows": {
+            "sb_add": {
+                "kind": "autolaunched_flow",
+                "api_name": "sb_add",
+                "outputs": [{"name": "total", "type": "decimal"}],
+                "actions": [{"type": "set_outputs", "values": {"total": "vars.amount + 1"}}],
+            }
+        },
+    }
+    draft = Draft.objects.create(api_name="sb_sum", documents=docs, revision=3, created_by=personas.admin)
+    client.force_login(personas.admin)
+    assert "Record" not in page(client, draft).split('id="sandbox-start"')[1]
+    assert client.post(f"/builder/{draft.pk}/try/", {}).status_code == 400  # the input is required
+    assert client.post(f"/builder/{draft.pk}/try/", {"input_amount": "12.5"}).status_code == 302
+    shown = page(client, draft)
+    assert "The test run is <strong>completed</strong>" in shown
+    assert "&quot;13.5&quot;" in shown

@@ -62,7 +62,6 @@ from ..registry import EMAIL_RENDERERS
 from ..services import (
     ActionNotAllowed,
     DefinitionsInvalid,
-    LaunchError,
     background_step_execute,
     definitions_import,
     run_launch,
@@ -357,8 +356,12 @@ class _Replay:
                     _version=version,
                     _triggered_by_id=self.viewer.pk,
                 )
-        except (SandboxError, LaunchError, PermissionDenied) as exc:
-            out.start_error = " ".join(m for ms in _messages(exc).values() for m in ms)
+        except (SandboxError, ValidationError, PermissionDenied) as exc:  # LaunchError is one
+            out.start_error = "; ".join(
+                m if field == "__all__" else f"{field}: {m}"
+                for field, ms in _messages(exc).items()
+                for m in ms
+            )
             return out
         self.run = run
         self.record_obj = record

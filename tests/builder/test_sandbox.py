@@ -390,3 +390,14 @@ def test_an_autolaunched_draft_starts_from_the_inputs_typed_in(client, personas)
     shown = page(client, draft)
     assert "The test run is <strong>completed</strong>" in shown
     assert "&quot;13.5&quot;" in shown
+
+
+@pytest.mark.django_db
+def test_a_sample_record_that_does_not_do_is_refused_with_its_errors(client, personas):  # type: ignore[no-untyped-def]
+    draft = make_draft(personas.admin)
+    make_case("Leaky roof")  # the record type exists
+    client.force_login(personas.admin)
+    response = client.post(f"/builder/{draft.pk}/try/", {"source": "sample", "sample_name": "Tap"})
+    assert response.status_code == 400
+    assert "severity: this field is required" in response.content.decode()
+    assert f"builder.sandbox.{draft.pk}" not in client.session

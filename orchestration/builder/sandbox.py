@@ -30,12 +30,17 @@ worker, and should look at `flows.dry_run()` if it talks to other systems.
 Completing "as any assignee": the item's user, or any active member of its group or queue; for
 a group or queue the viewer may also stand in, being made a member for the test run only.
 
-Locks: a replay holds, until its rollback, the locks the import and the run take: the
-orchestration's and its flows' definition rows and active versions (a real import or activation
-of those definitions waits for it), and the record's row if a flow updates the record (a real
-save of that record waits). A replay is short (well under a second for a few steps, a little
-more with many actions): it is one request, and two test runs of one draft take turns.
-Reading definitions and records, launching other runs, is never blocked.
+Locks: a replay holds, until its rollback, the row locks the import and the run take. The
+import locks the rows of the orchestration and of the flows the draft holds, and their latest
+versions (`select_for_update`), and activation changes the active ones. On PostgreSQL a foreign
+key check takes a share lock on the row it points to, so meanwhile these wait for the replay:
+a real launch of that orchestration (the run points to it and to its version), a running run
+starting a step on one of those flows (the step run points to the flow's version), a real
+import or activation of those definitions, and a real save of the record if a flow of the test
+run updates it. Everything else (reading, other orchestrations, runs going on with other flows)
+is not held. A replay is short: about 0.3 s up to the first interactive step and 0.6 s through
+the three stages of tests/builder/test_sandbox.py's draft, more with many actions; two test
+runs of one draft take turns. On SQLite a replay holds the database's write lock throughout.
 
 Ids are taken from the database's sequences and given back by no rollback: a test run leaves
 gaps in the ids, nothing else.

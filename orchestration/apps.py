@@ -14,7 +14,15 @@ class OrchestrationConfig(AppConfig):
         from .registry import MonitorTab, register_monitor_tab
 
         runs = {"runs", "runs_bulk", "run", "run_action", "step_action"}
-        definitions = {"orchestrations", "orchestration", "version", "version_activate", "upload"}
+        definitions = {
+            "orchestrations",
+            "orchestration",
+            "version",
+            "version_activate",
+            "version_compare",
+            "version_migrate",
+            "upload",
+        }
         register_monitor_tab(
             MonitorTab(
                 label="Runs",

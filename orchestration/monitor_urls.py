@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import analytics, definitions, migrate, run_detail, runs
+from .views import analytics, compare, definitions, migrate, run_detail, runs
 
 app_name = "monitor"
 urlpatterns = [
@@ -15,7 +15,9 @@ urlpatterns = [
     path("orchestrations/", definitions.orchestration_list, name="orchestrations"),
     path("orchestrations/upload/", definitions.definitions_upload, name="upload"),
     path("orchestrations/<slug:api_name>/", definitions.orchestration_detail, name="orchestration"),
+    path("orchestrations/<slug:api_name>/compare/", compare.version_compare, name="version_compare"),
     path("orchestrations/<slug:api_name>/v<int:number>/", definitions.version_detail, name="version"),
+    path("orchestrations/<slug:api_name>/v<int:number>/yaml/", definitions.version_yaml, name="version_yaml"),
     path(
         "orchestrations/<slug:api_name>/v<int:number>/activate/",
         definitions.version_activate_view,

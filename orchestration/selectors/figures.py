@@ -21,6 +21,7 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 
 from ..models import (
+    DefinitionEvent,
     Orchestration,
     OrchestrationVersion,
     Run,
@@ -147,6 +148,15 @@ def orchestration_versions(orchestration: Orchestration) -> list[OrchestrationVe
         .annotate(run_count=Count("runs"))
         .order_by("-number")
     )
+
+
+HISTORY_SIZE = 50
+
+
+def definition_events(orchestration: Orchestration, *, limit: int = HISTORY_SIZE) -> list[DefinitionEvent]:
+    """The orchestration's audit log (activations, with what each changed), newest first, each
+    with its actor. One query."""
+    return list(orchestration.definition_events.select_related("actor").order_by("-id")[:limit])
 
 
 def orchestration_version(api_name: str, number: int) -> OrchestrationVersion | None:

@@ -1,5 +1,6 @@
-"""Monitoring: the Orchestrations page (figures per definition), an orchestration's versions, a
-version's diagram and YAML, activating a version and uploading definitions."""
+"""Monitoring: the Orchestrations page (figures per definition), an orchestration's versions and
+history, a version's flow graph and YAML (and its download), activating a version (with what it
+changes) and uploading definitions. Comparing two versions is compare.py's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-import yaml
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -22,12 +22,21 @@ from .. import engine, selectors, waits
 from ..definitions import END, Assignee, Decision, Gate
 from ..definitions import Orchestration as OrchestrationDoc
 from ..definitions import Stage as StageDoc
+from ..diff import orchestration_diff, summary_text
 from ..formatting import format_duration
 from ..forms import DefinitionsUploadForm
 from ..loading import max_document_bytes, size_label
 from ..models import Orchestration, OrchestrationVersion, RunStatus
-from ..services import PERM_IMPORT, DefinitionsInvalid, definitions_import, version_activate
+from ..services import (
+    PERM_IMPORT,
+    DefinitionsInvalid,
+    definitions_import,
+    definitions_yaml,
+    version_activate,
+    version_export,
+)
 from ..validation import DefinitionError, load_text
+from .run_graph import definition_graph
 
 # Either permission opens the monitoring pages: the demo's Orchestration Admins group has both.
 VIEW_PERMS = ("orchestration.view_run", "orchestration.view_orchestration")
@@ -104,18 +113,31 @@ def orchestration_list(request: HttpRequest) -> HttpResponse:
 def orchestration_detail(request: HttpRequest, api_name: str) -> HttpResponse:
     _require_viewer(request)
     orchestration = _orchestration(api_name)
+    versions = selectors.orchestration_versions(orchestration)
+    history = [
+        {"event": e, "summary": summary_text(e.payload.get("changes") or {}), "from": e.payload.get("from")}
+        for e in selectors.definition_events(orchestration)
+    ]
+    # The compare form's defaults: the active version against the newest (or the one before).
+    numbers = [v.number for v in versions]
+    active = next((v.number for v in versions if v.is_active), None)
+    to = numbers[0] if numbers else None
+    frm = active if active is not None and active != to else (numbers[1] if len(numbers) > 1 else to)
     return render(
         request,
         "orchestration/monitor/orchestration_detail.html",
         {
             "orchestration": orchestration,
-            "versions": selectors.orchestration_versions(orchestration),
+            "versions": versions,
+            "history": history,
+            "from_number": frm,
+            "to_number": to,
             "runs_url": f"{reverse('monitor:runs')}?{urlencode({'orchestration': orchestration.api_name})}",
         },
     )
 
 
-# --- a version's diagram ----------------------------------------------------------------------
+# --- a version's stages and steps, in text under its flow graph ---------------------------------
 
 
 @dataclass
@@ -183,7 +205,8 @@ def _routes(doc: OrchestrationDoc, i: int, stage: StageDoc) -> tuple[list[Route]
 
 
 def version_diagram(doc: OrchestrationDoc) -> list[StageBox]:
-    """The stages of a definition, in order, as the version page draws them."""
+    """The stages of a definition, in order, as the version page lists them under its flow graph:
+    what each step runs, who does it, when it starts and completes, where each stage goes."""
     boxes = []
     for i, stage in enumerate(doc.stages):
         steps = [
@@ -238,12 +261,20 @@ def _start_text(doc: OrchestrationDoc) -> str:
     return "launched on demand"
 
 
+def _graph_link(kind: str, stage: str, step: str | None) -> str:
+    """The version page's graph links to the stage or step in the text under it."""
+    return f"#stage-{stage}" if kind == "stage" else f"#step-{stage}-{step}"
+
+
 @login_required
 @require_GET
 def version_detail(request: HttpRequest, api_name: str, number: int) -> HttpResponse:
     _require_viewer(request)
     version = _version(api_name, number)
     doc = engine.orchestration_doc(version)
+    active = version if version.is_active else selectors.active_version(api_name)
+    # Compare with the active version; the active one with the version before it.
+    against = active.number if active and active.pk != version.pk else (number - 1 if number > 1 else None)
     return render(
         request,
         "orchestration/monitor/version_detail.html",
@@ -252,23 +283,38 @@ def version_detail(request: HttpRequest, api_name: str, number: int) -> HttpResp
             "orchestration": version.orchestration,
             "doc": doc,
             "start": _start_text(doc),
+            "graph": definition_graph(doc, link=_graph_link),
             "stages": version_diagram(doc),
-            # In the definition's own field order (the database keeps JSON keys in its own order)
-            # and without defaults: what an admin would write, and it imports back unchanged.
-            "yaml": yaml.safe_dump(
-                doc.model_dump(mode="json", by_alias=True, exclude_defaults=True),
-                sort_keys=False,
-                allow_unicode=True,
-            ),
+            # What the download gives and export_definitions writes: the definition's own field
+            # order (the database keeps JSON keys in its own), without defaults; it imports back
+            # unchanged.
+            "yaml": definitions_yaml([version_export(version=version)]),
+            "compare_with": against,
             "may_activate": not version.is_active and request.user.has_perm(PERM_IMPORT),
         },
     )
 
 
 @login_required
+@require_GET
+def version_yaml(request: HttpRequest, api_name: str, number: int) -> HttpResponse:
+    """The version as a YAML file, byte for byte what `export_definitions` writes for it."""
+    _require_viewer(request)
+    version = _version(api_name, number)
+    response = HttpResponse(
+        definitions_yaml([version_export(version=version)]).encode("utf-8"),
+        content_type="text/yaml; charset=utf-8",
+    )
+    # api names are [a-z0-9_]: nothing to quote or escape in the file name.
+    response["Content-Disposition"] = f'attachment; filename="{api_name}-v{number}.yaml"'
+    return response
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
 def version_activate_view(request: HttpRequest, api_name: str, number: int) -> HttpResponse:
-    """GET asks for confirmation; POST makes the version the active one."""
+    """GET asks for confirmation, with what activating changes against the active version; POST
+    makes the version the active one."""
     _require_viewer(request)
     _require_importer(request)
     version = _version(api_name, number)
@@ -281,10 +327,11 @@ def version_activate_view(request: HttpRequest, api_name: str, number: int) -> H
         messages.success(request, f"{version} is now the active version; new runs start on it.")
         return redirect(back)
     active = selectors.active_version(api_name)
+    diff = orchestration_diff(active.document, version.document) if active else None
     return render(
         request,
         "orchestration/monitor/version_activate.html",
-        {"version": version, "orchestration": version.orchestration, "active": active},
+        {"version": version, "orchestration": version.orchestration, "active": active, "diff": diff},
     )
 
 

@@ -13,11 +13,12 @@ right (a rework loop back, a jump over stages, an end from the middle) are drawn
 stages, each at its own height (a lane); fault paths under them, dashed.
 
 `layout` knows nothing of runs: `run_graph` (diagram.py's stage boxes → states) gives it the
-run's status per step, and without states the graph is the bare definition."""
+run's status per step, and without states the graph is the bare definition: `definition_graph`,
+which the version page draws and any other page may (with a link per stage and step)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..definitions import END, Decision, Stage
@@ -164,6 +165,7 @@ class GraphStage:
     status_label: str = ""
     is_current: bool = False
     entries: int = 0
+    href: str = ""  # its header links here ("" draws it without a link)
     w: float = STAGE_W
 
     @property
@@ -257,6 +259,8 @@ class Graph:
     r: float = TERMINAL_R
     has_states: bool = False
     failed: list[GraphStep] = field(default_factory=list)
+    # The node links in the tab order: for a page with no text list of the same links beside it.
+    focusable: bool = False
 
     def step(self, stage: str, key: str) -> GraphStep:
         return next(s for s in self.steps if s.stage == stage and s.key == key)
@@ -425,6 +429,7 @@ def layout(
             status_label=state.status_label if state else "",
             is_current=bool(state and state.is_current),
             entries=state.entries if state else 0,
+            href=f"#stage-{stage.key}",  # the page's text of the stage, under the graph
         )
         g_stages.append(box)
         g_steps.extend(_stage_steps(stage, box, steps))
@@ -564,3 +569,28 @@ def _sequence_edges(
             points = [(a.x, ay), (gutter, ay), (gutter, by), (b.x, by)]
         edges.append(GraphEdge("sequence", f"{stage.key}/{a.key}", f"{stage.key}/{b.key}", points))
     return edges
+
+
+# --- the bare definition, with links of the page's choosing ---------------------------------------
+
+# link(kind, stage key, step key) -> URL or None: kind "stage" (step key None) or "step".
+Link = Callable[[str, str, str | None], str | None]
+
+
+def definition_graph(doc: OrchestrationDoc, *, link: Link | None = None, focusable: bool = False) -> Graph:
+    """The graph of a definition without a run, for `monitor/_run_graph.html` (which wants it as
+    `graph` in its context, and the page to load `orchestration/run_graph.css`).
+
+    `link(kind, stage_key, step_key) -> str | None` gives each node its URL: called with
+    ("stage", stage key, None) for every stage and ("step", stage key, step key) for every step;
+    a node with a URL is drawn as an `<a href=...>`, one with None (or every node, without
+    `link`) as plain shapes. `focusable=True` puts those links in the tab order: for a page that
+    has no text list of the same links beside the graph (by default they are out of it, as the
+    version and run pages list the stages and steps in text under it)."""
+    graph = layout(doc)
+    for stage in graph.stages:
+        stage.href = (link("stage", stage.key, None) if link else None) or ""
+    for step in graph.steps:
+        step.href = (link("step", step.stage, step.key) if link else None) or ""
+    graph.focusable = focusable
+    return graph

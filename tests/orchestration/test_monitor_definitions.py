@@ -270,9 +270,20 @@ def _diagram_definition() -> None:
 def test_version_page_draws_stages_steps_decision_and_fault_path(personas, client):
     _diagram_definition()
     client.force_login(_viewer(personas.alice))
-    html = client.get("/monitor/orchestrations/loan_approval/v1/").content.decode()
+    page = client.get("/monitor/orchestrations/loan_approval/v1/").content.decode()
 
-    # Stages left to right, in the definition's order.
+    # The flow graph, as the run page draws it, without a run: stages link to their text below,
+    # steps to theirs; no status anywhere.
+    svg = page[page.index("<svg") : page.index("</svg>")]
+    assert svg.count('class="rg-stage ') == 3 and svg.count("rg-status-none") == 3
+    assert '<a href="#stage-intake" tabindex="-1">' in svg
+    assert 'href="#step-intake-check" tabindex="-1" data-step="intake/check"' in svg
+    assert 'class="rg-diamond"' in svg and 'data-from="intake" data-to="repair"' in svg  # the fault path
+    assert "rg-state-done" not in svg and "rg-edge-taken" not in svg
+    assert 'id="step-intake-check"' in page  # where the step's link goes
+
+    # Under it, the stages and steps in text: left to right, in the definition's order.
+    html = page[page.index('class="version-diagram') :]
     assert (
         html.index('data-stage="intake"')
         < html.index('data-stage="board"')

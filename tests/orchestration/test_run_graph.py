@@ -244,3 +244,46 @@ def test_long_labels_are_cut_to_fit_and_kept_whole_for_the_tooltip():
     a = g.step("s", "a")
     assert a.label == "Check the sanctions lists of every country"
     assert a.short_label == "Check the sanctions…" and len(a.short_label) == run_graph.LABEL_CHARS
+
+
+def test_definition_graph_links_the_nodes_a_page_asks_for_and_draws_the_others_plain():
+    """definition_graph: the builder's (or any page's) clickable graph of a definition."""
+    from django.template.loader import render_to_string
+
+    from orchestration.views.run_graph import definition_graph
+
+    d = doc(stage("intake", task("check"), bg("score", "f")), stage("close", bg("done", "f")))
+    asked: list[tuple[str, str, str | None]] = []
+
+    def link(kind: str, stage_key: str, step_key: str | None) -> str | None:
+        asked.append((kind, stage_key, step_key))
+        if step_key == "score":
+            return None  # drawn without a link
+        return f"/builder/x/{stage_key}/" if kind == "stage" else f"/builder/x/{stage_key}/{step_key}/"
+
+    g = definition_graph(d, link=link, focusable=True)
+    assert sorted(asked) == [
+        ("stage", "close", None),
+        ("stage", "intake", None),
+        ("step", "close", "done"),
+        ("step", "intake", "check"),
+        ("step", "intake", "score"),
+    ]
+    assert [s.href for s in g.stages] == ["/builder/x/intake/", "/builder/x/close/"]
+    assert {s.key: s.href for s in g.steps} == {
+        "check": "/builder/x/intake/check/",
+        "score": "",
+        "done": "/builder/x/close/done/",
+    }
+    assert not g.has_states and {s.state for s in g.steps} == {""}
+    # The same layout as the bare `layout`, only the links differ.
+    assert [(s.x, s.y) for s in g.steps] == [(s.x, s.y) for s in layout(d).steps]
+
+    svg = render_to_string("orchestration/monitor/_run_graph.html", {"graph": g})
+    assert '<a href="/builder/x/intake/">' in svg  # focusable: in the tab order
+    assert 'href="/builder/x/intake/check/" data-step="intake/check"' in svg
+    assert '<g data-step="intake/score">' in svg
+    assert "Open its work item" not in svg  # that is the run page's words for a work item link
+
+    plain = render_to_string("orchestration/monitor/_run_graph.html", {"graph": definition_graph(d)})
+    assert "<a " not in plain.split("<svg", 1)[1].split("</svg>")[0]

@@ -97,6 +97,8 @@ IDOR: dict[str, Swap | Global] = {
     "monitor:run_variable": MODEL_PERMISSION,
     "monitor:orchestration": MODEL_PERMISSION,
     "monitor:version": MODEL_PERMISSION,
+    "monitor:version_yaml": MODEL_PERMISSION,
+    "monitor:version_compare": MODEL_PERMISSION,
     "monitor:analytics_orchestration": MODEL_PERMISSION,  # view_run: every run's figures
     "monitor:version_activate": MODEL_PERMISSION,
     "monitor:version_migrate": MODEL_PERMISSION,  # import_definitions: every version

@@ -276,6 +276,11 @@ ACCESS: dict[str, Access] = {
     ),
     "monitor:orchestration": Access(one("cases", api_name="cases"), get=only(admin=OK)),
     "monitor:version": Access(one("cases v1", api_name="cases", number=1), get=only(admin=OK)),
+    "monitor:version_yaml": Access(one("cases v1", api_name="cases", number=1), get=only(admin=OK)),
+    # The scenario has one version: compared with itself (no changes, the page still answers).
+    "monitor:version_compare": Access(
+        lambda s: [Case("cases v1 to v1", {"api_name": "cases"}, query="from=1&to=1")], get=only(admin=OK)
+    ),
     "monitor:version_activate": Access(
         one("cases v1", api_name="cases", number=1),
         get=only(admin=OK),

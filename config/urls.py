@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/", include("workitems.api_urls")),
     path("api/", include("orchestration.api_urls")),
     path("monitor/", include("orchestration.monitor_urls")),
+    path("builder/", include("orchestration.builder.urls")),
     path("", include("workitems.urls")),
 ]
 

@@ -39,6 +39,7 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "orchestration.retry_step",
         "orchestration.skip_step",
         "orchestration.import_definitions",
+        "orchestration.change_orchestration",  # the builder (/builder/)
         "orchestration.launch_orchestration",
         "workitems.view_workitem",
         # "Who may reassign: users with a reassign permission and admins" (issue 4).

@@ -89,6 +89,12 @@ def test_every_list_and_detail_page_opens(staff, personas):
         ends_on=timezone.localdate(),
         delegate=personas.bob,
     )
+    # A builder's draft (with its first revision) and an entry of the definitions' audit log.
+    from orchestration.builder.drafts import draft_new
+    from orchestration.models import DefinitionEvent
+
+    draft_new(api_name="admin_draft", actor=personas.admin)
+    DefinitionEvent.objects.get_or_create(name="definitions.version.activated", version_number=1)
     # The Analytics rollups: rows for the day, and a day marked for the next refresh.
     from orchestration.rollup import mark, refresh
 

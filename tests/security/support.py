@@ -80,6 +80,7 @@ ADMIN_PERMS = (
     "orchestration.launch_orchestration",
     "workitems.view_workitem",
     "workitems.reassign_workitem",
+    "orchestration.change_orchestration",
 )
 MD5 = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 FILE_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
@@ -262,6 +263,13 @@ def _build(outbox: Path) -> SimpleNamespace:
     bobs_view = saved_view_create(user=p.bob, name="bob-view-6620", params={"q": "vault"})
     alices_view = saved_view_create(user=p.alice, name="alice-view-4471", params={"q": "leak"})
     ops_token = api_token_create(user=ops, name="ops-own-8812")[0]
+    # A draft in the builder (the admins may build; nobody else may see it).
+    from orchestration.builder.drafts import draft_new
+
+    walk_draft = draft_new(api_name="walk_draft", label="Walk draft 3391", actor=p.admin)
+    from orchestration.models import DefinitionEvent
+
+    DefinitionEvent.objects.get_or_create(name="definitions.version.activated", version_number=1)
 
     outbox.mkdir(parents=True, exist_ok=True)
     message = EmailMessage("Inspect the leak: Leaky roof", "attic-drip-4417", "flow@example.com", ["a@x.org"])
@@ -282,6 +290,7 @@ def _build(outbox: Path) -> SimpleNamespace:
         bobs_view=bobs_view,
         alices_view=alices_view,
         ops_token=ops_token,
+        draft=walk_draft,
         record_a=record_a,
         record_b=record_b,
         open=open_run,

@@ -147,6 +147,30 @@ RUN_OF_THE_STEP = "the run of the step in the URL"
 A_URL = lambda s: record_url(s.record_a)  # noqa: E731
 RUN_PAGE = lambda run: lambda s: f"/monitor/runs/{run(s).pk}/"  # noqa: E731
 
+
+def _draft_pk(s: S) -> int:
+    return int(s.draft.pk)
+
+
+def _draft_page(query: str) -> Callable[[S], str]:
+    return lambda s: f"/builder/{s.draft.pk}/{query}"
+
+
+def _newest_draft(s: S) -> str:
+    from orchestration.models import Draft
+
+    return f"/builder/{Draft.objects.latest('pk').pk}/"
+
+
+def _draft_yaml(s: S) -> dict[str, Any]:
+    from orchestration.builder.drafts import draft_yaml
+
+    return {
+        "yaml": draft_yaml(s.draft.documents).replace("Walk draft 3391", "Walk draft 3392"),
+        "revision": 1,
+    }
+
+
 ACCESS: dict[str, Access] = {
     # --- the site --------------------------------------------------------------------------------
     "home": Access(one("home"), get=logged_in(OK)),
@@ -291,6 +315,58 @@ ACCESS: dict[str, Access] = {
         one("to cases v1", api_name="cases", number=1), get=only(admin=OK), post=only(admin=OK)
     ),
     "monitor:analytics": Access(one("all orchestrations"), get=only(admin=OK)),
+    # --- the builder: the admins (change_orchestration) only --------------------------------------
+    "builder:list": Access(one("drafts"), get=only(admin=OK)),
+    "builder:create": Access(
+        one("new draft"),
+        get=None,
+        post=only(admin=to(_newest_draft, "orchestration.draft", "orchestration.draftrevision")),
+    ),
+    "builder:draft": Access(one("walk draft", pk=_draft_pk), get=only(admin=OK)),
+    "builder:edit": Access(
+        one("add a stage", pk=_draft_pk),
+        get=None,
+        post=only(
+            admin=to(
+                _draft_page("?el=stage%3Awalk_stage"), "orchestration.draft", "orchestration.draftrevision"
+            )
+        ),
+    ),
+    "builder:yaml": Access(
+        one("save the YAML", pk=_draft_pk),
+        get=None,
+        post=only(admin=to(_draft_page("?el=yaml"), "orchestration.draft", "orchestration.draftrevision")),
+    ),
+    "builder:download": Access(one("the draft's YAML", pk=_draft_pk), get=only(admin=OK)),
+    "builder:activate": Access(
+        one("activate", pk=_draft_pk),
+        get=None,
+        post=only(
+            admin=to(
+                "/monitor/orchestrations/walk_draft/v1/",
+                "orchestration.orchestration",
+                "orchestration.orchestrationversion",
+                "orchestration.draft",
+                "orchestration.definitionevent",
+            )
+        ),
+    ),
+    # Nothing to undo or redo on a new draft: the page says so and changes nothing.
+    "builder:undo": Access(one("undo", pk=_draft_pk), get=None, post=only(admin=OK)),
+    "builder:redo": Access(one("redo", pk=_draft_pk), get=None, post=only(admin=OK)),
+    "builder:sandbox": Access(
+        one("try the draft", draft_id=_draft_pk),
+        get=only(admin=OK),
+        # The walk's draft starts on demand without inputs: the test run starts (in the session
+        # only) and the page shows it.
+        post=only(admin=to(_draft_page("try/"))),
+    ),
+    "builder:sandbox_act": Access(
+        one("act in the draft's test run", draft_id=_draft_pk),
+        get=None,
+        # No test run in the session yet: back to the page, nothing changed.
+        post=only(admin=to(_draft_page("try/"))),
+    ),
     "monitor:analytics_orchestration": Access(one("cases", api_name="cases"), get=only(admin=OK)),
     # --- work items ------------------------------------------------------------------------------
     "workitems:my_work": Access(one("my work"), get=logged_in(OK)),
@@ -412,6 +488,12 @@ POST_DATA: dict[str, Callable[[S], dict[str, Any]]] = {
     "monitor:step_action": lambda s: {"reason": "walk", "out_x": "1"},
     "monitor:run_variable": lambda s: {"var-total-value": "1", "var-total-reason": "walk"},
     "monitor:upload": _upload,
+    "builder:create": lambda s: {"api_name": "walk_made", "label": "Walk made"},
+    "builder:edit": lambda s: {"op": "stage_add", "new_key": "walk_stage", "revision": 1},
+    "builder:yaml": _draft_yaml,
+    "builder:activate": lambda s: {"revision": 1},
+    "builder:undo": lambda s: {"revision": 1},
+    "builder:redo": lambda s: {"revision": 1},
     "workitems:my_work_view_save": lambda s: {"name": "walk-made view", "q": "walk"},
     "workitems:schedule": lambda s: {"due_at": "2031-01-01T10:00", "priority": "4", "reason": "walk"},
     "workitems:reassign": lambda s: {

@@ -1,0 +1,77 @@
+// The builder's page: drag and drop to reorder stages and steps (the ↑ ↓ buttons do the same
+// from the keyboard), and focus kept on the control that made a change after htmx swaps the
+// builder region in (a keyboard user goes on where they were).
+(function () {
+  "use strict";
+  let lastId = null;
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const active = document.activeElement;
+    lastId = active && active.id ? active.id : null;
+  });
+
+  document.addEventListener("htmx:afterSwap", function () {
+    if (!lastId) return;
+    let target = document.getElementById(lastId);
+    if (target && target.disabled) {
+      // A stage moved to the top loses its "up" button: its "down" one is next to it.
+      const other = lastId.replace(/-up-/, "-down-").replace(/-down-(?!.*-down-)/, lastId.includes("-up-") ? "-down-" : "-up-");
+      target = document.getElementById(other) || target;
+    }
+    if (target) target.focus();
+  });
+
+  function submitMove(list, key, to) {
+    const form = document.createElement("form");
+    form.method = "post";
+    form.action = list.closest("#builder").querySelector("#add-stage, #element-form, form[action$='/edit/']").getAttribute("action");
+    const fields = { op: list.dataset.draggable, key: key, to: String(to + 1), revision: list.closest("#builder").dataset.revision };
+    if (list.dataset.stage) fields.stage_key = list.dataset.stage;
+    const el = new URLSearchParams(window.location.search).get("el");
+    if (el) fields.el = el;
+    const csrf = document.querySelector("input[name=csrfmiddlewaretoken]");
+    if (csrf) fields.csrfmiddlewaretoken = csrf.value;
+    for (const [name, value] of Object.entries(fields)) {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = value;
+      form.appendChild(input);
+    }
+    list.closest("#builder").appendChild(form);
+    if (window.htmx) window.htmx.process(form);
+    form.requestSubmit();
+  }
+
+  let dragged = null;
+  document.addEventListener("dragstart", function (event) {
+    const item = event.target.closest && event.target.closest("[data-draggable] > [draggable=true]");
+    if (!item) return;
+    dragged = item;
+    item.classList.add("dragging");
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", item.dataset.key);
+  });
+  document.addEventListener("dragend", function () {
+    if (dragged) dragged.classList.remove("dragging");
+    document.querySelectorAll(".drop-target").forEach(function (el) { el.classList.remove("drop-target"); });
+    dragged = null;
+  });
+  document.addEventListener("dragover", function (event) {
+    if (!dragged) return;
+    const over = event.target.closest && event.target.closest("[data-draggable] > [draggable=true]");
+    if (!over || over.parentElement !== dragged.parentElement) return;
+    event.preventDefault();
+    document.querySelectorAll(".drop-target").forEach(function (el) { el.classList.remove("drop-target"); });
+    over.classList.add("drop-target");
+  });
+  document.addEventListener("drop", function (event) {
+    if (!dragged) return;
+    const over = event.target.closest && event.target.closest("[data-draggable] > [draggable=true]");
+    if (!over || over.parentElement !== dragged.parentElement || over === dragged) return;
+    event.preventDefault();
+    const list = over.parentElement;
+    const to = Array.prototype.indexOf.call(list.children, over);
+    submitMove(list, dragged.dataset.key, to);
+  });
+})();

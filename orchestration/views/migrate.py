@@ -53,7 +53,7 @@ def version_migrate(request: HttpRequest, api_name: str, number: int) -> HttpRes
         if request.method == "GET" and "stages" not in params and "steps" not in params:
             stages_text, steps_text = suggestion  # opened for a version, no mapping given yet
         if any(suggestion) and suggestion != (stages_text, steps_text):
-            query = urlencode({"from": source.number, "stages": suggestion[0], "steps": suggestion[1]})
+            query = urlencode({"from": str(source.number), "stages": suggestion[0], "steps": suggestion[1]})
             suggested = {"stages": suggestion[0], "steps": suggestion[1], "url": f"?{query}"}
     error, preview = "", None
     if source is not None:

@@ -60,9 +60,26 @@ class Result:
 
 
 class _Checker:
-    def __init__(self, source: str, errors: list[DefinitionError]):
+    def __init__(
+        self, source: str, errors: list[DefinitionError], memo: dict[tuple[str, ...], list[str]] | None = None
+    ):
         self.source = source
         self.errors = errors
+        # The other apps' answers (a user, a group, a record type exists): asked once per name in
+        # a batch, not per step that names it (a query each).
+        self.memo = {} if memo is None else memo
+
+    def assignee_errors(self, kind: str, value: str) -> list[str]:
+        key = ("assignee", kind, value)
+        if key not in self.memo:
+            self.memo[key] = [m for check in ASSIGNEE_CHECKS if (m := check(kind, value))]
+        return self.memo[key]
+
+    def record_type_errors(self, name: str) -> list[str]:
+        key = ("record_type", name)
+        if key not in self.memo:
+            self.memo[key] = [m for check in RECORD_TYPE_CHECKS if (m := check(name))]
+        return self.memo[key]
 
     def err(self, path: str, message: str) -> None:
         self.errors.append(DefinitionError(self.source, path, message))
@@ -104,10 +121,8 @@ def _check_actions(c: _Checker, actions: list[Any], output_names: set[str] | Non
             c.expr(f"{p}.owner", action.owner)
             for k, v in action.values.items():
                 c.expr(f"{p}.values.{k}", v)
-            for check in RECORD_TYPE_CHECKS:
-                msg = check(action.record_type)
-                if msg:
-                    c.err(f"{p}.record_type", msg)
+            for msg in c.record_type_errors(action.record_type):
+                c.err(f"{p}.record_type", msg)
         elif isinstance(action, SendEmailAction):
             c.expr(f"{p}.to", action.to)
             c.template(f"{p}.subject", action.subject)
@@ -192,10 +207,8 @@ def _check_orchestration(
         if o.start.run == "changed_to_meet" and not o.start.condition:
             c.err("start.run", "changed_to_meet needs a start condition")
     if o.start.record_type:
-        for check in RECORD_TYPE_CHECKS:
-            msg = check(o.start.record_type)
-            if msg:
-                c.err("start.record_type", msg)
+        for msg in c.record_type_errors(o.start.record_type):
+            c.err("start.record_type", msg)
     if not isinstance(o.start, RecordStart):
         c.duplicates("start.inputs", [v.name for v in o.start.inputs], "input")
         for i, v in enumerate(o.start.inputs):
@@ -272,10 +285,8 @@ def _check_orchestration(
                 for kind_name in ("user", "group", "queue"):
                     value = getattr(t.assignee, kind_name)
                     if value:
-                        for assignee_check in ASSIGNEE_CHECKS:
-                            msg = assignee_check(kind_name, value)
-                            if msg:
-                                c.err(f"{tp}.assignee.{kind_name}", msg)
+                        for msg in c.assignee_errors(kind_name, value):
+                            c.err(f"{tp}.assignee.{kind_name}", msg)
             c.template(f"{tp}.email.subject", t.email.subject)
             c.template(f"{tp}.email.body", t.email.body)
             if t.sla is not None:
@@ -311,10 +322,8 @@ def _check_sla(c: _Checker, path: str, sla: Any, flows: dict[str, str]) -> None:
                 c.expr(f"{rp}.email.to", to, names=RULE_TEMPLATE_NAMES)
             for prefix, kind_name in (("user:", "user"), ("group:", "group")):
                 if to.startswith(prefix):
-                    for assignee_check in ASSIGNEE_CHECKS:
-                        msg = assignee_check(kind_name, to[len(prefix) :].strip())
-                        if msg:
-                            c.err(f"{rp}.email.to", msg)
+                    for msg in c.assignee_errors(kind_name, to[len(prefix) :].strip()):
+                        c.err(f"{rp}.email.to", msg)
             c.template(f"{rp}.email.subject", rule.email.subject, names=RULE_TEMPLATE_NAMES)
             if rule.email.body:
                 c.template(f"{rp}.email.body", rule.email.body, names=RULE_TEMPLATE_NAMES)
@@ -322,10 +331,8 @@ def _check_sla(c: _Checker, path: str, sla: Any, flows: dict[str, str]) -> None:
             for kind_name in ("user", "group", "queue"):
                 value = getattr(rule.reassign, kind_name)
                 if value:
-                    for assignee_check in ASSIGNEE_CHECKS:
-                        msg = assignee_check(kind_name, value)
-                        if msg:
-                            c.err(f"{rp}.reassign.{kind_name}", msg)
+                    for msg in c.assignee_errors(kind_name, value):
+                        c.err(f"{rp}.reassign.{kind_name}", msg)
 
 
 def _check_flow(c: _Checker, f: Any) -> None:
@@ -392,8 +399,9 @@ def validate_documents(
         if p.doc.kind in FLOW_KINDS:
             flows[p.doc.api_name] = p.doc.kind
             flow_docs[p.doc.api_name] = p.doc
+    memo: dict[tuple[str, ...], list[str]] = {}
     for p in result.documents:
-        c = _Checker(p.source, result.errors)
+        c = _Checker(p.source, result.errors, memo)
         if isinstance(p.doc, Orchestration):
             _check_orchestration(c, p.doc, flows, flow_docs)
         else:

@@ -219,7 +219,10 @@ def can_redo(draft: Draft) -> bool:
 def draft_yaml(docs: Docs) -> str:
     """The draft as YAML: the orchestration, then its flows, `---` between them."""
     items = [docs.get("orchestration") or {}, *(docs.get("flows") or {}).values()]
-    return yaml.safe_dump_all([ordered(d) for d in items], sort_keys=False, allow_unicode=True, width=100)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: the same text, 10x faster
+    return yaml.dump_all(
+        [ordered(d) for d in items], Dumper=dumper, sort_keys=False, allow_unicode=True, width=100
+    )
 
 
 def parse_yaml(text: str) -> Docs:

@@ -206,12 +206,26 @@ def test_the_page_takes_the_same_queries_whatever_the_draft_holds(client: Any, b
         ),
     )
     small = draft_new(api_name="small", actor=bob)
+    one = small.documents
+    one["orchestration"]["stages"][0]["steps"] = [
+        {"key": "check", "kind": "interactive", "flow": "review", "assignee": {"user": "alice"}}
+    ]
+    Draft.objects.filter(pk=small.pk).update(documents=one)
     big = draft_new(api_name="big", actor=bob)
     docs = big.documents
     docs["orchestration"]["stages"] = [
         {
             "key": f"s{i}",
-            "steps": [{"key": f"s{i}_w{j}", "kind": "wait", "wait": {"for": "1h"}} for j in range(5)],
+            "steps": [
+                *({"key": f"s{i}_w{j}", "kind": "wait", "wait": {"for": "1h"}} for j in range(4)),
+                # A named assignee is looked up once per name, not once per step naming it.
+                {
+                    "key": f"s{i}_check",
+                    "kind": "interactive",
+                    "flow": "review",
+                    "assignee": {"user": "alice"},
+                },
+            ],
         }
         for i in range(20)
     ]

@@ -128,13 +128,20 @@ def measure(*, verbose: bool = False) -> dict[str, Any]:
     run's move) and returns them."""
     import logging
 
+    logging.disable(logging.INFO)  # the service logs a line per apply call
+    try:
+        return _measure(verbose)
+    finally:
+        logging.disable(logging.NOTSET)  # as it was (the smoke test runs in the test process)
+
+
+def _measure(verbose: bool) -> dict[str, Any]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from orchestration.models import OrchestrationVersion, Run, RunEvent
     from orchestration.services import migration
 
-    logging.disable(logging.INFO)  # the service logs a line per apply call
     source, target = (
         OrchestrationVersion.objects.get(orchestration__api_name=NAME, number=n) for n in (1, 2)
     )

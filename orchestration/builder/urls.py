@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import sandbox_urls, views
+from . import activate_views, sandbox_urls, views
 
 app_name = "builder"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("<int:pk>/yaml/", views.draft_yaml_view, name="yaml"),
     path("<int:pk>/download/", views.draft_download, name="download"),
     path("<int:pk>/activate/", views.draft_activate_view, name="activate"),
+    path("<int:pk>/activate/confirm/", activate_views.draft_activate_confirm, name="activate_confirm"),
     path("<int:pk>/undo/", views.draft_history, {"action": "undo"}, name="undo"),
     path("<int:pk>/redo/", views.draft_history, {"action": "redo"}, name="redo"),
     *sandbox_urls.urlpatterns,

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from orchestration.builder import ops
-from orchestration.builder.drafts import draft_new
+from orchestration.builder.drafts import draft_edit, draft_new
 from orchestration.models import Draft, Orchestration, OrchestrationVersion
 from tests.factories import auto_flow, grant, load, orchestration, screen_flow
 from tests.orchestration.engine_support import bg, stage, task
@@ -237,3 +237,29 @@ def test_the_page_takes_the_same_queries_whatever_the_draft_holds(client: Any, b
         assert client.get(url(big)).status_code == 200
     assert len(many) == len(few)
     assert len(few) <= 14
+
+
+def test_activation_says_first_what_changes(client: Any, bob: Any) -> None:
+    load(
+        screen_flow("review"),
+        auto_flow("calc"),
+        orchestration(stages=[stage("intake", bg("calc", "calc"))]),
+    )
+    v1 = OrchestrationVersion.objects.get(orchestration__api_name="proc")
+    client.post("/builder/new/", {"from_version": v1.pk})
+    draft = Draft.objects.get(api_name="proc")
+    edit(client, draft, "stage_add", new_key="wrap_up")
+    page = client.get(url(draft, "activate/confirm")).content.decode()
+    assert 'id="what-changes"' in page and "instead of version 1" in page
+    assert 'data-path="stages[wrap_up]"' in page and "added" in page
+    assert Orchestration.objects.get(api_name="proc").versions.count() == 1  # nothing done yet
+    fresh = draft_new(api_name="brand_new", actor=bob)
+    assert "is new: this creates its version 1" in client.get(url(fresh, "activate/confirm")).content.decode()
+    draft_edit(
+        draft=fresh,
+        op="stage_save",
+        params={"key": "stage_1", "new_key": "stage_1", "fault_path": "ghost"},
+        actor=bob,
+    )
+    blocked = client.get(url(fresh, "activate/confirm")).content.decode()
+    assert 'id="activate-problems"' in blocked and 'id="activate-now"' not in blocked

@@ -351,6 +351,7 @@ ACCESS: dict[str, Access] = {
             )
         ),
     ),
+    "builder:activate_confirm": Access(one("what activating changes", pk=_draft_pk), get=only(admin=OK)),
     # Nothing to undo or redo on a new draft: the page says so and changes nothing.
     "builder:undo": Access(one("undo", pk=_draft_pk), get=None, post=only(admin=OK)),
     "builder:redo": Access(one("redo", pk=_draft_pk), get=None, post=only(admin=OK)),

@@ -8,7 +8,7 @@ from typing import Any
 
 from django import forms
 
-from ..definitions import DataType
+from ..definitions import END, DataType
 from . import ops
 
 TYPES = [(t.value, t.value) for t in DataType]
@@ -257,7 +257,8 @@ class RouteForm(BuilderForm):
                     }
                 )
             return out
-        return {"next": nxt or ""}
+        # No decision yet: one typed in goes to the end otherwise, not to the first stage listed.
+        return {"next": nxt or "", "default": END}
 
     def rows(self) -> list[tuple[Any, Any, Any]]:
         return [(self[f"label_{i}"], self[f"when_{i}"], self[f"goto_{i}"]) for i in range(OUTCOME_ROWS)]
@@ -305,7 +306,8 @@ class StepForm(BuilderForm):
     )
     start_condition = forms.CharField(max_length=2000, required=False, label="Starts only when this holds")
     inputs = Pairs(label="Inputs (input: expression, one a line)")
-    outputs = Pairs(label="Outputs kept as variables (output: variable, one a line)")
+    # A step's outputs map orchestration variables to the flow's outputs (definitions.Step).
+    outputs = Pairs(label="Outputs kept in variables (variable: flow output, one a line)")
     assignee_kind = forms.ChoiceField(choices=ASSIGNEE, required=False, label="Assigned to")
     assignee = forms.CharField(
         max_length=200,
@@ -447,7 +449,11 @@ class FieldForm(BuilderForm):
     required = forms.BooleanField(required=False)
     default = forms.CharField(max_length=2000, required=False, help_text="An expression")
     choices = forms.CharField(
-        max_length=5000, required=False, help_text="choice fields: one a line, or comma separated"
+        max_length=5000,
+        required=False,
+        # A textarea: the choices are shown one a line, which a one-line input would run together.
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="choice fields: one a line, or comma separated",
     )
     min_length = forms.IntegerField(required=False, min_value=0)
     max_length = forms.IntegerField(required=False, min_value=0)

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from ..definitions import Orchestration as OrchestrationDoc
 from ..models import Draft, Orchestration, OrchestrationVersion
+from ..views.definitions import VIEW_PERMS
 from ..views.run_graph import definition_graph
 from . import forms as f
 from . import ops
@@ -231,7 +232,8 @@ def _element_context(docs: dict[str, Any], el: str, data: Any = None) -> dict[st
                         "help": sc.get("help", ""),
                     },
                 ),
-                new_field=f.FieldForm(),
+                # Its own ids: the screen's form above has a label and a help too.
+                new_field=f.FieldForm(auto_id="new-field-%s"),
             )
         elif kind == "field":
             flow_name, screen_key, name = [*rest.split("/"), "", ""][:3]
@@ -698,6 +700,10 @@ def draft_activate_view(request: HttpRequest, pk: int) -> HttpResponse:
     version = draft.activated_version
     assert version is not None
     target = reverse("monitor:version", args=[version.orchestration.api_name, version.number])
+    if not any(request.user.has_perm(p) for p in VIEW_PERMS):
+        # Someone who may build but not see the monitoring pages would land on a 403 there: the
+        # draft's page says what was activated.
+        target = reverse("builder:draft", args=[draft.pk])
     if request.headers.get("HX-Request"):
         response = HttpResponse(status=204)
         response["HX-Redirect"] = target

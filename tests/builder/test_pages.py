@@ -168,6 +168,7 @@ def test_yaml_view_and_undo(client: Any, bob: Any) -> None:
 
 
 def test_activation_from_the_page(client: Any, bob: Any) -> None:
+    grant(bob, "orchestration.view_orchestration")  # to be shown the version page
     draft = draft_new(api_name="onboarding", actor=bob)
     response = client.post(url(draft, "activate"), {"revision": 1})
     assert response.status_code == 302 and response["Location"] == "/monitor/orchestrations/onboarding/v1/"

@@ -1,0 +1,143 @@
+"""The builder's pages, details the browser test (tests/browser/test_builder.py) ran into: every
+id once on a page (a label names one input), a choice field's choices kept one a line, a step's
+outputs labelled the way the document reads them, a new decision's default the end, and an
+activation by someone who may not see the monitoring pages ending on the draft's page."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from orchestration.builder import ops
+from orchestration.builder.drafts import draft_new, draft_problems, draft_set_yaml
+from orchestration.models import Draft
+from tests.builder.test_pages import edit, url
+from tests.factories import grant
+
+pytestmark = pytest.mark.django_db
+
+DOCS = """
+kind: orchestration
+api_name: onboarding
+start: {type: autolaunched}
+variables: [{name: pack, type: text}]
+stages:
+- key: prepare
+  steps:
+  - {key: welcome, kind: background, flow: welcome_pack}
+- key: wrap_up
+  steps:
+  - {key: paperwork, kind: interactive, flow: it_setup, assignee: {user: alice}}
+---
+kind: screen_flow
+api_name: it_setup
+screens:
+- key: accounts
+  label: Accounts
+  help: What IT set up
+  fields:
+  - {name: laptop, type: choice, label: Laptop, choices: [Laptop, Desktop]}
+---
+kind: autolaunched_flow
+api_name: welcome_pack
+outputs: [{name: pack, type: text}]
+actions: [{type: set_outputs, values: {pack: "'standard'"}}]
+"""
+
+
+@pytest.fixture
+def bob(client: Any, personas: SimpleNamespace) -> Any:
+    grant(personas.bob, "orchestration.change_orchestration", "orchestration.import_definitions")
+    client.force_login(personas.bob)
+    return personas.bob
+
+
+@pytest.fixture
+def draft(bob: Any) -> Draft:
+    return draft_set_yaml(draft=draft_new(api_name="onboarding", actor=bob), text=DOCS, actor=bob)
+
+
+@pytest.mark.parametrize(
+    "el",
+    [
+        "settings",
+        "start",
+        "variables",
+        "stage:prepare",
+        "step:prepare/welcome",
+        "flow:it_setup",
+        "flow:welcome_pack",
+        "screen:it_setup/accounts",
+        "field:it_setup/accounts/laptop",
+        "action:welcome_pack/0",
+        "yaml",
+    ],
+)
+def test_no_id_is_on_an_element_page_twice(client: Any, draft: Draft, el: str) -> None:
+    # The screen's form and its "Add a field" form both have a label and a help: the second
+    # form's labels named the first form's inputs.
+    body = client.get(f"{url(draft)}?el={el}").content.decode()
+    twice = [i for i, n in Counter(re.findall(r'\bid="([^"]+)"', body)).items() if n > 1]
+    assert twice == []
+
+
+def test_a_choice_fields_choices_stay_one_a_line(client: Any, draft: Draft) -> None:
+    body = client.get(f"{url(draft)}?el=field:it_setup/accounts/laptop").content.decode()
+    assert re.search(r'<textarea name="choices"[^>]*>\s*Laptop\nDesktop</textarea>', body)
+    # Saved again as shown, it keeps both (an <input> showed "LaptopDesktop" and saved that).
+    edit(
+        client,
+        draft,
+        "field_save",
+        flow_name="it_setup",
+        screen_key="accounts",
+        old_name="laptop",
+        name="laptop",
+        type="choice",
+        label="Laptop",
+        choices="Laptop\nDesktop",
+    )
+    draft.refresh_from_db()
+    field = ops.screen(draft.documents, "it_setup", "accounts")["fields"][0]
+    assert field["choices"] == ["Laptop", "Desktop"]
+
+
+def test_a_steps_outputs_read_variable_then_flow_output(client: Any, draft: Draft) -> None:
+    body = client.get(f"{url(draft)}?el=step:prepare/welcome").content.decode()
+    assert "Outputs kept in variables (variable: flow output, one a line)" in body
+    edit(
+        client,
+        draft,
+        "step_save",
+        stage_key="prepare",
+        key="welcome",
+        new_key="welcome",
+        kind="background",
+        flow="welcome_pack",
+        outputs="pack: pack",
+    )
+    draft.refresh_from_db()
+    assert ops.step(draft.documents, "prepare", "welcome")["outputs"] == {"pack": "pack"}
+    assert draft_problems(draft.documents) == []
+
+
+def test_a_new_decision_goes_to_the_end_otherwise(client: Any, draft: Draft) -> None:
+    body = client.get(f"{url(draft)}?el=stage:prepare").content.decode()
+    default = re.search(r'<select name="default".*?</select>', body, re.S)
+    assert default and '<option value="end" selected>the end</option>' in default.group(0)
+
+
+def test_activating_without_the_monitoring_pages_ends_on_the_draft(
+    client: Any, bob: Any, draft: Draft
+) -> None:
+    response = client.post(url(draft, "activate"), {"revision": draft.revision})
+    assert response.status_code == 302 and response["Location"] == url(draft)
+    assert "this draft is closed" in client.get(response["Location"]).content.decode()
+    grant(bob, "orchestration.view_orchestration")
+    again = draft_new(api_name="offboarding", actor=bob)
+    response = client.post(url(again, "activate"), {"revision": 1})
+    assert response["Location"] == "/monitor/orchestrations/offboarding/v1/"

@@ -409,6 +409,30 @@ class StepForm(BuilderForm):
         }
 
 
+# The step form's fields only some kinds use (the others are every kind's): the page hides them
+# while another kind is chosen, so an interactive step's form shows no wait and no retries.
+STEP_KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "flow": ("interactive", "background"),
+    "inputs": ("interactive", "background"),
+    "outputs": ("interactive", "background"),
+    **{name: ("wait",) for name in ("wait_for", "wait_until", "wait_condition", "wait_timeout")},
+    **{
+        name: ("interactive",)
+        for name in (
+            "assignee_kind",
+            "assignee",
+            "claim_required",
+            "due",
+            "priority",
+            "email_enabled",
+            "email_subject",
+            "email_body",
+        )
+    },
+    "max_attempts": ("background",),
+}
+
+
 class NewStepForm(BuilderForm):
     key = forms.CharField(max_length=80, required=False, help_text="Empty: step_1, step_2, ...")
     kind = forms.ChoiceField(choices=KINDS)

@@ -200,6 +200,7 @@ def _element_context(docs: dict[str, Any], el: str, data: Any = None) -> dict[st
                 step=sp,
                 form=step_form,
                 flow_choices=_flow_choices(docs),
+                kinds_of={name: " ".join(kinds) for name, kinds in f.STEP_KIND_FIELDS.items()},
                 other_stages=[str(k) for k in stage_keys if k != stage_key],
             )
         elif kind == "flow":

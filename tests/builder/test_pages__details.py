@@ -1,7 +1,8 @@
 """The builder's pages, details the browser test (tests/browser/test_builder.py) ran into: every
 id once on a page (a label names one input), a choice field's choices kept one a line, a step's
-outputs labelled the way the document reads them, a new decision's default the end, and an
-activation by someone who may not see the monitoring pages ending on the draft's page."""
+outputs labelled the way the document reads them, a step's fields marked with the kinds that use
+them (the page hides the others), a new decision's default the end, and an activation by someone
+who may not see the monitoring pages ending on the draft's page."""
 
 from __future__ import annotations
 
@@ -123,6 +124,20 @@ def test_a_steps_outputs_read_variable_then_flow_output(client: Any, draft: Draf
     draft.refresh_from_db()
     assert ops.step(draft.documents, "prepare", "welcome")["outputs"] == {"pack": "pack"}
     assert draft_problems(draft.documents) == []
+
+
+def test_a_steps_fields_say_which_kinds_use_them(client: Any, draft: Draft) -> None:
+    body = client.get(f"{url(draft)}?el=step:prepare/welcome").content.decode()
+
+    def kinds(name: str) -> str | None:
+        wrapper = r'<div class="col-12[^"]*"(?: data-kinds="([^"]*)")?>\s*'
+        m = re.search(rf'{wrapper}<div[^>]*data-field="{name}"', body)
+        assert m, name
+        return m.group(1)
+
+    assert kinds("wait_for") == "wait" and kinds("assignee") == "interactive"
+    assert kinds("flow") == "interactive background" and kinds("max_attempts") == "background"
+    assert kinds("label") is None and kinds("after") is None  # every kind's
 
 
 def test_a_new_decision_goes_to_the_end_otherwise(client: Any, draft: Draft) -> None:

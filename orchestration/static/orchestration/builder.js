@@ -4,21 +4,46 @@
 (function () {
   "use strict";
   let lastId = null;
+  let fromBuilder = false;
 
   document.addEventListener("htmx:beforeRequest", function (event) {
     const active = document.activeElement;
+    const builder = document.getElementById("builder");
     lastId = active && active.id ? active.id : null;
+    fromBuilder = Boolean(builder && active && builder.contains(active));
   });
 
   document.addEventListener("htmx:afterSwap", function () {
-    if (!lastId) return;
-    let target = document.getElementById(lastId);
+    let target = lastId ? document.getElementById(lastId) : null;
+    if (!target && fromBuilder) {
+      // The control is gone (an outline link, "Add step" opening the new step, "Remove"): the
+      // element now shown is where to go on, not the top of the page.
+      target = document.getElementById("h-element");
+      if (target) target.setAttribute("tabindex", "-1");
+    }
     if (target && target.disabled) {
       // A stage moved to the top loses its "up" button: its "down" one is next to it.
       const other = lastId.replace(/-up-/, "-down-").replace(/-down-(?!.*-down-)/, lastId.includes("-up-") ? "-down-" : "-up-");
       target = document.getElementById(other) || target;
     }
     if (target) target.focus();
+  });
+
+  // A step's form shows the fields of the kind chosen (data-kinds), and any field with a problem
+  // on it; without JavaScript, all of them.
+  function showKind() {
+    const kind = document.querySelector("#element-form select[name=kind]");
+    if (!kind) return;
+    document.querySelectorAll("#element-form [data-kinds]").forEach(function (el) {
+      const flagged = el.querySelector(".builder-problem, [role=alert]");
+      el.hidden = !flagged && !el.dataset.kinds.split(" ").includes(kind.value);
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showKind);
+  else showKind();
+  document.addEventListener("htmx:afterSwap", showKind);
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("#element-form select[name=kind]")) showKind();
   });
 
   function submitMove(list, key, to) {

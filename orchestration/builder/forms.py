@@ -111,7 +111,9 @@ def _lines(value: Any) -> list[str]:
 
 
 class SettingsForm(BuilderForm):
-    api_name = forms.CharField(max_length=80, help_text="lower_snake_case; the name launches and the API use")
+    api_name = forms.CharField(
+        max_length=80, label="API name", help_text="lower_snake_case; the name launches and the API use"
+    )
     label = forms.CharField(max_length=200, required=False)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     calendar = forms.CharField(

@@ -1,7 +1,8 @@
 """The builder's pages, details the browser test (tests/browser/test_builder.py) ran into: every
 id once on a page (a label names one input), a choice field's choices kept one a line, a step's
 outputs labelled the way the document reads them, a step's fields marked with the kinds that use
-them (the page hides the others), a new decision's default the end, and an activation by someone
+them (the page hides the others), screens, fields and actions moved down as well as up, a new
+decision's default the end, and an activation by someone
 who may not see the monitoring pages ending on the draft's page."""
 
 from __future__ import annotations
@@ -138,6 +139,39 @@ def test_a_steps_fields_say_which_kinds_use_them(client: Any, draft: Draft) -> N
     assert kinds("wait_for") == "wait" and kinds("assignee") == "interactive"
     assert kinds("flow") == "interactive background" and kinds("max_attempts") == "background"
     assert kinds("label") is None and kinds("after") is None  # every kind's
+
+
+def test_screens_fields_and_actions_move_down_too(client: Any, draft: Draft) -> None:
+    draft = draft_set_yaml(
+        draft=draft,
+        text=DOCS.replace(
+            "actions: [{type: set_outputs, values: {pack: \"'standard'\"}}]",
+            "actions: [{type: set_outputs, values: {pack: \"'standard'\"}}, {type: call, name: tidy}]",
+        ),
+        actor=draft.created_by,
+    )
+    flow = client.get(f"{url(draft)}?el=flow:welcome_pack").content.decode()
+    assert 'aria-label="Move action 1 down"' in flow and 'aria-label="Move action 2 down" disabled' in flow
+    edit(client, draft, "action_move", flow_name="welcome_pack", index="0", dir="down")
+    edit(client, draft, "screen_add", flow_name="it_setup", new_key="desk")
+    screens = client.get(f"{url(draft)}?el=flow:it_setup").content.decode()
+    assert re.search(r'id="screen-down-accounts"[^>]*">', screens)
+    assert re.search(r'id="screen-down-desk"[^>]*disabled>', screens)
+    edit(client, draft, "screen_move", flow_name="it_setup", key="accounts", dir="down")
+    edit(client, draft, "field_save", flow_name="it_setup", screen_key="accounts", name="bag", type="text")
+    fields = client.get(f"{url(draft)}?el=screen:it_setup/accounts").content.decode()
+    assert re.search(r'id="field-down-laptop"[^>]*">', fields)
+    assert re.search(r'id="field-down-bag"[^>]*disabled>', fields)
+    edit(client, draft, "field_move", flow_name="it_setup", screen_key="accounts", name="laptop", dir="down")
+    draft.refresh_from_db()
+    flows = draft.documents["flows"]
+    assert [a["type"] for a in flows["welcome_pack"]["actions"]] == ["call", "set_outputs"]
+    assert [s["key"] for s in flows["it_setup"]["screens"]] == ["desk", "accounts"]
+    assert [f["name"] for f in ops.screen(draft.documents, "it_setup", "accounts")["fields"]] == [
+        "bag",
+        "laptop",
+    ]
+    assert "API name" in client.get(url(draft)).content.decode()  # not "Api name"
 
 
 def test_a_new_decision_goes_to_the_end_otherwise(client: Any, draft: Draft) -> None:

@@ -73,7 +73,14 @@ B = lambda s: s.record_b.pk  # noqa: E731
 RECORD_B = ("Vault door", "combination-9931", "Open the vault", "bob-draft-5521", "bob-comment-8124")
 MODEL_PERMISSION = Global("a model permission covers every object of the kind; the walk refuses the rest")
 
+# Drafts are shared by those who build (as in Flow Builder): change_orchestration covers them all.
+BUILDER = Global("change_orchestration: every draft; the walk refuses everyone else")
+
 IDOR: dict[str, Swap | Global] = {
+    **{
+        f"builder:{name}": BUILDER
+        for name in ("draft", "edit", "yaml", "download", "activate", "activate_confirm", "undo", "redo")
+    },
     # The assignee sees record A through her work on it, and nothing of record B.
     "records:detail": Swap("assignee", _record(A), _record(B), E403, secrets=RECORD_B),
     "records:panel": Swap(

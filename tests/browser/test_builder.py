@@ -295,6 +295,19 @@ def test_stages_are_added_and_reordered_with_the_keyboard_alone(
     assert outline(page) == ["stage_1", "facilities", "it"]
     assert stage_keys(draft) == ["stage_1", "facilities", "it"]
 
+    # Undo from the keyboard, as far as it goes: then the focus is on Redo, beside it.
+    tab_to(page, "undo", "Shift+Tab")
+    for revision in (5, 4, 3, 2, 1):
+        page.keyboard.press("Enter")
+        expect(page.locator("#builder")).to_have_attribute("data-revision", str(revision))
+    expect(page.locator("#undo")).to_be_disabled()
+    assert focused(page) == "redo" and outline(page) == ["stage_1"]
+    for revision in (2, 3, 4, 5, 6):
+        page.keyboard.press("Enter")
+        expect(page.locator("#builder")).to_have_attribute("data-revision", str(revision))
+    assert focused(page) == "undo"  # nothing left to redo
+    assert outline(page) == ["stage_1", "facilities", "it"]
+
     # Opening a stage from the outline puts the focus on the stage's form, not the page's top.
     tab_to(page, "stage-up-facilities", "Shift+Tab")
     page.keyboard.press("Shift+Tab")

@@ -15,16 +15,19 @@
 
   document.addEventListener("htmx:afterSwap", function () {
     let target = lastId ? document.getElementById(lastId) : null;
+    if (target && target.disabled) {
+      // A stage moved to the top loses its "up" button: its "down" one is next to it (and Redo
+      // is next to an Undo with nothing left to undo).
+      const other = { undo: "redo", redo: "undo" }[lastId] ||
+        lastId.replace(/-(up|down)-/, function (_, dir) { return dir === "up" ? "-down-" : "-up-"; });
+      const twin = document.getElementById(other);
+      target = twin && !twin.disabled ? twin : null;
+    }
     if (!target && fromBuilder) {
       // The control is gone (an outline link, "Add step" opening the new step, "Remove"): the
       // element now shown is where to go on, not the top of the page.
       target = document.getElementById("h-element");
       if (target) target.setAttribute("tabindex", "-1");
-    }
-    if (target && target.disabled) {
-      // A stage moved to the top loses its "up" button: its "down" one is next to it.
-      const other = lastId.replace(/-up-/, "-down-").replace(/-down-(?!.*-down-)/, lastId.includes("-up-") ? "-down-" : "-up-");
-      target = document.getElementById(other) || target;
     }
     if (target) target.focus();
   });

@@ -157,6 +157,10 @@ class StartForm(BuilderForm):
         }
 
 
+# The start form's fields only a record-triggered start uses (shown as STEP_KIND_FIELDS are).
+START_TYPE_FIELDS: dict[str, tuple[str, ...]] = {name: ("record",) for name in ("on", "condition", "run")}
+
+
 class VariableForm(BuilderForm):
     old_name = forms.CharField(required=False, widget=forms.HiddenInput)
     where = forms.ChoiceField(
@@ -412,7 +416,8 @@ class StepForm(BuilderForm):
 
 
 # The step form's fields only some kinds use (the others are every kind's): the page hides them
-# while another kind is chosen, so an interactive step's form shows no wait and no retries.
+# while another kind is chosen (builder.js), so an interactive step's form shows no wait and no
+# retries.
 STEP_KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "flow": ("interactive", "background"),
     "inputs": ("interactive", "background"),

@@ -117,6 +117,13 @@ def test_employee_onboarding_is_built_from_nothing_activated_and_started_by_a_ne
     page.get_by_role("button", name="Create draft").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Employee onboarding")
     expect(page.locator("#problem-count")).to_contain_text("No problems")
+    choose(page, ".builder-outline", "Start")
+    start = page.locator("#element-form")
+    expect(start.get_by_label("Record type")).to_have_value("new_hire")
+    start.get_by_label("Type", exact=True).select_option("autolaunched")
+    expect(start.get_by_label("On", exact=True)).to_be_hidden()  # a record-triggered start's
+    start.get_by_label("Type", exact=True).select_option("record")
+    expect(start.get_by_label("On", exact=True)).to_have_value("create")
 
     # IT's screen flow: two screens, the first one's field renamed, the second's added.
     add_flow(page, "screen_flow", "it_setup")

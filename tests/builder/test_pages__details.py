@@ -1,9 +1,10 @@
 """The builder's pages, details the browser test (tests/browser/test_builder.py) ran into: every
 id once on a page (a label names one input), a choice field's choices kept one a line, a step's
 outputs labelled the way the document reads them, a step's fields marked with the kinds that use
-them (the page hides the others), screens, fields and actions moved down as well as up, a new
-decision's default the end, and an activation by someone
-who may not see the monitoring pages ending on the draft's page."""
+them (the page hides the others) and the start's with the type, an input's "required" shown,
+screens, fields and actions moved down as well as up, the settings' "API name", a new decision's
+default the end, and an activation by someone who may not see the monitoring pages ending on the
+draft's page."""
 
 from __future__ import annotations
 
@@ -139,6 +140,25 @@ def test_a_steps_fields_say_which_kinds_use_them(client: Any, draft: Draft) -> N
     assert kinds("wait_for") == "wait" and kinds("assignee") == "interactive"
     assert kinds("flow") == "interactive background" and kinds("max_attempts") == "background"
     assert kinds("label") is None and kinds("after") is None  # every kind's
+
+
+def test_the_starts_record_fields_say_so_and_its_inputs_say_required(client: Any, draft: Draft) -> None:
+    body = client.get(f"{url(draft)}?el=start").content.decode()
+    for name in ("on", "condition", "run"):
+        assert re.search(rf'data-kinds="record">\s*<div[^>]*data-field="{name}"', body), name
+    assert not re.search(r'data-kinds="[^"]*">\s*<div[^>]*data-field="record_type"', body)
+    edit(
+        client, draft, "variable_save", **{"input-where": "inputs", "input-name": "who", "input-type": "text"}
+    )
+    edit(
+        client,
+        draft,
+        "variable_save",
+        **{"input-where": "inputs", "input-name": "why", "input-type": "text", "input-required": "on"},
+    )
+    body = client.get(f"{url(draft)}?el=start").content.decode()
+    assert '<code>who</code> <span class="text-body-secondary">text</span>' in body
+    assert '<code>why</code> <span class="text-body-secondary">text, required</span>' in body
 
 
 def test_screens_fields_and_actions_move_down_too(client: Any, draft: Draft) -> None:

@@ -32,10 +32,11 @@
     if (target) target.focus();
   });
 
-  // A step's form shows the fields of the kind chosen (data-kinds), and any field with a problem
-  // on it; without JavaScript, all of them.
+  // A step's form shows the fields of the kind chosen (data-kinds), the start's those of its
+  // type, and any field with a problem on it; without JavaScript, all of them.
+  const KIND = "#element-form select[name=kind], #element-form select[name=type]";
   function showKind() {
-    const kind = document.querySelector("#element-form select[name=kind]");
+    const kind = document.querySelector(KIND);
     if (!kind) return;
     document.querySelectorAll("#element-form [data-kinds]").forEach(function (el) {
       const flagged = el.querySelector(".builder-problem, [role=alert]");
@@ -46,7 +47,7 @@
   else showKind();
   document.addEventListener("htmx:afterSwap", showKind);
   document.addEventListener("change", function (event) {
-    if (event.target.matches && event.target.matches("#element-form select[name=kind]")) showKind();
+    if (event.target.matches && event.target.matches(KIND)) showKind();
   });
 
   function submitMove(list, key, to) {

@@ -147,15 +147,11 @@ def test_the_starts_record_fields_say_so_and_its_inputs_say_required(client: Any
     for name in ("on", "condition", "run"):
         assert re.search(rf'data-kinds="record">\s*<div[^>]*data-field="{name}"', body), name
     assert not re.search(r'data-kinds="[^"]*">\s*<div[^>]*data-field="record_type"', body)
-    edit(
-        client, draft, "variable_save", **{"input-where": "inputs", "input-name": "who", "input-type": "text"}
-    )
-    edit(
-        client,
-        draft,
-        "variable_save",
-        **{"input-where": "inputs", "input-name": "why", "input-type": "text", "input-required": "on"},
-    )
+    for name, required in (("who", ""), ("why", "on")):
+        fields: dict[str, Any] = {"input-where": "inputs", "input-name": name, "input-type": "text"}
+        if required:
+            fields["input-required"] = required
+        edit(client, draft, "variable_save", **fields)
     body = client.get(f"{url(draft)}?el=start").content.decode()
     assert '<code>who</code> <span class="text-body-secondary">text</span>' in body
     assert '<code>why</code> <span class="text-body-secondary">text, required</span>' in body

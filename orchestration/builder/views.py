@@ -172,6 +172,8 @@ def _element_context(docs: dict[str, Any], el: str, data: Any = None) -> dict[st
             ctx["form"] = f.SettingsForm(data, initial=f.SettingsForm.initial_of(o))
         elif kind == "start":
             ctx["form"] = f.StartForm(data, initial=f.StartForm.initial_of(o))
+            ctx["form"].fields["record_type"].widget.attrs["list"] = "record-types"
+            ctx["record_types"] = _record_types()
             ctx["kinds_of"] = {name: " ".join(types) for name, types in f.START_TYPE_FIELDS.items()}
             start = sub(o, "start")
             ctx["inputs"] = start.get("inputs") or []

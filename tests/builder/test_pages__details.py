@@ -1,10 +1,10 @@
 """The builder's pages, details the browser test (tests/browser/test_builder.py) ran into: every
 id once on a page (a label names one input), a choice field's choices kept one a line, a step's
 outputs labelled the way the document reads them, a step's fields marked with the kinds that use
-them (the page hides the others) and the start's with the type, an input's "required" shown,
-screens, fields and actions moved down as well as up, the settings' "API name", a new decision's
-default the end, and an activation by someone who may not see the monitoring pages ending on the
-draft's page."""
+them (the page hides the others) and the start's with the type, the record types offered, an
+input's "required" shown, screens, fields and actions moved down as well as up, the settings'
+"API name", a new decision's default the end, and an activation by someone who may not see the
+monitoring pages ending on the draft's page."""
 
 from __future__ import annotations
 
@@ -147,6 +147,9 @@ def test_the_starts_record_fields_say_so_and_its_inputs_say_required(client: Any
     for name in ("on", "condition", "run"):
         assert re.search(rf'data-kinds="record">\s*<div[^>]*data-field="{name}"', body), name
     assert not re.search(r'data-kinds="[^"]*">\s*<div[^>]*data-field="record_type"', body)
+    # The record type is typed with the record types offered, as the list page's select does.
+    assert re.search(r'<input[^>]*name="record_type"[^>]*list="record-types"', body)
+    assert '<datalist id="record-types"><option value="case"></option></datalist>' in body
     for name, required in (("who", ""), ("why", "on")):
         fields: dict[str, Any] = {"input-where": "inputs", "input-name": name, "input-type": "text"}
         if required:

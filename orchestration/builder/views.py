@@ -8,6 +8,7 @@ browser is redirected back. Everything needs `orchestration.change_orchestration
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
+from pydantic import ValidationError
 
 from ..definitions import Orchestration as OrchestrationDoc
 from ..models import Draft, Orchestration, OrchestrationVersion
@@ -118,10 +120,48 @@ def draft_create(request: HttpRequest) -> HttpResponse:
 
 
 def _parsed(docs: dict[str, Any]) -> OrchestrationDoc | None:
-    try:
-        return OrchestrationDoc.model_validate(docs.get("orchestration") or {})
-    except Exception:
-        return None
+    """The orchestration parsed for the diagram. A step the model refuses (a new interactive
+    step has no flow and no assignee yet) is drawn by a stand-in of its key, label and kind, so
+    that the diagram does not vanish while the step is being filled in."""
+    o = docs.get("orchestration") or {}
+    for _ in range(3):  # a stand-in may uncover another step's error
+        try:
+            return OrchestrationDoc.model_validate(o)
+        except ValidationError as exc:
+            stood_in = _stand_ins(o, exc)
+        except Exception:
+            return None
+        if stood_in is None:
+            return None
+        o = stood_in
+    return None
+
+
+def _stand_ins(o: dict[str, Any], exc: ValidationError) -> dict[str, Any] | None:
+    """A copy of `o` with each step an error is on replaced by a stand-in, or None when an error
+    is elsewhere (the diagram is then not drawn)."""
+    out = copy.deepcopy(o)
+    for error in exc.errors():
+        loc = error["loc"]
+        if not (len(loc) >= 4 and loc[0] == "stages" and loc[2] == "steps"):
+            return None
+        try:
+            sp = out["stages"][loc[1]]["steps"][loc[3]]
+        except (KeyError, IndexError, TypeError):
+            return None
+        if not isinstance(sp, dict):
+            return None
+        stand_in = {k: sp[k] for k in ("key", "label", "kind") if k in sp}
+        if stand_in.get("kind") == "interactive":
+            stand_in.update(flow="draft_stand_in", assignee={"user": "draft_stand_in"})
+        elif stand_in.get("kind") == "background":
+            stand_in["flow"] = "draft_stand_in"
+        else:
+            stand_in.update(kind="wait", wait={"for": "1h"})
+        if stand_in == sp:
+            return None
+        out["stages"][loc[1]]["steps"][loc[3]] = stand_in
+    return out
 
 
 def _names(docs: dict[str, Any]) -> list[str]:

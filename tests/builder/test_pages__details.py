@@ -2,9 +2,9 @@
 id once on a page (a label names one input), a choice field's choices kept one a line, a step's
 outputs labelled the way the document reads them, a step's fields marked with the kinds that use
 them (the page hides the others) and the start's with the type, the record types offered, an
-input's "required" shown, screens, fields and actions moved down as well as up, the settings'
-"API name", a new decision's default the end, and an activation by someone who may not see the
-monitoring pages ending on the draft's page."""
+input's "required" shown, the diagram kept while a new step is filled in, screens, fields and
+actions moved down as well as up, the settings' "API name", a new decision's default the end, and
+an activation by someone who may not see the monitoring pages ending on the draft's page."""
 
 from __future__ import annotations
 
@@ -191,6 +191,27 @@ def test_screens_fields_and_actions_move_down_too(client: Any, draft: Draft) -> 
         "laptop",
     ]
     assert "API name" in client.get(url(draft)).content.decode()  # not "Api name"
+
+
+def test_the_diagram_stays_while_a_new_step_is_filled_in(client: Any, draft: Draft) -> None:
+    edit(client, draft, "step_add", stage_key="wrap_up", key="hr_call", kind="interactive")
+    edit(client, draft, "step_add", stage_key="wrap_up", key="badge", kind="background")
+    body = client.get(f"{url(draft)}?el=step:wrap_up/hr_call").content.decode()
+    assert "interactive step &#x27;hr_call&#x27; needs a flow" in body  # the problem, still
+    assert 'id="no-diagram"' not in body and "run-graph-svg" in body
+    graph = body[body.index("run-graph-svg") : body.index("</svg>")]
+    assert "hr_call" in graph and "badge" in graph and "draft_stand_in" not in body
+    # A stage the model refuses has no stand-in: the page says why there is no diagram.
+    edit(
+        client,
+        draft,
+        "stage_save",
+        key="wrap_up",
+        new_key="wrap_up",
+        exit_condition="true",
+        exit_after="paperwork",
+    )
+    assert 'id="no-diagram"' in client.get(url(draft)).content.decode()
 
 
 def test_a_new_decision_goes_to_the_end_otherwise(client: Any, draft: Draft) -> None:

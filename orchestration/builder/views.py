@@ -349,12 +349,20 @@ def _form_field(form: Any, path: str) -> str | None:
     return None
 
 
+# The model's errors on a whole step say which field is missing only in their words: shown on it.
+MISSING = {"needs a flow": "flow", "needs an assignee": "assignee_kind"}
+
+
 def _fields(form: Any, problems: list[Problem]) -> tuple[list[tuple[Any, list[str]]], list[Problem]]:
     """The form's fields each with the problems on it, and the problems on no field."""
     on: dict[str, list[str]] = {}
     rest = []
     for p in problems:
         name = _form_field(form, p.field)
+        if not p.field and form is not None:
+            name = next(
+                (f for end, f in MISSING.items() if p.message.endswith(end) and f in form.fields), name
+            )
         if name:
             on.setdefault(name, []).append(p.message)
         else:

@@ -67,6 +67,7 @@ def add_step(page: Page, key: str, kind: str) -> Locator:
     form.get_by_label("Kind").select_option(kind)
     changed(page, lambda: form.get_by_role("button", name="Add step").click())
     expect(page.locator("#h-element")).to_contain_text(f"Step {key}")
+    expect(page.locator(".run-graph-svg")).to_contain_text(key)  # drawn before it has a flow
     return page.locator("#element-form")
 
 

@@ -197,10 +197,25 @@ def test_the_diagram_stays_while_a_new_step_is_filled_in(client: Any, draft: Dra
     edit(client, draft, "step_add", stage_key="wrap_up", key="hr_call", kind="interactive")
     edit(client, draft, "step_add", stage_key="wrap_up", key="badge", kind="background")
     body = client.get(f"{url(draft)}?el=step:wrap_up/hr_call").content.decode()
-    assert "interactive step &#x27;hr_call&#x27; needs a flow" in body  # the problem, still
+    # The problem, still, on the field to fill in.
+    assert re.search(
+        r'data-problem="flow"><span aria-hidden="true">⚠</span> interactive step &#x27;hr_call', body
+    )
     assert 'id="no-diagram"' not in body and "run-graph-svg" in body
     graph = body[body.index("run-graph-svg") : body.index("</svg>")]
     assert "hr_call" in graph and "badge" in graph and "draft_stand_in" not in body
+    edit(
+        client,
+        draft,
+        "step_save",
+        stage_key="wrap_up",
+        key="hr_call",
+        new_key="hr_call",
+        kind="interactive",
+        flow="it_setup",
+    )
+    body = client.get(f"{url(draft)}?el=step:wrap_up/hr_call").content.decode()
+    assert re.search(r'data-problem="assignee_kind"><span aria-hidden="true">⚠</span> interactive', body)
     # A stage the model refuses has no stand-in: the page says why there is no diagram.
     edit(
         client,

@@ -202,41 +202,52 @@ def _by_element(problems: list[Problem]) -> dict[str, list[Problem]]:
 
 
 def _element_context(docs: dict[str, Any], el: str, data: Any = None) -> dict[str, Any]:
-    """The form(s) of the element `el` names (bound to `data` after a failed POST)."""
+    """The form(s) of the element `el` names; after a failed POST (`data`), the one it came from
+    bound to what was typed, the others as the draft has them."""
+
+    def sent(*ops_: str) -> Any:
+        # Only the form whose edit failed: bound to another form's fields, the element's own
+        # form said "This field is required." and showed empty, and what was typed was lost.
+        return data if data is not None and data.get("op") in ops_ else None
+
     o = docs.get("orchestration") or {}
     stage_keys = [str(s.get("key")) for s in o.get("stages") or [] if isinstance(s, dict)]
     kind, _, rest = el.partition(":")
     ctx: dict[str, Any] = {"el_kind": kind or "settings"}
     try:
         if kind in ("", "settings"):
-            ctx["form"] = f.SettingsForm(data, initial=f.SettingsForm.initial_of(o))
+            ctx["form"] = f.SettingsForm(sent("set_settings"), initial=f.SettingsForm.initial_of(o))
         elif kind == "start":
-            ctx["form"] = f.StartForm(data, initial=f.StartForm.initial_of(o))
+            ctx["form"] = f.StartForm(sent("set_start"), initial=f.StartForm.initial_of(o))
             ctx["form"].fields["record_type"].widget.attrs["list"] = "record-types"
             ctx["record_types"] = _record_types()
             ctx["kinds_of"] = {name: " ".join(types) for name, types in f.START_TYPE_FIELDS.items()}
             start = sub(o, "start")
             ctx["inputs"] = start.get("inputs") or []
-            ctx["new_input"] = f.VariableForm(initial={"where": "inputs"}, prefix="input")
+            ctx["new_input"] = f.VariableForm(
+                sent("variable_save"), initial={"where": "inputs"}, prefix="input"
+            )
         elif kind == "variables":
             ctx["variables"] = o.get("variables") or []
-            ctx["new_variable"] = f.VariableForm(data, initial={"where": "variables"})
+            ctx["new_variable"] = f.VariableForm(sent("variable_save"), initial={"where": "variables"})
         elif kind == "stage":
             st = ops.stage(docs, rest)
             step_keys = [str(s.get("key")) for s in ops.steps(st)]
             others = [str(k) for k in stage_keys if k != rest]
             ctx.update(
                 stage=st,
-                form=f.StageForm(data, initial=f.StageForm.initial_of(st), steps=step_keys, stages=others),
-                route=f.RouteForm(initial=f.RouteForm.initial_of(st), stages=others),
-                new_step=f.NewStepForm(),
+                form=f.StageForm(
+                    sent("stage_save"), initial=f.StageForm.initial_of(st), steps=step_keys, stages=others
+                ),
+                route=f.RouteForm(sent("stage_route"), initial=f.RouteForm.initial_of(st), stages=others),
+                new_step=f.NewStepForm(sent("step_add")),
             )
         elif kind == "step":
             stage_key, _, key = rest.partition("/")
             st = ops.stage(docs, stage_key)
             sp = ops.step(docs, stage_key, key)
             siblings = [str(s.get("key")) for s in ops.steps(st) if s.get("key") != key]
-            step_form = f.StepForm(data, initial=f.StepForm.initial_of(sp), siblings=siblings)
+            step_form = f.StepForm(sent("step_save"), initial=f.StepForm.initial_of(sp), siblings=siblings)
             step_form.fields["flow"].widget.attrs["list"] = "flow-names"
             ctx.update(
                 stage=st,
@@ -251,14 +262,16 @@ def _element_context(docs: dict[str, Any], el: str, data: Any = None) -> dict[st
             ctx.update(
                 flow=fl,
                 form=f.FlowForm(
-                    data, initial={"label": fl.get("label", ""), "description": fl.get("description", "")}
+                    sent("flow_save"),
+                    initial={"label": fl.get("label", ""), "description": fl.get("description", "")},
                 ),
                 outputs=f.OutputsForm(
+                    sent("flow_outputs"),
                     initial={
                         "outputs": "\n".join(
                             f"{x.get('name')}: {x.get('type', 'text')}" for x in fl.get("outputs") or []
                         )
-                    }
+                    },
                 ),
                 action_types=ops.ACTION_TYPES,
             )
@@ -269,7 +282,7 @@ def _element_context(docs: dict[str, Any], el: str, data: Any = None) -> dict[st
                 flow_name=flow_name,
                 screen=sc,
                 form=f.ScreenForm(
-                    data,
+                    sent("screen_save"),
                     initial={
                         "new_key": sc.get("key"),
                         "label": sc.get("label", ""),
@@ -277,7 +290,7 @@ def _element_context(docs: dict[str, Any], el: str, data: Any = None) -> dict[st
                     },
                 ),
                 # Its own ids: the screen's form above has a label and a help too.
-                new_field=f.FieldForm(auto_id="new-field-%s"),
+                new_field=f.FieldForm(sent("field_save"), auto_id="new-field-%s"),
             )
         elif kind == "field":
             flow_name, screen_key, name = [*rest.split("/"), "", ""][:3]
@@ -289,7 +302,7 @@ def _element_context(docs: dict[str, Any], el: str, data: Any = None) -> dict[st
                 flow_name=flow_name,
                 screen=sc,
                 field=fd,
-                form=f.FieldForm(data, initial=f.FieldForm.initial_of(fd)),
+                form=f.FieldForm(sent("field_save"), initial=f.FieldForm.initial_of(fd)),
             )
         elif kind == "action":
             flow_name, _, index = rest.partition("/")
@@ -303,7 +316,7 @@ def _element_context(docs: dict[str, Any], el: str, data: Any = None) -> dict[st
                 flow_name=flow_name,
                 index=i,
                 action=action,
-                form=f.ActionForm(data, initial=f.ActionForm.initial_of(action)),
+                form=f.ActionForm(sent("action_save"), initial=f.ActionForm.initial_of(action)),
                 shown=f.ACTION_FIELDS.get(str(action.get("type")), ()),
             )
         elif kind == "yaml":

@@ -2,9 +2,10 @@
 id once on a page (a label names one input), a choice field's choices kept one a line, a step's
 outputs labelled the way the document reads them, a step's fields marked with the kinds that use
 them (the page hides the others) and the start's with the type, the record types offered, an
-input's "required" shown, the diagram kept while a new step is filled in, screens, fields and
-actions moved down as well as up, the settings' "API name", a new decision's default the end, and
-an activation by someone who may not see the monitoring pages ending on the draft's page."""
+input's "required" shown, the diagram kept while a new step is filled in, a refused form kept as
+typed and the others as they were, screens, fields and actions moved down as well as up, the
+settings' "API name", a new decision's default the end, and an activation by someone who may not
+see the monitoring pages ending on the draft's page."""
 
 from __future__ import annotations
 
@@ -227,6 +228,46 @@ def test_the_diagram_stays_while_a_new_step_is_filled_in(client: Any, draft: Dra
         exit_after="paperwork",
     )
     assert 'id="no-diagram"' in client.get(url(draft)).content.decode()
+
+
+def test_a_refused_form_keeps_what_was_typed_and_leaves_the_other_forms_alone(
+    client: Any, draft: Draft
+) -> None:
+    # A decision without an outcome: the route form as typed, the stage's own form untouched.
+    body = edit(
+        client,
+        draft,
+        "stage_route",
+        key="prepare",
+        next="decision",
+        label_0="Remote",
+        default="wrap_up",
+        el="stage:prepare",
+    ).content.decode()
+    assert "a decision needs at least one outcome" in body and "This field is required." not in body
+    assert re.search(r'<input type="text" name="new_key" value="prepare"', body)
+    assert re.search(r'<input type="text" name="label_0" value="Remote"', body)
+    assert re.search(r'<select name="default".*?<option value="wrap_up" selected>', body, re.S)
+    # Outputs that do not parse: shown again with the line's error, the flow's label as it is.
+    body = edit(
+        client, draft, "flow_outputs", flow_name="welcome_pack", outputs="pack text", el="flow:welcome_pack"
+    ).content.decode()
+    assert "line 1: write name: value" in body and "pack text</textarea>" in body
+    assert "This field is required." not in body
+    # A field without a name: the Add a field form as typed, the screen's key still there.
+    body = edit(
+        client,
+        draft,
+        "field_save",
+        flow_name="it_setup",
+        screen_key="accounts",
+        label="Badge number",
+        type="text",
+        el="screen:it_setup/accounts",
+    ).content.decode()
+    assert re.search(r'<input type="text" name="new_key" value="accounts"', body)
+    assert re.search(r'name="label" value="Badge number"[^>]*id="new-field-label"', body)
+    assert body.count("This field is required.") == 1  # the new field's name
 
 
 def test_a_new_decision_goes_to_the_end_otherwise(client: Any, draft: Draft) -> None:

@@ -64,6 +64,7 @@ EXPRESSIONS = {
     "condition",
     "default",
     "start_condition",
+    "completion_condition",
     "exit_condition",
     "wait_until",
     "wait_condition",
@@ -311,6 +312,15 @@ class StepForm(BuilderForm):
         widget=forms.CheckboxSelectMultiple,
     )
     start_condition = forms.CharField(max_length=2000, required=False, label="Starts only when this holds")
+    completion_condition = forms.CharField(
+        max_length=2000,
+        required=False,
+        label="Complete when this holds",
+        help_text="Interactive steps: instead of when the assignee finishes the form",
+    )
+    completion_evaluation_flow = forms.CharField(
+        max_length=80, required=False, label="Or when this evaluation flow says so"
+    )
     inputs = Pairs(label="Inputs (input: expression, one a line)")
     # A step's outputs map orchestration variables to the flow's outputs (definitions.Step).
     outputs = Pairs(label="Outputs kept in variables (variable: flow output, one a line)")
@@ -362,6 +372,8 @@ class StepForm(BuilderForm):
             "wait_timeout": wait.get("timeout", ""),
             "after": start.get("after", []),
             "start_condition": start.get("condition", ""),
+            "completion_condition": sub("completion").get("condition", ""),
+            "completion_evaluation_flow": sub("completion").get("evaluation_flow", ""),
             "inputs": Pairs.text(sp.get("inputs")),
             "outputs": Pairs.text(sp.get("outputs")),
             "assignee_kind": kind,
@@ -377,13 +389,18 @@ class StepForm(BuilderForm):
 
     def fields_of(self, old: dict[str, Any]) -> dict[str, Any]:
         """The step's document fields (ops.step_save: empty ones are dropped), keeping what this
-        form does not show: the start gate's evaluation flow, the completion gate, the SLA's
-        other settings and rules, the email's other keys."""
+        form does not show: the start gate's evaluation flow, the SLA's other settings and
+        rules, the email's other keys."""
         d = self.cleaned_data
         kind = d["kind"]
         start = dict(old.get("start") or {}) if isinstance(old.get("start"), dict) else {}
         start.update({"after": d["after"], "condition": d["start_condition"]})
         start = {k: v for k, v in start.items() if v}
+        completion = {
+            "condition": d["completion_condition"],
+            "evaluation_flow": d["completion_evaluation_flow"],
+        }
+        completion = {k: v for k, v in completion.items() if v}
         sla = dict(old.get("sla") or {}) if isinstance(old.get("sla"), dict) else {}
         sla.update({"due": d["due"], "priority": d["priority"]})
         sla = {k: v for k, v in sla.items() if v not in ("", None, [])}
@@ -405,6 +422,7 @@ class StepForm(BuilderForm):
             "flow": d["flow"] if kind != "wait" else "",
             "wait": {k: v for k, v in wait.items() if v} if kind == "wait" else None,
             "start": start,
+            "completion": completion if kind == "interactive" else None,
             "inputs": d["inputs"],
             "outputs": d["outputs"],
             "assignee": {a_kind: who} if kind == "interactive" and a_kind and who else None,
@@ -426,6 +444,8 @@ STEP_KIND_FIELDS: dict[str, tuple[str, ...]] = {
     **{
         name: ("interactive",)
         for name in (
+            "completion_condition",
+            "completion_evaluation_flow",
             "assignee_kind",
             "assignee",
             "claim_required",

@@ -333,6 +333,8 @@ FIELD_OF = {
     "key": "new_key",
     "start.after": "after",
     "start.condition": "start_condition",
+    "completion.condition": "completion_condition",
+    "completion.evaluation_flow": "completion_evaluation_flow",
     "sla.due": "due",
     "sla.priority": "priority",
     "email.subject": "email_subject",

@@ -264,3 +264,21 @@ def test_activation_says_first_what_changes(client: Any, bob: Any) -> None:
     )
     blocked = client.get(url(fresh, "activate/confirm")).content.decode()
     assert 'id="activate-problems"' in blocked and 'id="activate-now"' not in blocked
+
+
+def test_an_interactive_step_completes_on_a_condition(client: Any, bob: Any) -> None:
+    draft = draft_new(api_name="onboarding", actor=bob)
+    edit(client, draft, "flow_add", kind="screen_flow", api_name="form")
+    edit(client, draft, "step_add", stage_key="stage_1", key="sign", kind="interactive")
+    fields: dict[str, Any] = {"stage_key": "stage_1", "key": "sign", "new_key": "sign", "kind": "interactive"}
+    fields.update(flow="form", assignee_kind="user", assignee="alice")
+    edit(client, draft, "step_save", completion_condition="record.signed == true", **fields)
+    draft.refresh_from_db()
+    assert ops.step(draft.documents, "stage_1", "sign")["completion"] == {
+        "condition": "record.signed == true"
+    }
+    page = client.get(f"{url(draft)}?el=step:stage_1/sign").content.decode()
+    assert 'value="record.signed == true"' in page
+    edit(client, draft, "step_save", completion_condition="1 +", **fields)
+    shown = client.get(f"{url(draft)}?el=step:stage_1/sign").content.decode()
+    assert 'data-problem="completion_condition"' in shown and "invalid expression" in shown

@@ -103,4 +103,34 @@
     const to = Array.prototype.indexOf.call(list.children, over);
     submitMove(list, dragged.dataset.key, to);
   });
+
+  // Expression fields complete the name being typed wherever it is in the expression, not only
+  // at its start: the names' datalist is rewritten, as the person types, into whole values (what
+  // is before the name, the name completed, what is after), which is what a datalist offers.
+  const NAME_AT_END = /[A-Za-z_][A-Za-z0-9_.]*$/;
+  function namesOf(list) {
+    if (!list.dataset.names) {
+      list.dataset.names = JSON.stringify(Array.from(list.options).map(function (o) { return o.value; }));
+    }
+    return JSON.parse(list.dataset.names);
+  }
+  document.addEventListener("input", function (event) {
+    const input = event.target;
+    if (!(input instanceof HTMLInputElement) || input.getAttribute("list") !== "expr-names") return;
+    const list = document.getElementById("expr-names");
+    if (!list) return;
+    const names = namesOf(list);
+    const caret = input.selectionStart === null ? input.value.length : input.selectionStart;
+    const before = input.value.slice(0, caret);
+    const after = input.value.slice(caret);
+    const match = before.match(NAME_AT_END);
+    const typed = match ? match[0] : "";
+    const head = before.slice(0, before.length - typed.length);
+    const offered = typed ? names.filter(function (n) { return n.startsWith(typed) && n !== typed; }) : [];
+    list.replaceChildren.apply(list, (offered.length ? offered : names).slice(0, 50).map(function (n) {
+      const option = document.createElement("option");
+      option.value = offered.length ? head + n + after : n;
+      return option;
+    }));
+  });
 })();

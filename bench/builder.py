@@ -15,38 +15,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import create_database, django_setup, timing_row  # noqa: E402
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/flow_builder_bench"
 DB_URL = os.environ.get("DATABASE_URL", DEFAULT_DB)
-
-
-def _create_database() -> None:
-    import psycopg
-
-    name = urlparse(DB_URL).path.lstrip("/")
-    with psycopg.connect(DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _django() -> None:
-    os.environ["DATABASE_URL"] = DB_URL
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("CELERY_BROKER_URL", "memory://")
-    os.environ.setdefault("DEBUG", "false")
-    os.environ.setdefault("SECRET_KEY", "bench-builder-not-secret")
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
 
 
 def big_documents(stages: int = 20, steps: int = 5) -> dict[str, Any]:
@@ -114,8 +93,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=30, help="timed requests per URL")
     args = parser.parse_args()
-    _create_database()
-    _django()
+    create_database(DB_URL)
+    django_setup(DB_URL, DEBUG="false", SECRET_KEY="bench-builder-not-secret", ALLOWED_HOSTS="testserver")
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.core.management import call_command
@@ -149,12 +128,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
 
     def report(label: str, times: list[float]) -> None:
-        times.sort()
-        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-        print(
-            f"| {label} | {len(times)} | {statistics.median(times):.0f} | {p95:.0f} | {times[-1]:.0f} |",
-            flush=True,
-        )
+        print(timing_row(label, times), flush=True)
 
     for label, url in urls:
         for _ in range(2):

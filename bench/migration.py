@@ -21,32 +21,12 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import copy_row, create_database, django_setup  # noqa: E402
+
 NAME = "migration_bench"
-
-
-def _create_database(url: str) -> None:
-    import psycopg
-
-    name = urlparse(url).path.lstrip("/")
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("CELERY_BROKER_URL", "memory://")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from config.celery import app
-
-    app.conf.task_always_eager = True
 
 
 def definition(step: str) -> dict[str, Any]:
@@ -100,27 +80,19 @@ def setup(runs: int) -> None:
     with transaction.atomic():
         for start in range(0, runs - 1, batch):
             n = min(batch, runs - 1 - start)
-            copies = Run.objects.bulk_create([_copy(template) for _ in range(n)])
-            stages = StageRun.objects.bulk_create([_copy(stage, run=r) for r in copies])
+            copies = Run.objects.bulk_create([copy_row(template) for _ in range(n)])
+            stages = StageRun.objects.bulk_create([copy_row(stage, run=r) for r in copies])
             steps = StepRun.objects.bulk_create(
-                [_copy(step, run=r, stage_run=s) for r, s in zip(copies, stages, strict=True)]
+                [copy_row(step, run=r, stage_run=s) for r, s in zip(copies, stages, strict=True)]
             )
             WorkItem.objects.bulk_create(
-                [_copy(item, run=r, step_run=s) for r, s in zip(copies, steps, strict=True)]
+                [copy_row(item, run=r, step_run=s) for r, s in zip(copies, steps, strict=True)]
             )
     definitions_import(items=[("v2.yaml", definition("verify"))])
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
             cur.execute("ANALYZE")
     print(f"created {runs} open runs on v1 in {time.perf_counter() - t0:.1f} s")
-
-
-def _copy(obj, **changes):  # type: ignore[no-untyped-def]
-    fields = {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields if not f.primary_key}
-    for key, value in changes.items():
-        fields.pop(f"{key}_id", None)
-        fields[key] = value
-    return type(obj)(**fields)
 
 
 def measure(*, verbose: bool = False) -> dict[str, Any]:
@@ -211,8 +183,8 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         parser.error("set DATABASE_URL to a PostgreSQL database the benchmark may drop and create")
-    _create_database(url)
-    _django(url)
+    create_database(url)
+    django_setup(url, eager=True)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)

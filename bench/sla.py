@@ -18,33 +18,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import copy_row, create_database, django_setup  # noqa: E402
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/flow_sla_bench"
 DB_URL = os.environ.get("DATABASE_URL", DEFAULT_DB)
-
-
-def _create_database() -> None:
-    import psycopg
-
-    name = urlparse(DB_URL).path.lstrip("/")
-    with psycopg.connect(DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _django() -> None:
-    os.environ["DATABASE_URL"] = DB_URL
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("CELERY_BROKER_URL", "memory://")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from config.celery import app
-
-    app.conf.task_always_eager = True  # the launch's emails: delivered in-process (to the file outbox)
 
 
 def _setup(items: int, due: int) -> None:
@@ -120,10 +100,10 @@ def _setup(items: int, due: int) -> None:
     with transaction.atomic():
         for start in range(0, items, batch):
             n = min(batch, items - start)
-            runs = Run.objects.bulk_create([_copy(template) for _ in range(n)])
-            stages = StageRun.objects.bulk_create([_copy(stage, run=r) for r in runs])
+            runs = Run.objects.bulk_create([copy_row(template) for _ in range(n)])
+            stages = StageRun.objects.bulk_create([copy_row(stage, run=r) for r in runs])
             steps = StepRun.objects.bulk_create(
-                [_copy(step, run=r, stage_run=s) for r, s in zip(runs, stages, strict=True)]
+                [copy_row(step, run=r, stage_run=s) for r, s in zip(runs, stages, strict=True)]
             )
             rows = []
             for i, (r, s) in enumerate(zip(runs, steps, strict=True)):
@@ -131,7 +111,7 @@ def _setup(items: int, due: int) -> None:
                 is_due = k < due
                 due_at = now - dt.timedelta(minutes=1) if is_due else now + dt.timedelta(days=7)
                 rows.append(
-                    _copy(
+                    copy_row(
                         item,
                         run=r,
                         step_run=s,
@@ -143,14 +123,6 @@ def _setup(items: int, due: int) -> None:
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
     print(f"created {items} open items with rules ({due} due) in {time.perf_counter() - t0:.1f} s")
-
-
-def _copy(obj, **changes):  # type: ignore[no-untyped-def]
-    fields = {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields if not f.primary_key}
-    for key, value in changes.items():
-        fields.pop(f"{key}_id", None)
-        fields[key] = value
-    return type(obj)(**fields)
 
 
 def _measure(rounds: int) -> None:
@@ -195,8 +167,8 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    _create_database()
-    _django()
+    create_database(DB_URL)
+    django_setup(DB_URL, eager=True)
     _setup(args.items, args.due)
     _measure(args.rounds)
 

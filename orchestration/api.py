@@ -427,15 +427,22 @@ def run_cancel_view(request: HttpRequest, user: Any, run_id: int) -> JsonRespons
     return JsonResponse(run_json(_run_or_404(run.pk)))
 
 
-@api_endpoint("POST", all_perms=(PERM_VIEW_RUN, PERM_RETRY))
-def step_retry_view(request: HttpRequest, user: Any, run_id: int, step_run_id: int) -> JsonResponse:
+def _step_operation(
+    request: HttpRequest, user: Any, run_id: int, step_run_id: int, operation: Any
+) -> JsonResponse:
+    """A step operation that takes only a reason (retry, resume): 409 when it does not apply."""
     sr = _step_of(_run_or_404(run_id), step_run_id)
     _, reason = _reason(request, {"reason"})
     try:
-        step_retry(step_run_id=sr.pk, actor=user, reason=reason)
+        operation(step_run_id=sr.pk, actor=user, reason=reason)
     except ActionNotAllowed as exc:
         raise ApiError(409, str(exc)) from None
     return JsonResponse(run_json(_run_or_404(run_id)))
+
+
+@api_endpoint("POST", all_perms=(PERM_VIEW_RUN, PERM_RETRY))
+def step_retry_view(request: HttpRequest, user: Any, run_id: int, step_run_id: int) -> JsonResponse:
+    return _step_operation(request, user, run_id, step_run_id, step_retry)
 
 
 @api_endpoint("POST", all_perms=(PERM_VIEW_RUN, PERM_SKIP))
@@ -462,13 +469,7 @@ def step_skip_view(request: HttpRequest, user: Any, run_id: int, step_run_id: in
 @api_endpoint("POST", all_perms=(PERM_VIEW_RUN, PERM_RETRY))
 def step_resume_view(request: HttpRequest, user: Any, run_id: int, step_run_id: int) -> JsonResponse:
     """The run page's "Resume now" of a waiting wait step (the same permission as retry)."""
-    sr = _step_of(_run_or_404(run_id), step_run_id)
-    _, reason = _reason(request, {"reason"})
-    try:
-        step_resume(step_run_id=sr.pk, actor=user, reason=reason)
-    except ActionNotAllowed as exc:
-        raise ApiError(409, str(exc)) from None
-    return JsonResponse(run_json(_run_or_404(run_id)))
+    return _step_operation(request, user, run_id, step_run_id, step_resume)
 
 
 # --- moving running runs to another version (orchestration/services/migration.py): the version

@@ -718,18 +718,14 @@ def draft_yaml_view(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except BuilderError as exc:
         draft.refresh_from_db()
-        ctx_error = str(exc)
-        response = _render(request, draft, "yaml", error=ctx_error)
-        return _with_text(response, request, draft, text, ctx_error)
+        return _with_text(request, draft, text, str(exc))
     if not request.headers.get("HX-Request"):
         messages.success(request, "Saved the YAML.")
         return _open(draft, "yaml")
     return _render(request, draft, "yaml")
 
 
-def _with_text(
-    response: HttpResponse, request: HttpRequest, draft: Draft, text: str, error: str
-) -> HttpResponse:
+def _with_text(request: HttpRequest, draft: Draft, text: str, error: str) -> HttpResponse:
     """The YAML page again with the text as typed (not the draft's), so nothing typed is lost."""
     ctx = _context(request, draft, "yaml", error=error)
     ctx["yaml"] = text
